@@ -1,0 +1,373 @@
+//! The `#[delayed]` attribute of the `delayed` crate. Use it through
+//! `delayed::delayed`; see that crate for the documentation.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{
+    parse_quote, Error, FnArg, GenericArgument, ItemFn, Meta, Pat, PathArguments, ReturnType,
+    Token, Type,
+};
+
+/// Turns a function into one that builds a lazy task-graph node.
+///
+/// See the `delayed` crate for the full documentation.
+#[proc_macro_attribute]
+pub fn delayed(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = match Options::parse(attr.into()) {
+        Ok(options) => options,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let item = match syn::parse::<ItemFn>(item) {
+        Ok(item) => item,
+        Err(err) => {
+            return Error::new(
+                err.span(),
+                "#[delayed] goes on a function: `fn`, `async fn`",
+            )
+            .to_compile_error()
+            .into()
+        }
+    };
+    match expand(options, item) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    blocking: bool,
+    pure: bool,
+}
+
+impl Options {
+    fn parse(attr: TokenStream2) -> syn::Result<Options> {
+        let mut options = Options::default();
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+        for meta in metas {
+            match &meta {
+                Meta::Path(path) if path.is_ident("blocking") => options.blocking = true,
+                Meta::Path(path) if path.is_ident("pure") => options.pure = true,
+                _ => {
+                    return Err(Error::new(
+                        meta.span(),
+                        "unknown #[delayed] option: expected `blocking` or `pure`",
+                    ))
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// One parameter of the annotated function.
+struct Param {
+    /// The name in the generated signature.
+    name: syn::Ident,
+    /// The node's output type: `T` for `p: T` and `p: &T`, `String` for `&str`.
+    storage: Type,
+    /// For `&U` parameters, `U`.
+    borrowed: Option<Type>,
+}
+
+fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &item.sig;
+    check_signature(&options, &item)?;
+
+    let params = sig
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| match input {
+            FnArg::Receiver(receiver) => Err(Error::new(
+                receiver.span(),
+                "#[delayed] cannot be used on methods: `self` cannot be shared between tasks; \
+                 use a free function that takes the value, or `Delayed::map`",
+            )),
+            FnArg::Typed(typed) => param(i, &typed.pat, &typed.ty),
+        })
+        .collect::<syn::Result<Vec<_>>>()?;
+
+    let (output, fallible) = output_type(&sig.output)?;
+    let is_async = sig.asyncness.is_some();
+
+    let vis = &item.vis;
+    let name = &sig.ident;
+    let name_str = name.to_string();
+    let attrs = &item.attrs;
+    let lint_attrs = item.attrs.iter().filter(|attr| {
+        ["allow", "warn", "deny", "expect", "forbid"]
+            .iter()
+            .any(|lint| attr.path().is_ident(lint))
+    });
+
+    let mut body_sig = sig.clone();
+    body_sig.ident = format_ident!("__delayed_body");
+    let block = &item.block;
+
+    let outer_params = params.iter().map(|p| {
+        let (name, storage) = (&p.name, &p.storage);
+        quote_spanned!(storage.span()=> #name: impl ::delayed::IntoDelayed<#storage>)
+    });
+
+    let locals: Vec<_> = (0..params.len())
+        .map(|i| format_ident!("__delayed_arg{}", i))
+        .collect();
+    let values: Vec<_> = (0..params.len())
+        .map(|i| format_ident!("__delayed_value{}", i))
+        .collect();
+
+    let register = params.iter().zip(&locals).map(|(p, local)| {
+        let (name, storage) = (&p.name, &p.storage);
+        let register = if p.borrowed.is_some() {
+            quote_spanned!(storage.span()=> let #local = __delayed_builder.borrow::<#storage>(#name);)
+        } else {
+            quote_spanned!(storage.span()=> let #local = __delayed_builder.input::<#storage>(#name);)
+        };
+        let hash = match (options.pure, p.borrowed.is_some()) {
+            (false, _) => quote!(),
+            (true, true) => quote_spanned!(storage.span()=> __delayed_builder.hash_ref(&#local);),
+            (true, false) => quote_spanned!(storage.span()=> __delayed_builder.hash_input(&#local);),
+        };
+        quote!(#register #hash)
+    });
+
+    let pure = options.pure.then(|| {
+        quote!(__delayed_builder.pure(::core::concat!(::core::module_path!(), "::", #name_str));)
+    });
+
+    let fetch = params
+        .iter()
+        .zip(&locals)
+        .zip(&values)
+        .map(
+            |((p, local), value)| match (is_async, p.borrowed.is_some()) {
+                (false, false) => quote!(let #value = __delayed_deps.take(#local);),
+                (false, true) => quote!(let #value = __delayed_deps.get(&#local);),
+                (true, false) => quote!(let #value = __delayed_deps.cloned(&#local);),
+                (true, true) => quote!(let #value = __delayed_deps.hold(&#local);),
+            },
+        );
+    let fetch: Vec<_> = fetch.collect();
+
+    let call_args = params
+        .iter()
+        .zip(&values)
+        .map(|(p, value)| match &p.borrowed {
+            None => quote!(#value),
+            Some(borrowed) => {
+                let storage = &p.storage;
+                let reference = if is_async {
+                    quote!(&*#value)
+                } else {
+                    quote!(#value)
+                };
+                quote!(<#storage as ::core::borrow::Borrow<#borrowed>>::borrow(#reference))
+            }
+        });
+
+    let method = match (is_async, options.blocking, fallible) {
+        (true, _, false) => "future",
+        (true, _, true) => "future_result",
+        (false, true, false) => "blocking",
+        (false, true, true) => "blocking_result",
+        (false, false, false) => "sync",
+        (false, false, true) => "sync_result",
+    };
+    let method = syn::Ident::new(method, Span::call_site());
+
+    let finish = if is_async {
+        quote! {
+            __delayed_builder.#method(move |__delayed_deps: &::delayed::__private::Deps| {
+                #(#fetch)*
+                async move { __delayed_body(#(#call_args),*).await }
+            })
+        }
+    } else {
+        quote! {
+            __delayed_builder.#method(move |__delayed_deps: &mut ::delayed::__private::Deps| {
+                #(#fetch)*
+                __delayed_body(#(#call_args),*)
+            })
+        }
+    };
+
+    Ok(quote! {
+        #(#attrs)*
+        #vis fn #name(#(#outer_params),*) -> ::delayed::Delayed<#output> {
+            #(#lint_attrs)*
+            #body_sig #block
+
+            let mut __delayed_builder = ::delayed::__private::Builder::new(#name_str);
+            #pure
+            #(#register)*
+            #finish
+        }
+    })
+}
+
+fn check_signature(options: &Options, item: &ItemFn) -> syn::Result<()> {
+    let sig = &item.sig;
+    if let Some(constness) = &sig.constness {
+        return Err(Error::new(
+            constness.span(),
+            "#[delayed] cannot be used on a `const fn`",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        return Err(Error::new(
+            unsafety.span(),
+            "#[delayed] cannot be used on an `unsafe fn`: a node runs later, where the caller's safety argument no longer holds",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        return Err(Error::new(
+            abi.span(),
+            "#[delayed] cannot be used on an `extern` function",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(Error::new(
+            variadic.span(),
+            "#[delayed] cannot be used on a variadic function",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(Error::new(
+            sig.generics.span(),
+            "#[delayed] does not support generic parameters or lifetimes: \
+             write the function for concrete types (a thin generic wrapper can call it)",
+        ));
+    }
+    if options.blocking {
+        if let Some(asyncness) = &sig.asyncness {
+            return Err(Error::new(
+                asyncness.span(),
+                "#[delayed(blocking)] is for sync functions: an `async fn` already runs as a tokio task",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn param(index: usize, pat: &Pat, ty: &Type) -> syn::Result<Param> {
+    let name = match pat {
+        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+            ident.ident.clone()
+        }
+        _ => format_ident!("__delayed_param{}", index),
+    };
+    if let Type::Reference(reference) = ty {
+        if let Some(mutability) = &reference.mutability {
+            return Err(Error::new(
+                mutability.span(),
+                "#[delayed] parameters cannot be `&mut`: a node's output is shared by every task that uses it; \
+                 take `T` (moved or cloned in) or `&T` (borrowed)",
+            ));
+        }
+        if let Some(lifetime) = &reference.lifetime {
+            return Err(Error::new(
+                lifetime.span(),
+                "#[delayed] parameters cannot name a lifetime: write `&T`, which borrows the input node's output",
+            ));
+        }
+        check_owned(&reference.elem)?;
+        let borrowed = (*reference.elem).clone();
+        let storage = storage_of(&borrowed);
+        return Ok(Param {
+            name,
+            storage,
+            borrowed: Some(borrowed),
+        });
+    }
+    check_owned(ty)?;
+    Ok(Param {
+        name,
+        storage: ty.clone(),
+        borrowed: None,
+    })
+}
+
+/// The owned type a `&U` parameter borrows from.
+fn storage_of(borrowed: &Type) -> Type {
+    match borrowed {
+        Type::Path(path) if path.qself.is_none() && path.path.is_ident("str") => {
+            parse_quote!(::std::string::String)
+        }
+        Type::Path(path)
+            if path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Path" && s.arguments.is_empty()) =>
+        {
+            parse_quote!(::std::path::PathBuf)
+        }
+        Type::Slice(slice) => {
+            let elem = &slice.elem;
+            parse_quote!(::std::vec::Vec<#elem>)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Rejects types that cannot live in a node: borrowed data and `impl Trait`.
+fn check_owned(ty: &Type) -> syn::Result<()> {
+    struct Check(Option<Error>);
+    impl<'ast> Visit<'ast> for Check {
+        fn visit_type_reference(&mut self, node: &'ast syn::TypeReference) {
+            self.0.get_or_insert_with(|| {
+                Error::new(
+                    node.span(),
+                    "#[delayed] parameter and return types must own their data: \
+                     only a whole parameter may be a reference (`&T`)",
+                )
+            });
+        }
+        fn visit_type_impl_trait(&mut self, node: &'ast syn::TypeImplTrait) {
+            self.0.get_or_insert_with(|| {
+                Error::new(
+                    node.span(),
+                    "#[delayed] does not support `impl Trait` in parameters or results: name a concrete type",
+                )
+            });
+        }
+        fn visit_lifetime(&mut self, node: &'ast syn::Lifetime) {
+            if node.ident != "static" {
+                self.0.get_or_insert_with(|| {
+                    Error::new(node.span(), "#[delayed] types cannot borrow: lifetimes other than 'static are not supported")
+                });
+            }
+        }
+    }
+    let mut check = Check(None);
+    check.visit_type(ty);
+    check.0.map_or(Ok(()), Err)
+}
+
+/// The node's output type, and whether the function returns a `Result`.
+fn output_type(output: &ReturnType) -> syn::Result<(Type, bool)> {
+    let ty = match output {
+        ReturnType::Default => return Ok((parse_quote!(()), false)),
+        ReturnType::Type(_, ty) => ty,
+    };
+    check_owned(ty)?;
+    if let Type::Path(path) = &**ty {
+        if let Some(last) = path.path.segments.last() {
+            if last.ident == "Result" {
+                if let PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(GenericArgument::Type(ok)) = args.args.first() {
+                        return Ok((ok.clone(), true));
+                    }
+                }
+            }
+        }
+    }
+    Ok(((**ty).clone(), false))
+}

@@ -1,0 +1,174 @@
+//! The three ways a body runs: inline, as an async task, or on the blocking
+//! pool. Each catches the user's panic and turns it into an [`Error`].
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::builder::Deps;
+use crate::error::{Cause, Error};
+use crate::node::{Body, Node};
+use crate::run;
+use crate::schedule;
+use crate::task::Task;
+
+/// What a body returns: its value, or the error it reported.
+pub(crate) type BodyResult<T> = Result<T, Cause>;
+
+/// Cheap work, run inline by the runner that made it ready.
+pub(crate) struct Inline<F>(pub(crate) F);
+
+/// CPU-heavy work, run under `tokio::task::spawn_blocking`.
+pub(crate) struct Blocking<F>(pub(crate) F);
+
+/// An async body: `F` makes the future, again if a cancelled run restarts.
+pub(crate) struct Async<F>(pub(crate) F);
+
+/// Runs a sync body, catching its panic.
+fn call<T, F>(node: &Node<T, impl Body<T>>, deps: Vec<Arc<dyn Task>>, body: F) -> Result<T, Error>
+where
+    T: Send + Sync + 'static,
+    F: FnOnce(&mut Deps) -> BodyResult<T>,
+{
+    let span = node.span();
+    let result = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))));
+    flatten(node, result)
+}
+
+fn flatten<T: Send + Sync + 'static>(
+    node: &Node<T, impl Body<T>>,
+    result: std::thread::Result<BodyResult<T>>,
+) -> Result<T, Error> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(cause)) => Err(Error::failed(node.core.key(), cause)),
+        Err(payload) => Err(Error::panic(node.core.key(), payload)),
+    }
+}
+
+fn missing_body(node: &dyn Task) -> Error {
+    Error::runtime(
+        node.core().key(),
+        "the body was already consumed (scheduler invariant)",
+    )
+}
+
+impl<T, F> Body<T> for Inline<F>
+where
+    T: Send + Sync + 'static,
+    F: FnOnce(&mut Deps) -> BodyResult<T> + Send + 'static,
+{
+    fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>) {
+        let Some((epoch, deps)) = node.begin(false, true) else {
+            return;
+        };
+        let result = match node.take_body() {
+            Some(Inline(body)) => call(&node, deps, body),
+            None => Err(missing_body(&*node)),
+        };
+        node.settle(epoch, result, queue);
+    }
+}
+
+impl<T, F> Body<T> for Blocking<F>
+where
+    T: Send + Sync + 'static,
+    F: FnOnce(&mut Deps) -> BodyResult<T> + Send + 'static,
+{
+    fn start(node: Arc<Node<T, Self>>, _queue: &mut Vec<Arc<dyn Task>>) {
+        let handle = match run::current() {
+            Ok(handle) => handle,
+            Err(_) => return schedule::interrupt(&(node as Arc<dyn Task>), None),
+        };
+        // If the pool drops the closure without running it (shutdown), the
+        // guard hands the still-ready node back instead of losing it.
+        let guard = Unstarted(Some(Arc::clone(&node) as Arc<dyn Task>), None);
+        handle.spawn_blocking(move || {
+            guard.disarm();
+            let Some((epoch, deps)) = node.begin(false, true) else {
+                return;
+            };
+            let result = match node.take_body() {
+                Some(Blocking(body)) => call(&node, deps, body),
+                None => Err(missing_body(&*node)),
+            };
+            let mut ready = Vec::new();
+            node.settle(epoch, result, &mut ready);
+            run::dispatch(ready, None);
+        });
+    }
+}
+
+impl<T, F, Fut> Body<T> for Async<F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&Deps) -> Fut + Send + 'static,
+    Fut: Future<Output = BodyResult<T>> + Send + 'static,
+{
+    fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>) {
+        let Some((epoch, deps)) = node.begin(true, false) else {
+            return;
+        };
+        let span = node.span();
+        let made = {
+            let deps = Deps::new(deps);
+            let body = node
+                .body
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match body.as_ref() {
+                Some(Async(make)) => {
+                    span.in_scope(|| catch_unwind(AssertUnwindSafe(|| make(&deps))))
+                }
+                None => return node.settle(epoch, Err(missing_body(&*node)), queue),
+            }
+        };
+        let future = match made {
+            Ok(future) => future,
+            Err(payload) => {
+                return node.settle(epoch, Err(Error::panic(node.core.key(), payload)), queue)
+            }
+        };
+        let handle = match run::current() {
+            Ok(handle) => handle,
+            Err(message) => {
+                return node.settle(epoch, Err(Error::runtime(node.core.key(), message)), queue)
+            }
+        };
+        let task_node = Arc::clone(&node);
+        let join = handle.spawn(
+            async move {
+                let guard = Unstarted(Some(Arc::clone(&task_node) as Arc<dyn Task>), Some(epoch));
+                let result = AssertUnwindSafe(future).catch_unwind().await;
+                guard.disarm();
+                let result = flatten(&task_node, result);
+                let mut ready = Vec::new();
+                task_node.settle(epoch, result, &mut ready);
+                run::drain(&mut ready);
+            }
+            .instrument(span),
+        );
+        node.set_abort(epoch, join.abort_handle());
+    }
+}
+
+/// Interrupts a node whose run was dropped before it finished, unless the
+/// run got to the end and disarmed the guard.
+struct Unstarted(Option<Arc<dyn Task>>, Option<u32>);
+
+impl Unstarted {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            schedule::interrupt(&task, self.1);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Building nodes: what the `#[delayed]` attribute and the combinators
+//! expand to. Hidden from the docs; not a stable API.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use crate::body::{Async, Blocking, Inline};
+use crate::error::Cause;
+use crate::intern;
+use crate::key::{KeyId, Token};
+use crate::node::{Body, Node};
+use crate::task::{output_of, Core, Phase, Task};
+use crate::{Delayed, IntoDelayed};
+
+/// An argument after conversion: a plain value, or a node to wait for.
+#[doc(hidden)]
+pub enum Arg<T> {
+    Value(T),
+    Node(Delayed<T>),
+}
+
+/// An owned parameter: a value the body moves in, or the index of an input.
+#[doc(hidden)]
+pub enum Input<T> {
+    Value(T),
+    Dep(usize),
+}
+
+/// A borrowed parameter: the index of the input it borrows from.
+#[doc(hidden)]
+pub struct Ref<T> {
+    index: usize,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// Collects the inputs of one node, then makes the node.
+#[doc(hidden)]
+pub struct Builder {
+    name: &'static str,
+    deps: Vec<Arc<dyn Task>>,
+    token: Option<Token>,
+    structural: bool,
+}
+
+impl Builder {
+    pub fn new(name: &'static str) -> Builder {
+        Builder {
+            name,
+            deps: Vec::new(),
+            token: None,
+            structural: false,
+        }
+    }
+
+    /// Builds a pure node: its key is a hash of `path` and of the inputs
+    /// passed to `hash_input` / `hash_ref`, and equal live calls share a node.
+    pub fn pure(&mut self, path: &'static str) {
+        self.token = Some(Token::new(path));
+    }
+
+    /// Gives a join node a key derived from its inputs' keys.
+    pub(crate) fn structural(mut self) -> Builder {
+        self.structural = true;
+        self
+    }
+
+    fn push(&mut self, node: Delayed<impl Send + Sync + 'static>) -> usize {
+        self.deps.push(node.node);
+        self.deps.len() - 1
+    }
+
+    pub fn input<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Input<T> {
+        match arg.into_arg() {
+            Arg::Value(value) => Input::Value(value),
+            Arg::Node(node) => Input::Dep(self.push(node)),
+        }
+    }
+
+    pub fn borrow<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Ref<T> {
+        let index = self.push(arg.into_delayed());
+        Ref {
+            index,
+            _type: PhantomData,
+        }
+    }
+
+    pub fn hash_input<T: Hash + Send + Sync + 'static>(&mut self, input: &Input<T>) {
+        match input {
+            Input::Value(value) => self.hash_value(value),
+            Input::Dep(index) => self.hash_dep::<T>(*index),
+        }
+    }
+
+    pub fn hash_ref<T: Hash + Send + Sync + 'static>(&mut self, input: &Ref<T>) {
+        self.hash_dep::<T>(input.index);
+    }
+
+    fn hash_value<T: Hash>(&mut self, value: &T) {
+        if let Some(token) = &mut self.token {
+            0_u8.hash(token);
+            value.hash(token);
+        }
+    }
+
+    /// Literal inputs hash by value, so `square(3)` and
+    /// `square(Delayed::value(3))` agree; other inputs hash by key.
+    fn hash_dep<T: Hash + Send + Sync + 'static>(&mut self, index: usize) {
+        let dep = Arc::clone(&self.deps[index]);
+        if dep.core().literal {
+            self.hash_value(output_of::<T>(&*dep));
+        } else if let Some(token) = &mut self.token {
+            1_u8.hash(token);
+            dep.core().key().hash_into(token);
+        }
+    }
+
+    pub fn sync<T: Send + Sync + 'static>(
+        self,
+        f: impl FnOnce(&mut Deps) -> T + Send + 'static,
+    ) -> Delayed<T> {
+        self.finish(Inline(move |deps: &mut Deps| Ok(f(deps))))
+    }
+
+    pub fn sync_result<T, E>(
+        self,
+        f: impl FnOnce(&mut Deps) -> Result<T, E> + Send + 'static,
+    ) -> Delayed<T>
+    where
+        T: Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.finish(Inline(move |deps: &mut Deps| f(deps).map_err(cause)))
+    }
+
+    pub fn blocking<T: Send + Sync + 'static>(
+        self,
+        f: impl FnOnce(&mut Deps) -> T + Send + 'static,
+    ) -> Delayed<T> {
+        self.finish(Blocking(move |deps: &mut Deps| Ok(f(deps))))
+    }
+
+    pub fn blocking_result<T, E>(
+        self,
+        f: impl FnOnce(&mut Deps) -> Result<T, E> + Send + 'static,
+    ) -> Delayed<T>
+    where
+        T: Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.finish(Blocking(move |deps: &mut Deps| f(deps).map_err(cause)))
+    }
+
+    pub fn future<T, Fut>(self, f: impl Fn(&Deps) -> Fut + Send + 'static) -> Delayed<T>
+    where
+        T: Send + Sync + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.finish(Async(move |deps: &Deps| {
+            let future = f(deps);
+            async move { Ok(future.await) }
+        }))
+    }
+
+    pub fn future_result<T, E, Fut>(self, f: impl Fn(&Deps) -> Fut + Send + 'static) -> Delayed<T>
+    where
+        T: Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.finish(Async(move |deps: &Deps| {
+            let future = f(deps);
+            async move { future.await.map_err(cause) }
+        }))
+    }
+
+    fn finish<T: Send + Sync + 'static, B: Body<T>>(self, body: B) -> Delayed<T> {
+        let Builder {
+            name,
+            deps,
+            token,
+            structural,
+        } = self;
+        let id = match (&token, structural) {
+            (Some(token), _) => KeyId::Token(token.finish128()),
+            (None, true) => {
+                let mut token = Token::new(name);
+                for dep in &deps {
+                    dep.core().key().hash_into(&mut token);
+                }
+                KeyId::Token(token.finish128())
+            }
+            (None, false) => KeyId::fresh(),
+        };
+        let make = move || -> Arc<dyn Task> {
+            Arc::new(Node::new(Core::new(name, id, Phase::Idle, deps), body))
+        };
+        let node = match token {
+            Some(token) => intern::get_or_insert::<T>(token.finish128(), make),
+            None => make(),
+        };
+        Delayed::from_task(node)
+    }
+
+    /// A node that already holds its value.
+    pub(crate) fn literal<T: Send + Sync + 'static>(value: T) -> Delayed<T> {
+        let core = Core::literal("value", KeyId::fresh());
+        Delayed::from_task(Arc::new(Node::<T, crate::node::Literal>::literal(
+            core, value,
+        )))
+    }
+}
+
+fn cause<E: Into<Box<dyn std::error::Error + Send + Sync>>>(err: E) -> Cause {
+    Arc::from(err.into())
+}
+
+/// The finished inputs of a running node, as its body reads them.
+#[doc(hidden)]
+pub struct Deps {
+    deps: Vec<Arc<dyn Task>>,
+}
+
+impl Deps {
+    pub(crate) fn new(deps: Vec<Arc<dyn Task>>) -> Deps {
+        Deps { deps }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.deps.len()
+    }
+
+    /// Hands an owned parameter over: a plain value moves in; an input's
+    /// output moves out when this node holds the only handle to it, and is
+    /// cloned otherwise.
+    pub fn take<T: Clone + Send + Sync + 'static>(&mut self, input: Input<T>) -> T {
+        match input {
+            Input::Value(value) => value,
+            Input::Dep(index) => self.take_at(index),
+        }
+    }
+
+    pub(crate) fn take_at<T: Clone + Send + Sync + 'static>(&mut self, index: usize) -> T {
+        let dep = &mut self.deps[index];
+        if let Some(task) = Arc::get_mut(dep) {
+            if let Some(value) = task
+                .output_any_mut()
+                .downcast_mut::<OnceLock<T>>()
+                .and_then(OnceLock::take)
+            {
+                return value;
+            }
+        }
+        output_of::<T>(&**dep).clone()
+    }
+
+    /// Clones an owned parameter for an async body, which may run again.
+    pub fn cloned<T: Clone + Send + Sync + 'static>(&self, input: &Input<T>) -> T {
+        match input {
+            Input::Value(value) => value.clone(),
+            Input::Dep(index) => output_of::<T>(&*self.deps[*index]).clone(),
+        }
+    }
+
+    /// Borrows an input's output for a sync body.
+    pub fn get<T: Send + Sync + 'static>(&self, input: &Ref<T>) -> &T {
+        output_of::<T>(&*self.deps[input.index])
+    }
+
+    /// Holds an input for an async body that borrows its output.
+    pub fn hold<T: Send + Sync + 'static>(&self, input: &Ref<T>) -> Held<T> {
+        Held {
+            task: Arc::clone(&self.deps[input.index]),
+            _type: PhantomData,
+        }
+    }
+}
+
+/// A finished input kept alive by an async body that borrows it.
+#[doc(hidden)]
+pub struct Held<T> {
+    task: Arc<dyn Task>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: Send + Sync + 'static> Deref for Held<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        output_of::<T>(&*self.task)
+    }
+}

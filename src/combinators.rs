@@ -1,0 +1,163 @@
+//! Deferring functions you did not annotate: `map`, `then` and friends.
+//!
+//! Each makes a new node with `self` as its input, like dask's
+//! `delayed(f)(x)`. Gather several inputs first with [`join`](crate::join()).
+
+use std::future::Future;
+
+use crate::builder::Builder;
+use crate::Delayed;
+
+impl<T: Send + Sync + 'static> Delayed<T> {
+    /// Defers a sync function of the output; it runs inline, like a plain
+    /// `#[delayed]` function.
+    ///
+    /// The output is moved into `f` when this node holds the last handle to
+    /// it, and cloned otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let n = delayed::Delayed::value(20).map(|x: u64| x + 1).map(|x| x * 2);
+    /// assert_eq!(n.compute().await.unwrap(), 42);
+    /// # }
+    /// ```
+    pub fn map<U, F>(&self, f: F) -> Delayed<U>
+    where
+        T: Clone,
+        U: Send + Sync + 'static,
+        F: FnOnce(T) -> U + Send + 'static,
+    {
+        let mut builder = Builder::new("map");
+        let input = builder.input(self);
+        builder.sync(move |deps| f(deps.take(input)))
+    }
+
+    /// Defers a sync function that borrows the output: no clone, and `T`
+    /// need not be `Clone`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let text = delayed::Delayed::value("a b c".to_string());
+    /// let words = text.map_ref(|s| s.split(' ').count());
+    /// assert_eq!(words.compute().await.unwrap(), 3);
+    /// # }
+    /// ```
+    pub fn map_ref<U, F>(&self, f: F) -> Delayed<U>
+    where
+        U: Send + Sync + 'static,
+        F: FnOnce(&T) -> U + Send + 'static,
+    {
+        let mut builder = Builder::new("map");
+        let input = builder.borrow(self);
+        builder.sync(move |deps| f(deps.get(&input)))
+    }
+
+    /// Defers a fallible sync function. An `Err` fails the new node and
+    /// every node that depends on it; [`Error::source`] gives it back.
+    ///
+    /// [`Error::source`]: std::error::Error::source
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let n = delayed::Delayed::value("42".to_string()).try_map(|s| s.parse::<u64>());
+    /// assert_eq!(n.compute().await.unwrap(), 42);
+    /// # }
+    /// ```
+    pub fn try_map<U, E, F>(&self, f: F) -> Delayed<U>
+    where
+        T: Clone,
+        U: Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: FnOnce(T) -> Result<U, E> + Send + 'static,
+    {
+        let mut builder = Builder::new("map");
+        let input = builder.input(self);
+        builder.sync_result(move |deps| f(deps.take(input)))
+    }
+
+    /// Defers CPU-heavy work: `f` runs under `tokio::task::spawn_blocking`,
+    /// so it never stalls a runtime thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let data = delayed::Delayed::value(vec![3_u64; 1000]);
+    /// let sum = data.map_blocking(|v| v.iter().sum::<u64>());
+    /// assert_eq!(sum.compute().await.unwrap(), 3000);
+    /// # }
+    /// ```
+    pub fn map_blocking<U, F>(&self, f: F) -> Delayed<U>
+    where
+        T: Clone,
+        U: Send + Sync + 'static,
+        F: FnOnce(T) -> U + Send + 'static,
+    {
+        let mut builder = Builder::new("map_blocking");
+        let input = builder.input(self);
+        builder.blocking(move |deps| f(deps.take(input)))
+    }
+
+    /// Defers an async function of the output; its future runs as a tokio
+    /// task.
+    ///
+    /// `f` is `Fn` because a run that is cancelled (every compute waiting on
+    /// it was dropped) starts afresh on the next compute, with a fresh clone
+    /// of the output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let n = delayed::Delayed::value(1_u64).then(|x| async move {
+    ///     tokio::time::sleep(Duration::from_millis(1)).await;
+    ///     x + 1
+    /// });
+    /// assert_eq!(n.compute().await.unwrap(), 2);
+    /// # }
+    /// ```
+    pub fn then<U, Fut, F>(&self, f: F) -> Delayed<U>
+    where
+        T: Clone,
+        U: Send + Sync + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        F: Fn(T) -> Fut + Send + 'static,
+    {
+        let mut builder = Builder::new("then");
+        let input = builder.input(self);
+        builder.future(move |deps| f(deps.cloned(&input)))
+    }
+
+    /// Defers a fallible async function of the output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let path = delayed::Delayed::value(std::path::PathBuf::from("/no/such/file"));
+    /// let text = path.try_then(|p| async move { tokio::fs::read_to_string(p).await });
+    /// let err = text.compute().await.unwrap_err();
+    /// assert!(err.is_failed());
+    /// # }
+    /// ```
+    pub fn try_then<U, E, Fut, F>(&self, f: F) -> Delayed<U>
+    where
+        T: Clone,
+        U: Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + 'static,
+    {
+        let mut builder = Builder::new("then");
+        let input = builder.input(self);
+        builder.future_result(move |deps| f(deps.cloned(&input)))
+    }
+}

@@ -1,0 +1,172 @@
+//! Computing nodes: the `Compute` future and the free `compute` function.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use tokio::runtime::Handle;
+
+use crate::join::Join;
+use crate::task::{output_of, Listener, Phase};
+use crate::{run, schedule, Delayed, Error};
+
+/// The future returned by [`Delayed::compute`] and [`compute`](crate::compute()).
+///
+/// It registers its node on first poll and resolves when the node finishes.
+/// Dropping it before then cancels the work only it was waiting for.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Compute<T> {
+    delayed: Delayed<T>,
+    state: State,
+    /// Move the output out when this is the last handle (`compute(...)`,
+    /// `delayed.await`), instead of cloning it.
+    owned: bool,
+    handle: Option<Handle>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    New,
+    Waiting,
+    Finished,
+}
+
+impl<T: Send + Sync + 'static> Compute<T> {
+    pub(crate) fn new(delayed: Delayed<T>, owned: bool, handle: Option<Handle>) -> Self {
+        Compute {
+            delayed,
+            state: State::New,
+            owned,
+            handle,
+        }
+    }
+
+    fn output(&mut self) -> T
+    where
+        T: Clone,
+    {
+        if self.owned {
+            if let Some(task) = Arc::get_mut(&mut self.delayed.node) {
+                if let Some(value) = task
+                    .output_any_mut()
+                    .downcast_mut::<OnceLock<T>>()
+                    .and_then(OnceLock::take)
+                {
+                    return value;
+                }
+            }
+        }
+        output_of::<T>(&*self.delayed.node).clone()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.state {
+            State::Finished => panic!("`Compute` polled after completion"),
+            State::New => {
+                let mut ready = Vec::new();
+                schedule::demand(&this.delayed.node, &mut ready);
+                this.state = State::Waiting;
+                run::dispatch(ready, this.handle.as_ref());
+            }
+            State::Waiting => {}
+        }
+        let node = &this.delayed.node;
+        let mut st = node.core().lock();
+        let result = match &st.phase {
+            Phase::Done => None,
+            Phase::Failed(err) => Some(Err(err.clone())),
+            Phase::Idle => Some(Err(Error::cancelled(node.core().key_locked(&st)))),
+            _ => {
+                if !st
+                    .listeners
+                    .iter()
+                    .any(|l| matches!(l, Listener::Waker(w) if w.will_wake(cx.waker())))
+                {
+                    st.listeners.push(Listener::Waker(cx.waker().clone()));
+                }
+                return Poll::Pending;
+            }
+        };
+        drop(st);
+        let was_waiting = this.state == State::Waiting;
+        this.state = State::Finished;
+        match result {
+            None => Poll::Ready(Ok(this.output())),
+            Some(err) => {
+                if was_waiting {
+                    // An interrupted node keeps our demand; give it back.
+                    schedule::release_all(vec![Arc::clone(&this.delayed.node)]);
+                }
+                Poll::Ready(err)
+            }
+        }
+    }
+}
+
+impl<T> Drop for Compute<T> {
+    fn drop(&mut self) {
+        if self.state == State::Waiting {
+            schedule::release_all(vec![Arc::clone(&self.delayed.node)]);
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> IntoFuture for Delayed<T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = Compute<T>;
+
+    /// `delayed.await` computes the node, moving the output out instead of
+    /// cloning it when this was the last handle.
+    fn into_future(self) -> Compute<T> {
+        Compute::new(self, true, None)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> IntoFuture for &Delayed<T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = Compute<T>;
+
+    fn into_future(self) -> Compute<T> {
+        self.compute()
+    }
+}
+
+/// Computes several nodes together, like `dask.compute(a, b)`.
+///
+/// Accepts a [`Delayed`], a reference to one, a tuple of up to 12 of them
+/// (nested freely), or a `Vec` of them, and resolves to the matching tuple
+/// or `Vec` of values. Intermediates shared between the outputs run once.
+///
+/// # Errors
+///
+/// The first failure among the outputs, as for [`Delayed::compute`].
+///
+/// # Examples
+///
+/// ```
+/// use delayed::delayed;
+///
+/// #[delayed]
+/// fn inc(x: u64) -> u64 { x + 1 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), delayed::Error> {
+/// let shared = inc(1);
+/// let (a, b) = delayed::compute((inc(&shared), inc(&shared))).await?;
+/// assert_eq!((a, b), (3, 3));
+///
+/// let all = delayed::compute((0..4).map(inc).collect::<Vec<_>>()).await?;
+/// assert_eq!(all, vec![1, 2, 3, 4]);
+/// # Ok(()) }
+/// ```
+pub fn compute<J: Join>(outputs: J) -> Compute<J::Output>
+where
+    J::Output: Clone,
+{
+    Compute::new(outputs.join(), true, None)
+}

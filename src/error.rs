@@ -1,0 +1,217 @@
+//! The error a compute returns.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Key;
+
+/// The cause a failing task reported, shared by every waiter.
+pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a task, and every task that needed it, did not produce a value.
+///
+/// One error may reach many waiters, so it is cheap to clone. It names the
+/// key of the task that failed first; [`source`](std::error::Error::source)
+/// gives the task's own error when it returned `Err`.
+///
+/// The policy, like tokio's `JoinError`: a task that returns `Err` fails
+/// with that error; a task that panics fails with [`is_panic`](Error::is_panic)
+/// and the panic message; a task whose work was stopped before it finished
+/// (its runtime shut down) fails with [`is_cancelled`](Error::is_cancelled).
+/// Failures are stored: computing the same node again returns the same error.
+///
+/// # Examples
+///
+/// ```
+/// use delayed::delayed;
+///
+/// #[delayed]
+/// fn parse(s: String) -> Result<u64, std::num::ParseIntError> { s.parse() }
+///
+/// #[delayed]
+/// fn double(x: u64) -> u64 { x * 2 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let bad = parse("x".to_string()).named("parse-x");
+/// let err = double(&bad).compute().await.unwrap_err();
+/// assert_eq!(err.key().to_string(), "parse-x");
+/// assert_eq!(err.to_string(), "task `parse-x` failed");
+/// assert!(std::error::Error::source(&err).is_some());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: Key,
+    kind: Kind,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Kind {
+    #[error("failed")]
+    Failed(#[source] Cause),
+    #[error("panicked: {0}")]
+    Panic(String),
+    #[error("was cancelled")]
+    Cancelled,
+    #[error("could not start: {0}")]
+    Runtime(String),
+}
+
+impl Error {
+    fn new(key: Key, kind: Kind) -> Error {
+        Error {
+            inner: Arc::new(Inner { key, kind }),
+        }
+    }
+
+    pub(crate) fn failed(key: Key, cause: Cause) -> Error {
+        Error::new(key, Kind::Failed(cause))
+    }
+
+    pub(crate) fn panic(key: Key, payload: Box<dyn Any + Send>) -> Error {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_string()
+        };
+        Error::new(key, Kind::Panic(message))
+    }
+
+    pub(crate) fn cancelled(key: Key) -> Error {
+        Error::new(key, Kind::Cancelled)
+    }
+
+    pub(crate) fn runtime(key: Key, message: impl Into<String>) -> Error {
+        Error::new(key, Kind::Runtime(message.into()))
+    }
+
+    /// The key of the task that failed first.
+    ///
+    /// When `store` depends on `analyze`, which depends on a `load` that
+    /// failed, computing `store` returns an error whose key is the `load`'s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use delayed::Delayed;
+    ///
+    /// let bad = Delayed::value(0_u64)
+    ///     .try_map(|_| Err::<u64, _>(std::fmt::Error))
+    ///     .named("bad");
+    /// let err = bad.map(|x| x + 1).compute().await.unwrap_err();
+    /// assert_eq!(err.key().to_string(), "bad");
+    /// # }
+    /// ```
+    pub fn key(&self) -> &Key {
+        &self.inner.key
+    }
+
+    /// Whether the failing task panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use delayed::Delayed;
+    ///
+    /// let boom = Delayed::value(1_u64).map(|_| -> u64 { panic!("boom") });
+    /// let err = boom.compute().await.unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert!(err.to_string().ends_with("panicked: boom"));
+    /// # }
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self.inner.kind, Kind::Panic(_))
+    }
+
+    /// The panic message, when the failing task panicked with a string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use delayed::Delayed;
+    ///
+    /// let boom = Delayed::value(1_u64).map(|_| -> u64 { panic!("boom") });
+    /// assert_eq!(boom.compute().await.unwrap_err().panic_message(), Some("boom"));
+    /// # }
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.inner.kind {
+            Kind::Panic(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Whether the failing task was stopped before it finished, for example
+    /// because the runtime it ran on shut down.
+    ///
+    /// A compute that is dropped does not produce an error at all: it simply
+    /// stops, and the work only it needed is aborted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use delayed::Delayed;
+    ///
+    /// let ok = Delayed::value(1_u64).map(|x| x + 1);
+    /// assert!(ok.compute().await.is_ok());
+    /// # }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.inner.kind, Kind::Cancelled)
+    }
+
+    /// Whether the failing task returned `Err`; [`source`] gives that error.
+    ///
+    /// [`source`]: std::error::Error::source
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use delayed::Delayed;
+    ///
+    /// let bad = Delayed::value("x".to_string()).try_map(|s| s.parse::<u64>());
+    /// let err = bad.compute().await.unwrap_err();
+    /// assert!(err.is_failed());
+    /// assert_eq!(
+    ///     std::error::Error::source(&err).unwrap().to_string(),
+    ///     "invalid digit found in string"
+    /// );
+    /// # }
+    /// ```
+    pub fn is_failed(&self) -> bool {
+        matches!(self.inner.kind, Kind::Failed(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task `{}` {}", self.inner.key, self.inner.kind)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("key", &format_args!("{}", self.inner.key))
+            .field("kind", &self.inner.kind)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.inner.kind)
+    }
+}

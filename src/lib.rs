@@ -1,0 +1,127 @@
+//! Lazy, shared, memoized task graphs on tokio: Python's `dask.delayed`
+//! for async Rust.
+//!
+//! Write ordinary function calls; get a parallel task graph. Calling a
+//! `#[delayed]` function runs nothing: it returns a [`Delayed<T>`], a node
+//! whose inputs are other nodes or plain values. Computing a node runs
+//! every unfinished input it needs, concurrently, on the current tokio
+//! runtime: cheap functions inline, async functions as tasks, blocking
+//! functions on `spawn_blocking`. Each node runs at most once and its
+//! result is shared by everything that needs it.
+//!
+//! # Quick start
+//!
+//! The load → clean → analyze → store pipeline of dask's docs:
+//!
+//! ```
+//! use delayed::{delayed, Delayed, Error};
+//!
+//! #[delayed]
+//! async fn load(name: String) -> Vec<u64> {
+//!     // tokio::fs::read_to_string(name).await ... in a real pipeline
+//!     name.bytes().map(u64::from).collect()
+//! }
+//!
+//! #[delayed]
+//! fn clean(data: &Vec<u64>) -> Vec<u64> {
+//!     data.iter().copied().filter(|x| x % 2 == 0).collect()
+//! }
+//!
+//! #[delayed]
+//! fn analyze(parts: Vec<Vec<u64>>) -> u64 {
+//!     parts.iter().flatten().sum()
+//! }
+//!
+//! #[delayed]
+//! fn store(total: u64) -> String {
+//!     format!("total={total}")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Error> {
+//! let files = ["a.data", "b.data", "c.data"];
+//! let loads: Vec<_> = files.iter().map(|f| load(f.to_string())).collect();
+//! let cleaned: Vec<_> = loads.iter().map(|x| clean(x)).collect();
+//! let analysis = analyze(cleaned);
+//! let result = store(analysis);
+//! println!("{}", result.compute().await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What the attribute accepts
+//!
+//! - `#[delayed]` on a plain `fn`: cheap work that runs inline in the task
+//!   that finished its last input.
+//! - `#[delayed]` on an `async fn`: the future runs as a tokio task.
+//! - `#[delayed(blocking)]`: CPU-heavy work, run under `spawn_blocking`.
+//! - `#[delayed(pure)]`: the key is a hash of the function and its arguments
+//!   (which must be `Hash`), and equal calls alive at the same time are one
+//!   node.
+//!
+//! Each parameter `p: T` accepts anything [`IntoDelayed<T>`]: a plain `T`, a
+//! `Delayed<T>`, a `&Delayed<T>`, and for collections a collection of
+//! `Delayed`s. A `&T` parameter borrows the input's shared output (no
+//! clone, and `T` need not be `Clone`); `&str`, `&[T]` and `&Path`
+//! parameters take a `String`, `Vec<T>` or `PathBuf` node. An owned
+//! parameter needs `T: Clone`: the value is moved in when the node holds
+//! the last handle to it, and cloned otherwise. A function returning
+//! `Result<T, E>` makes a `Delayed<T>`; an `Err` fails the node and every
+//! node that depends on it.
+//!
+//! Functions you did not annotate are deferred with [`Delayed::map`],
+//! [`Delayed::then`], [`Delayed::map_blocking`] and [`join`].
+//!
+//! # Semantics
+//!
+//! - **Lazy and memoized.** Nothing runs before a compute. A node runs at
+//!   most once while anything holds it; computing again returns the stored
+//!   result.
+//! - **Concurrent.** All inputs of a node are awaited concurrently and
+//!   independent branches overlap.
+//! - **Cancellation on drop.** When every compute waiting on a node is
+//!   dropped, and it was not [persisted](Delayed::persist), its work stops:
+//!   queued nodes do not start and async tasks are aborted. A later compute
+//!   starts them again; finished results stay.
+//! - **Memory.** A finished node drops its inputs, so an intermediate result
+//!   is freed as soon as nothing needs it.
+//! - **Errors and panics.** A failure fails every dependent, which then
+//!   does not run. A panic becomes an [`Error`] with
+//!   [`is_panic`](Error::is_panic) for every waiter, now and later.
+//! - **Scale.** Scheduling, cancelling and dropping never recurse, so
+//!   graphs a million nodes deep are fine.
+//! - **Virtual time.** The library adds no timers: under tokio's paused
+//!   clock a graph takes exactly its critical path.
+//! - **Tracing.** Every node runs inside a `delayed.task` span (debug
+//!   level) with the field `task.key`.
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod builder;
+mod combinators;
+mod compute;
+mod delayed;
+mod error;
+mod intern;
+mod into_delayed;
+mod join;
+mod key;
+mod node;
+mod run;
+mod schedule;
+mod task;
+
+pub use crate::compute::{compute, Compute};
+pub use crate::delayed::Delayed;
+pub use crate::error::Error;
+pub use crate::into_delayed::IntoDelayed;
+pub use crate::join::{join, Join};
+pub use crate::key::Key;
+pub use delayed_macros::delayed;
+
+/// What `#[delayed]` expands to. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::builder::{Arg, Builder, Deps, Held, Input, Ref};
+}

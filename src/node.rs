@@ -1,0 +1,200 @@
+//! The node: one task of the graph with its typed output and body.
+
+use std::any::Any;
+use std::mem;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use tokio::task::AbortHandle;
+use tracing::field;
+
+use crate::error::Error;
+use crate::intern;
+use crate::schedule::{self, Outcome};
+use crate::task::{Core, Phase, Task};
+
+/// How a node's body runs once its inputs are done.
+pub(crate) trait Body<T>: Send + 'static {
+    fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>)
+    where
+        Self: Sized;
+}
+
+/// A node: the shared state behind every `Delayed<T>` handle.
+pub(crate) struct Node<T, B> {
+    pub(crate) core: Core,
+    pub(crate) output: OnceLock<T>,
+    pub(crate) body: Mutex<Option<B>>,
+}
+
+/// The body of a node made with `Delayed::value`: it never runs.
+pub(crate) struct Literal;
+
+impl<T: Send + Sync + 'static> Body<T> for Literal {
+    fn start(_: Arc<Node<T, Self>>, _: &mut Vec<Arc<dyn Task>>) {}
+}
+
+impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
+    pub(crate) fn new(core: Core, body: B) -> Self {
+        Node {
+            core,
+            output: OnceLock::new(),
+            body: Mutex::new(Some(body)),
+        }
+    }
+
+    pub(crate) fn literal(core: Core, value: T) -> Self {
+        Node {
+            core,
+            output: OnceLock::from(value),
+            body: Mutex::new(None),
+        }
+    }
+
+    /// Moves a ready node to running. Returns the run's epoch and the
+    /// inputs (moved out when `take_deps`, since a sync body consumes them;
+    /// cloned otherwise, since an aborted async body may run again).
+    pub(crate) fn begin(
+        &self,
+        abortable: bool,
+        take_deps: bool,
+    ) -> Option<(u32, Vec<Arc<dyn Task>>)> {
+        let mut st = self.core.lock();
+        if !matches!(st.phase, Phase::Ready) {
+            return None;
+        }
+        st.phase = Phase::Running {
+            abort: None,
+            abortable,
+        };
+        let deps = if take_deps {
+            mem::take(&mut st.deps)
+        } else {
+            st.deps.clone()
+        };
+        Some((st.epoch, deps))
+    }
+
+    pub(crate) fn take_body(&self) -> Option<B> {
+        self.body
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Records the abort handle of a spawned async run, or aborts it at once
+    /// if the run was cancelled while it was being spawned.
+    pub(crate) fn set_abort(&self, epoch: u32, handle: AbortHandle) {
+        let mut st = self.core.lock();
+        let current = st.epoch == epoch;
+        match &mut st.phase {
+            Phase::Running { abort, .. } if current => *abort = Some(handle),
+            Phase::Done | Phase::Failed(_) => {}
+            _ => handle.abort(),
+        }
+    }
+
+    /// Stores the result of run `epoch` and wakes whoever waits on it. A
+    /// result from a run that was cancelled in the meantime is dropped.
+    pub(crate) fn settle(
+        &self,
+        epoch: u32,
+        result: Result<T, Error>,
+        ready: &mut Vec<Arc<dyn Task>>,
+    ) {
+        let mut st = self.core.lock();
+        if st.epoch != epoch || !matches!(st.phase, Phase::Running { .. }) {
+            return;
+        }
+        let outcome = match result {
+            Ok(value) => {
+                // The cell is only ever set here, under the lock, once.
+                let _ = self.output.set(value);
+                st.phase = Phase::Done;
+                Outcome::Done
+            }
+            Err(err) => {
+                st.phase = Phase::Failed(err.clone());
+                Outcome::Failed(err)
+            }
+        };
+        let listeners = mem::take(&mut st.listeners);
+        let deps = mem::take(&mut st.deps);
+        drop(st);
+        drop(self.take_body());
+        drop(deps);
+        schedule::notify(listeners, &outcome, ready);
+    }
+
+    /// The span a run executes in.
+    pub(crate) fn span(&self) -> tracing::Span {
+        let span = tracing::debug_span!(
+            "delayed.task",
+            task.key = field::Empty,
+            task.name = self.core.name
+        );
+        if !span.is_disabled() {
+            span.record("task.key", field::display(self.core.key()));
+        }
+        span
+    }
+}
+
+impl<T: Send + Sync + 'static, B: Body<T>> Task for Node<T, B> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn output_any(&self) -> &dyn Any {
+        &self.output
+    }
+
+    fn output_any_mut(&mut self) -> &mut dyn Any {
+        &mut self.output
+    }
+
+    fn start(self: Arc<Self>, queue: &mut Vec<Arc<dyn Task>>) {
+        B::start(self, queue);
+    }
+
+    fn discard_body(&self) {
+        drop(self.take_body());
+    }
+}
+
+impl<T, B> Drop for Node<T, B> {
+    fn drop(&mut self) {
+        let ptr = (self as *const Self).cast::<()>();
+        let st = self.core.state_mut();
+        if st.interned {
+            intern::forget(&st.id, ptr);
+        }
+        let mut stack = mem::take(&mut st.deps);
+        stack.extend(
+            mem::take(&mut st.listeners)
+                .into_iter()
+                .filter_map(|l| match l {
+                    crate::task::Listener::Node(task, _) => Some(task),
+                    crate::task::Listener::Waker(_) => None,
+                }),
+        );
+        drop_iteratively(stack);
+    }
+}
+
+/// Drops a graph without recursion: a node that only we hold gives up its
+/// inputs to the loop before it is dropped, so each drop is shallow.
+fn drop_iteratively(mut stack: Vec<Arc<dyn Task>>) {
+    while let Some(mut task) = stack.pop() {
+        if Arc::strong_count(&task) == 1 {
+            intern::release_sole(&task);
+        }
+        if let Some(task) = Arc::get_mut(&mut task) {
+            let st = task.core_mut().state_mut();
+            stack.append(&mut st.deps);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Demand, readiness and cancellation: the scheduler's bookkeeping.
+//!
+//! Every walk here is iterative, so graphs a million nodes deep never grow
+//! the stack. A walk holds at most two node locks at once, always a node and
+//! one of its inputs, in that order, so walks cannot deadlock.
+
+use std::mem;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::task::{Listener, Phase, Task};
+
+/// How a node ended, as told to the nodes and computes waiting on it.
+pub(crate) enum Outcome {
+    Done,
+    /// Failed for good: dependents fail with the same error.
+    Failed(Error),
+    /// Stopped before it finished (its runtime went away): dependents go back
+    /// to idle and their computes get a cancelled error; a later compute
+    /// restarts them.
+    Interrupted,
+}
+
+/// Adds one unit of demand on `root`, starting it and every unfinished input
+/// it needs. Nodes that can run now are pushed onto `ready`.
+pub(crate) fn demand(root: &Arc<dyn Task>, ready: &mut Vec<Arc<dyn Task>>) {
+    {
+        let mut st = root.core().lock();
+        if st.is_finished() {
+            return;
+        }
+        st.demand += 1;
+        if !matches!(st.phase, Phase::Idle) {
+            return;
+        }
+        st.phase = Phase::Claimed;
+    }
+    activate(vec![Arc::clone(root)], ready);
+}
+
+/// Registers each claimed node on its unfinished inputs, claiming idle ones.
+fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
+    while let Some(task) = stack.pop() {
+        let mut st = task.core().lock();
+        if !matches!(st.phase, Phase::Claimed) {
+            continue;
+        }
+        st.epoch = st.epoch.wrapping_add(1);
+        let epoch = st.epoch;
+        let mut pending = 0;
+        let mut failure = None;
+        for (i, dep) in st.deps.iter().enumerate() {
+            let mut ds = dep.core().lock();
+            match &ds.phase {
+                Phase::Done => {}
+                Phase::Failed(err) => {
+                    failure = Some((i, err.clone()));
+                    break;
+                }
+                phase => {
+                    let idle = matches!(phase, Phase::Idle);
+                    ds.demand += 1;
+                    ds.listeners.push(Listener::Node(Arc::clone(&task), epoch));
+                    pending += 1;
+                    if idle {
+                        ds.phase = Phase::Claimed;
+                        stack.push(Arc::clone(dep));
+                    }
+                }
+            }
+        }
+        match failure {
+            Some((registered, err)) => {
+                st.phase = Phase::Failed(err.clone());
+                let deps = mem::take(&mut st.deps);
+                let listeners = mem::take(&mut st.listeners);
+                drop(st);
+                task.discard_body();
+                release_all(deps[..registered].iter().cloned().collect());
+                drop(deps);
+                notify(listeners, &Outcome::Failed(err), ready);
+            }
+            None if pending == 0 => {
+                st.phase = Phase::Ready;
+                drop(st);
+                ready.push(task);
+            }
+            None => st.phase = Phase::Waiting { pending },
+        }
+    }
+}
+
+/// Takes back one unit of demand from each task. A node nobody wants any
+/// more stops: waiting nodes release their inputs, queued nodes go back to
+/// idle, and running async bodies are aborted.
+pub(crate) fn release_all(mut stack: Vec<Arc<dyn Task>>) {
+    while let Some(task) = stack.pop() {
+        let mut st = task.core().lock();
+        if st.is_finished() {
+            continue;
+        }
+        debug_assert!(st.demand > 0, "delayed: demand underflow");
+        st.demand = st.demand.saturating_sub(1);
+        if st.demand > 0 {
+            continue;
+        }
+        let abort = match mem::replace(&mut st.phase, Phase::Idle) {
+            Phase::Running {
+                abort,
+                abortable: false,
+            } => {
+                // Sync and blocking bodies cannot be stopped midway; the
+                // result is kept when they finish.
+                st.phase = Phase::Running {
+                    abort,
+                    abortable: false,
+                };
+                None
+            }
+            Phase::Running { abort, .. } => abort,
+            Phase::Waiting { .. } => {
+                stack.extend(st.deps.iter().cloned());
+                None
+            }
+            _ => None,
+        };
+        let stale = mem::take(&mut st.listeners);
+        drop(st);
+        if let Some(abort) = abort {
+            abort.abort();
+        }
+        drop(stale);
+    }
+}
+
+/// Tells `listeners` how the node they waited on ended, and carries failures
+/// and interruptions on through their own dependents.
+pub(crate) fn notify(listeners: Vec<Listener>, outcome: &Outcome, ready: &mut Vec<Arc<dyn Task>>) {
+    let mut work = vec![listeners];
+    while let Some(listeners) = work.pop() {
+        for listener in listeners {
+            let (task, epoch) = match listener {
+                Listener::Waker(waker) => {
+                    waker.wake();
+                    continue;
+                }
+                Listener::Node(task, epoch) => (task, epoch),
+            };
+            let mut st = task.core().lock();
+            if st.epoch != epoch {
+                continue;
+            }
+            let Phase::Waiting { pending } = &mut st.phase else {
+                continue;
+            };
+            match outcome {
+                Outcome::Done => {
+                    *pending -= 1;
+                    if *pending == 0 {
+                        st.phase = Phase::Ready;
+                        drop(st);
+                        ready.push(task);
+                    }
+                }
+                Outcome::Failed(err) => {
+                    st.phase = Phase::Failed(err.clone());
+                    work.push(mem::take(&mut st.listeners));
+                    let deps = mem::take(&mut st.deps);
+                    drop(st);
+                    task.discard_body();
+                    release_all(deps.clone());
+                    drop(deps);
+                }
+                Outcome::Interrupted => {
+                    st.phase = Phase::Idle;
+                    work.push(mem::take(&mut st.listeners));
+                    let deps = st.deps.clone();
+                    drop(st);
+                    release_all(deps);
+                }
+            }
+        }
+    }
+}
+
+/// Handles a node whose run was dropped from outside (its runtime shut
+/// down): it goes back to idle and everyone waiting on it hears so.
+///
+/// `epoch` names the run for a running node; `None` matches a queued one.
+pub(crate) fn interrupt(task: &Arc<dyn Task>, epoch: Option<u32>) {
+    let mut st = task.core().lock();
+    let matches = match (&st.phase, epoch) {
+        (Phase::Ready, None) => true,
+        (Phase::Running { .. }, Some(epoch)) => st.epoch == epoch,
+        _ => false,
+    };
+    if !matches {
+        return;
+    }
+    st.phase = Phase::Idle;
+    let listeners = mem::take(&mut st.listeners);
+    drop(st);
+    let mut ready = Vec::new();
+    notify(listeners, &Outcome::Interrupted, &mut ready);
+    debug_assert!(ready.is_empty());
+}

@@ -1,0 +1,144 @@
+//! The type-erased face of a node, as the scheduler sees it.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use tokio::task::AbortHandle;
+
+use crate::error::Error;
+use crate::key::{Key, KeyId};
+
+/// A node of the graph with its output type erased.
+///
+/// The scheduler only moves `Arc<dyn Task>` around; typed code reaches the
+/// output through [`Task::output_any`], which is always a `OnceLock<T>`.
+pub(crate) trait Task: Send + Sync + 'static {
+    fn core(&self) -> &Core;
+    fn core_mut(&mut self) -> &mut Core;
+    /// The output cell, a `&OnceLock<T>`.
+    fn output_any(&self) -> &dyn Any;
+    /// The output cell, a `&mut OnceLock<T>`, for moving a value out of a
+    /// node nobody else holds.
+    fn output_any_mut(&mut self) -> &mut dyn Any;
+    /// Runs (or spawns) a node that became ready. Sync nodes run inline and
+    /// push the dependents they make ready onto `queue`.
+    fn start(self: Arc<Self>, queue: &mut Vec<Arc<dyn Task>>);
+    /// Drops the body of a node that will never run (it failed).
+    fn discard_body(&self);
+}
+
+/// What every node has, whatever its output type.
+pub(crate) struct Core {
+    pub(crate) name: &'static str,
+    pub(crate) literal: bool,
+    state: Mutex<State>,
+}
+
+/// The scheduling state of one node, behind its lock.
+///
+/// `demand` counts who wants the node now: each compute waiting on it and
+/// each dependent in `Waiting` that registered on it. When it drops to zero
+/// the node's unfinished work is cancelled.
+pub(crate) struct State {
+    pub(crate) id: KeyId,
+    pub(crate) interned: bool,
+    pub(crate) phase: Phase,
+    pub(crate) epoch: u32,
+    pub(crate) demand: usize,
+    /// The inputs, until the node finishes.
+    pub(crate) deps: Vec<Arc<dyn Task>>,
+    /// Dependents and computes to tell when the node finishes.
+    pub(crate) listeners: Vec<Listener>,
+}
+
+pub(crate) enum Phase {
+    /// Not wanted, or stopped before it finished: can be started (again).
+    Idle,
+    /// Wanted; an activation walk will register it on its inputs.
+    Claimed,
+    /// Registered on `pending` unfinished inputs.
+    Waiting {
+        pending: usize,
+    },
+    /// All inputs done; queued to run.
+    Ready,
+    /// Its body runs. Async bodies can be aborted; sync and blocking bodies
+    /// run to the end once started.
+    Running {
+        abort: Option<AbortHandle>,
+        abortable: bool,
+    },
+    Done,
+    Failed(Error),
+}
+
+pub(crate) enum Listener {
+    /// A dependent waiting in the given epoch of its run.
+    Node(Arc<dyn Task>, u32),
+    /// A compute future.
+    Waker(Waker),
+}
+
+impl Core {
+    pub(crate) fn new(
+        name: &'static str,
+        id: KeyId,
+        phase: Phase,
+        deps: Vec<Arc<dyn Task>>,
+    ) -> Core {
+        Core {
+            name,
+            literal: false,
+            state: Mutex::new(State {
+                id,
+                interned: false,
+                phase,
+                epoch: 0,
+                demand: 0,
+                deps,
+                listeners: Vec::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn literal(name: &'static str, id: KeyId) -> Core {
+        Core {
+            literal: true,
+            ..Core::new(name, id, Phase::Done, Vec::new())
+        }
+    }
+
+    /// Locks the state. User code never runs under this lock, so a poisoned
+    /// lock only means a panic elsewhere; the state is still consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn state_mut(&mut self) -> &mut State {
+        self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn key(&self) -> Key {
+        self.key_locked(&self.lock())
+    }
+
+    /// The key, when the caller already holds the lock.
+    pub(crate) fn key_locked(&self, st: &State) -> Key {
+        Key::new(self.name, st.id.clone())
+    }
+}
+
+impl State {
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed(_))
+    }
+}
+
+/// Reads the output of a finished node.
+pub(crate) fn output_of<T: 'static>(task: &dyn Task) -> &T {
+    task.output_any()
+        .downcast_ref::<std::sync::OnceLock<T>>()
+        .and_then(std::sync::OnceLock::get)
+        .expect("delayed: an input was read before it finished (scheduler invariant)")
+}
