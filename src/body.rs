@@ -3,9 +3,10 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::FutureExt;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::builder::Deps;
@@ -83,10 +84,10 @@ where
             Ok(handle) => handle,
             Err(_) => return schedule::interrupt(&(node as Arc<dyn Task>), None),
         };
-        // If the pool drops the closure without running it (shutdown), the
+        // If the runtime drops the job without running it (shutdown), the
         // guard hands the still-ready node back instead of losing it.
         let guard = Unstarted(Some(Arc::clone(&node) as Arc<dyn Task>), None);
-        handle.spawn_blocking(move || {
+        let job = move || {
             guard.disarm();
             let Some((epoch, deps)) = node.begin(false, true) else {
                 return;
@@ -98,6 +99,12 @@ where
             let mut ready = Vec::new();
             node.settle(epoch, result, &mut ready);
             run::dispatch(ready, None);
+        };
+        handle.spawn(async move {
+            // At most one blocking body per core runs at a time, so a wide
+            // graph of CPU-heavy nodes does not start hundreds of threads.
+            let _permit = blocking_permits().acquire().await;
+            let _ = tokio::task::spawn_blocking(job).await;
         });
     }
 }
@@ -153,6 +160,15 @@ where
         );
         node.set_abort(epoch, join.abort_handle());
     }
+}
+
+/// Slots for blocking bodies: one per core.
+fn blocking_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Semaphore::new(cores)
+    })
 }
 
 /// Interrupts a node whose run was dropped before it finished, unless the

@@ -76,7 +76,7 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
                 let listeners = mem::take(&mut st.listeners);
                 drop(st);
                 task.discard_body();
-                release_all(deps[..registered].iter().cloned().collect());
+                release_all(deps[..registered].to_vec());
                 drop(deps);
                 notify(listeners, &Outcome::Failed(err), ready);
             }

@@ -141,11 +141,12 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         quote!(__delayed_builder.pure(::core::concat!(::core::module_path!(), "::", #name_str));)
     });
 
-    let fetch = params
-        .iter()
-        .zip(&locals)
-        .zip(&values)
-        .map(
+    // Owned inputs are moved out first: a sync body's borrows of the other
+    // inputs must not overlap with those moves.
+    let mut order: Vec<_> = params.iter().zip(&locals).zip(&values).collect();
+    order.sort_by_key(|((p, _), _)| p.borrowed.is_some());
+    let fetch =
+        order.into_iter().map(
             |((p, local), value)| match (is_async, p.borrowed.is_some()) {
                 (false, false) => quote!(let #value = __delayed_deps.take(#local);),
                 (false, true) => quote!(let #value = __delayed_deps.get(&#local);),

@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Counts events (runs, starts, drops) across tasks.
+#[derive(Clone, Default, Debug)]
+pub struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    pub fn new() -> Counter {
+        Counter::default()
+    }
+
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Sets a flag when dropped: shows that a future or value was dropped.
+pub struct DropFlag(pub Counter);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
+/// Tracks how many values are alive and the most that ever were.
+#[derive(Clone, Default, Debug)]
+pub struct Live {
+    now: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    clones: Arc<AtomicUsize>,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        Live::default()
+    }
+
+    pub fn make(&self, payload: u64) -> Tracked {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Tracked {
+            live: self.clone(),
+            payload,
+        }
+    }
+
+    pub fn now(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    pub fn clones(&self) -> usize {
+        self.clones.load(Ordering::SeqCst)
+    }
+}
+
+impl PartialEq for Live {
+    fn eq(&self, other: &Live) -> bool {
+        Arc::ptr_eq(&self.now, &other.now)
+    }
+}
+
+impl std::hash::Hash for Live {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.now).hash(state);
+    }
+}
+
+/// A value counted by a [`Live`]; its clones are counted too.
+#[derive(Debug)]
+pub struct Tracked {
+    pub live: Live,
+    pub payload: u64,
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Tracked {
+        self.live.clones.fetch_add(1, Ordering::SeqCst);
+        self.live.make(self.payload)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.live.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
