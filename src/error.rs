@@ -53,7 +53,7 @@ struct Inner {
 #[derive(Debug, thiserror::Error)]
 enum Kind {
     #[error("failed")]
-    Failed(#[source] Cause),
+    Failed(Cause),
     #[error("panicked: {0}")]
     Panic(String),
     #[error("was cancelled")]
@@ -211,7 +211,12 @@ impl fmt::Debug for Error {
 }
 
 impl std::error::Error for Error {
+    /// The task's own error, for a task that returned `Err`. It is the
+    /// value itself, not a wrapper: downcast it to the task's error type.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.inner.kind)
+        match &self.inner.kind {
+            Kind::Failed(cause) => Some(&**cause),
+            _ => None,
+        }
     }
 }

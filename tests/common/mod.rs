@@ -22,6 +22,12 @@ impl Counter {
     }
 }
 
+impl std::hash::Hash for Counter {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
 /// Sets a flag when dropped: shows that a future or value was dropped.
 pub struct DropFlag(pub Counter);
 

@@ -1,0 +1,234 @@
+//! Errors and panics: a failing task fails its dependents, which do not
+//! run; a panic becomes an `Error` for every waiter, now and later; the
+//! runtime keeps working.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Counter, DropFlag};
+use delayed::{delayed, Delayed, Error};
+
+#[derive(Debug, thiserror::Error)]
+#[error("no such item: {0}")]
+struct Missing(u64);
+
+#[delayed]
+fn fetch(x: u64) -> Result<u64, Missing> {
+    if x == 13 {
+        Err(Missing(x))
+    } else {
+        Ok(x)
+    }
+}
+
+#[delayed]
+fn inc(runs: Counter, x: u64) -> u64 {
+    runs.bump();
+    x + 1
+}
+
+#[delayed]
+fn explode(x: u64) -> u64 {
+    if x > 0 {
+        panic!("exploded on {x}");
+    }
+    x
+}
+
+#[delayed]
+async fn explode_async(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    panic!("async boom {x}");
+}
+
+#[delayed(blocking)]
+fn explode_blocking(x: u64) -> u64 {
+    panic!("blocking boom {x}");
+}
+
+fn assert_error_traits<E: Clone + Send + Sync + 'static + std::error::Error>() {}
+
+#[test]
+fn error_is_clone_send_sync_and_an_error() {
+    assert_error_traits::<Error>();
+}
+
+#[tokio::test]
+async fn a_failure_fails_every_dependent_and_they_do_not_run() {
+    let runs = Counter::new();
+    let bad = fetch(13).named("fetch-13");
+    let middle = inc(runs.clone(), &bad);
+    let top = inc(runs.clone(), &middle);
+
+    let err = top.compute().await.unwrap_err();
+    assert_eq!(err.key().to_string(), "fetch-13");
+    assert!(err.is_failed());
+    assert!(!err.is_panic() && !err.is_cancelled());
+    assert_eq!(err.to_string(), "task `fetch-13` failed");
+    let source = std::error::Error::source(&err).unwrap();
+    assert_eq!(source.to_string(), "no such item: 13");
+    assert_eq!(runs.get(), 0);
+
+    // Every node on the path reports the same stored error.
+    assert_eq!(
+        middle.compute().await.unwrap_err().key().to_string(),
+        "fetch-13"
+    );
+    assert_eq!(
+        bad.compute().await.unwrap_err().key().to_string(),
+        "fetch-13"
+    );
+}
+
+#[tokio::test]
+async fn a_node_built_on_an_already_failed_input_fails_without_running() {
+    let runs = Counter::new();
+    let bad = fetch(13);
+    assert!(bad.compute().await.is_err());
+    let later = inc(runs.clone(), &bad);
+    assert_eq!(*later.compute().await.unwrap_err().key(), bad.key());
+    assert_eq!(runs.get(), 0);
+}
+
+#[tokio::test]
+async fn independent_branches_are_not_affected() {
+    let runs = Counter::new();
+    let good = inc(runs.clone(), fetch(1));
+    let bad = inc(runs.clone(), fetch(13));
+    let (good_result, bad_result) = tokio::join!(good.compute(), bad.compute());
+    assert_eq!(good_result.unwrap(), 2);
+    assert!(bad_result.is_err());
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_panic_reaches_every_waiter_now_and_later() {
+    let boom = explode(7).named("explode");
+    let runs = Counter::new();
+    let a = inc(runs.clone(), &boom);
+    let b = inc(runs.clone(), &boom);
+
+    let (ra, rb, rboom) = tokio::join!(a.compute(), b.compute(), boom.compute());
+    for err in [ra.unwrap_err(), rb.unwrap_err(), rboom.unwrap_err()] {
+        assert!(err.is_panic());
+        assert_eq!(err.key().to_string(), "explode");
+        assert_eq!(err.panic_message(), Some("exploded on 7"));
+        assert_eq!(err.to_string(), "task `explode` panicked: exploded on 7");
+        assert!(std::error::Error::source(&err).is_none());
+    }
+    // Later computes see the stored panic; the node does not run again.
+    let again = boom.compute().await.unwrap_err();
+    assert!(again.is_panic());
+    assert_eq!(runs.get(), 0);
+}
+
+#[tokio::test]
+async fn async_and_blocking_panics_are_contained() {
+    let err = explode_async(1).compute().await.unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("async boom 1"));
+
+    let err = explode_blocking(2).compute().await.unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("blocking boom 2"));
+
+    let err = Delayed::value(1_u64)
+        .then(|x| -> std::future::Ready<u64> { panic!("making the future failed for {x}") })
+        .compute()
+        .await
+        .unwrap_err();
+    assert_eq!(err.panic_message(), Some("making the future failed for 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_keeps_working_after_panics() {
+    for i in 1..=20 {
+        assert!(explode(i).compute().await.unwrap_err().is_panic());
+        assert!(explode_async(i).compute().await.unwrap_err().is_panic());
+    }
+    let runs = Counter::new();
+    assert_eq!(inc(runs.clone(), 1).compute().await.unwrap(), 2);
+    assert_eq!(tokio::spawn(async { 5 }).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn a_panic_with_a_non_string_payload_still_becomes_an_error() {
+    let err = Delayed::value(0_u64)
+        .map(|_| -> u64 { std::panic::panic_any(42_i32) })
+        .compute()
+        .await
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("Box<dyn Any>"));
+}
+
+#[delayed]
+async fn slow_sibling(dropped: Counter, finished: Counter) -> u64 {
+    let _guard = DropFlag(dropped);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    finished.bump();
+    0
+}
+
+#[delayed]
+async fn fail_soon() -> Result<u64, Missing> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Err(Missing(0))
+}
+
+#[delayed]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_cancels_siblings_only_the_failed_compute_needed() {
+    let dropped = Counter::new();
+    let finished = Counter::new();
+    let sibling = slow_sibling(dropped.clone(), finished.clone());
+    let top = add(&sibling, fail_soon());
+
+    let start = tokio::time::Instant::now();
+    assert!(top.compute().await.is_err());
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(10),
+        "the error came at once"
+    );
+    tokio::task::yield_now().await;
+    assert_eq!(dropped.get(), 1, "the sibling was aborted");
+    assert_eq!(finished.get(), 0);
+}
+
+#[test]
+fn compute_blocking_returns_task_errors() {
+    let err = fetch(13).compute_blocking().unwrap_err();
+    assert!(err.is_failed());
+    assert!(err.key().to_string().starts_with("fetch-"));
+}
+
+#[tokio::test]
+async fn errors_from_nested_computes_chain() {
+    let inner = fetch(13).named("inner");
+    let outer = Delayed::value(())
+        .try_then(move |()| {
+            let inner = inner.clone();
+            async move { inner.compute().await }
+        })
+        .named("outer");
+    let err = outer.compute().await.unwrap_err();
+    assert_eq!(err.to_string(), "task `outer` failed");
+    let cause = std::error::Error::source(&err).unwrap();
+    assert_eq!(cause.to_string(), "task `inner` failed");
+    let root = std::error::Error::source(cause).unwrap();
+    assert_eq!(root.to_string(), "no such item: 13");
+}
+
+#[tokio::test]
+async fn debug_output_names_the_key_and_cause() {
+    let err = fetch(13).named("f").compute().await.unwrap_err();
+    let debug = format!("{err:?}");
+    assert!(debug.contains("key: f"), "{debug}");
+    assert!(debug.contains("Missing(13)"), "{debug}");
+}
