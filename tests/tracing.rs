@@ -1,0 +1,159 @@
+//! Every node runs inside a `delayed.task` span carrying its key, so events
+//! a task logs are attributed to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use delayed::delayed;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Records each `delayed.task` span's key, and the key of the task span
+/// that was current when an event was logged.
+#[derive(Clone, Default)]
+struct Recorder {
+    spans: Arc<Mutex<Vec<(String, String)>>>,
+    events: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[derive(Default)]
+struct Fields(HashMap<String, String>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+}
+
+/// The key stored on a task span.
+struct TaskKey(String);
+
+impl Recorder {
+    fn note_key<S: Subscriber + for<'a> LookupSpan<'a>>(
+        &self,
+        id: &Id,
+        fields: &mut Fields,
+        ctx: &Context<'_, S>,
+    ) {
+        let span = ctx.span(id).expect("span exists");
+        if span.name() != "delayed.task" {
+            return;
+        }
+        if let Some(key) = fields.0.remove("task.key") {
+            let name = span
+                .extensions()
+                .get::<TaskName>()
+                .map(|n| n.0.clone())
+                .unwrap_or_default();
+            span.extensions_mut().insert(TaskKey(key.clone()));
+            self.spans.lock().unwrap().push((name, key));
+        }
+    }
+}
+
+/// The function name stored on a task span.
+struct TaskName(String);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let Some(name) = fields.0.remove("task.name") {
+            ctx.span(id)
+                .expect("span exists")
+                .extensions_mut()
+                .insert(TaskName(name));
+        }
+        self.note_key(id, &mut fields, &ctx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        self.note_key(id, &mut fields, &ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let message = fields.0.remove("message").unwrap_or_default();
+        let key = ctx
+            .event_scope(event)
+            .and_then(|scope| {
+                scope
+                    .from_root()
+                    .filter_map(|span| span.extensions().get::<TaskKey>().map(|k| k.0.clone()))
+                    .last()
+            })
+            .unwrap_or_default();
+        self.events.lock().unwrap().push((key, message));
+    }
+}
+
+#[delayed]
+fn inc(x: u64) -> u64 {
+    tracing::info!("inc {x}");
+    x + 1
+}
+
+#[delayed]
+async fn load(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    tracing::info!("load {x}");
+    x
+}
+
+#[delayed(blocking)]
+fn crunch(x: u64) -> u64 {
+    tracing::info!("crunch {x}");
+    x * 2
+}
+
+#[test]
+fn every_task_runs_in_a_span_with_its_key() {
+    let recorder = Recorder::default();
+    tracing_subscriber::registry().with(recorder.clone()).init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (a, b, c) = (
+        load(1).named("load-1"),
+        inc(5).named("inc-5"),
+        crunch(7).named("crunch-7"),
+    );
+    let result = runtime
+        .block_on(delayed::compute((inc(&a), &b, &c)))
+        .unwrap();
+    assert_eq!(result, (2, 6, 14));
+
+    let spans = recorder.spans.lock().unwrap().clone();
+    for (name, key) in [("load", "load-1"), ("inc", "inc-5"), ("crunch", "crunch-7")] {
+        assert!(
+            spans.iter().any(|(n, k)| n == name && k == key),
+            "no span for {key} in {spans:?}"
+        );
+    }
+
+    let events = recorder.events.lock().unwrap().clone();
+    for (key, message) in [
+        ("load-1", "load 1"),
+        ("inc-5", "inc 5"),
+        ("crunch-7", "crunch 7"),
+    ] {
+        assert!(
+            events.iter().any(|(k, m)| k == key && m == message),
+            "event {message:?} not inside span {key}: {events:?}"
+        );
+    }
+}
