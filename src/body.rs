@@ -146,9 +146,12 @@ where
             }
         };
         let task_node = Arc::clone(&node);
+        // Dropped unfinished (the runtime shut down, even before the first
+        // poll), the task hands the node back to idle; our own aborts have
+        // already done so, and then the guard does nothing.
+        let guard = Unstarted(Some(Arc::clone(&node) as Arc<dyn Task>), Some(epoch));
         let join = handle.spawn(
             async move {
-                let guard = Unstarted(Some(Arc::clone(&task_node) as Arc<dyn Task>), Some(epoch));
                 let result = AssertUnwindSafe(future).catch_unwind().await;
                 guard.disarm();
                 let result = flatten(&task_node, result);

@@ -3,7 +3,7 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use tokio::runtime::Handle;
 
@@ -23,6 +23,8 @@ pub struct Compute<T> {
     /// `delayed.await`), instead of cloning it.
     owned: bool,
     handle: Option<Handle>,
+    /// The waker registered on the node, to replace or remove it.
+    waker: Option<Waker>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,7 @@ impl<T: Send + Sync + 'static> Compute<T> {
             state: State::New,
             owned,
             handle,
+            waker: None,
         }
     }
 
@@ -83,12 +86,17 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             Phase::Failed(err) => Some(Err(err.clone())),
             Phase::Idle => Some(Err(Error::cancelled(node.core().key_locked(&st)))),
             _ => {
-                if !st
-                    .listeners
-                    .iter()
-                    .any(|l| matches!(l, Listener::Waker(w) if w.will_wake(cx.waker())))
-                {
-                    st.listeners.push(Listener::Waker(cx.waker().clone()));
+                if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    let waker = cx.waker().clone();
+                    match this
+                        .waker
+                        .as_ref()
+                        .and_then(|old| find_waker(&st.listeners, old))
+                    {
+                        Some(i) => st.listeners[i] = Listener::Waker(waker.clone()),
+                        None => st.listeners.push(Listener::Waker(waker.clone())),
+                    }
+                    this.waker = Some(waker);
                 }
                 return Poll::Pending;
             }
@@ -109,11 +117,27 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
     }
 }
 
+/// Where `waker` is registered among a node's listeners.
+fn find_waker(listeners: &[Listener], waker: &Waker) -> Option<usize> {
+    listeners
+        .iter()
+        .position(|l| matches!(l, Listener::Waker(w) if w.will_wake(waker)))
+}
+
 impl<T> Drop for Compute<T> {
     fn drop(&mut self) {
-        if self.state == State::Waiting {
-            schedule::release_all(vec![Arc::clone(&self.delayed.node)]);
+        if self.state != State::Waiting {
+            return;
         }
+        if let Some(waker) = self.waker.take() {
+            // Unregister, so that a long-running node polled by many
+            // short-lived computes does not collect their wakers.
+            let mut st = self.delayed.node.core().lock();
+            if let Some(i) = find_waker(&st.listeners, &waker) {
+                st.listeners.swap_remove(i);
+            }
+        }
+        schedule::release_all(vec![Arc::clone(&self.delayed.node)]);
     }
 }
 

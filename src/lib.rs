@@ -120,6 +120,11 @@ pub use crate::join::{join, Join};
 pub use crate::key::Key;
 pub use delayed_macros::delayed;
 
+/// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// What `#[delayed]` expands to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
