@@ -37,6 +37,10 @@ use crate::Delayed;
 /// assert_eq!(total(parts).compute().await.unwrap(), 3);
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be passed where a `{T}` is expected",
+    label = "expected a `{T}`, a `Delayed<{T}>` or a `&Delayed<{T}>`"
+)]
 pub trait IntoDelayed<T> {
     /// The node for this argument.
     fn into_delayed(self) -> Delayed<T>;

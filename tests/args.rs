@@ -67,6 +67,7 @@ fn mixed(label: &str, mut n: u64, xs: &[u64]) -> String {
 fn nothing() {}
 
 #[delayed]
+#[allow(clippy::ptr_arg)]
 async fn async_size(data: &Vec<u8>, extra: usize) -> usize {
     tokio::task::yield_now().await;
     data.len() + extra

@@ -18,24 +18,24 @@ use syn::{
 /// See the `delayed` crate for the full documentation.
 #[proc_macro_attribute]
 pub fn delayed(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let options = match Options::parse(attr.into()) {
-        Ok(options) => options,
-        Err(err) => return err.to_compile_error().into(),
-    };
-    let item = match syn::parse::<ItemFn>(item) {
-        Ok(item) => item,
-        Err(err) => {
-            return Error::new(
+    let original = TokenStream2::from(item.clone());
+    let result = Options::parse(attr.into()).and_then(|options| {
+        let item = syn::parse::<ItemFn>(item).map_err(|err| {
+            Error::new(
                 err.span(),
                 "#[delayed] goes on a function: `fn`, `async fn`",
             )
-            .to_compile_error()
-            .into()
-        }
-    };
-    match expand(options, item) {
+        })?;
+        expand(options, item)
+    });
+    match result {
         Ok(tokens) => tokens.into(),
-        Err(err) => err.to_compile_error().into(),
+        // Keep the item as written, so that the one error above is all the
+        // user sees, not a cascade of "cannot find function" at call sites.
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #original).into()
+        }
     }
 }
 
@@ -53,6 +53,15 @@ impl Options {
             match &meta {
                 Meta::Path(path) if path.is_ident("blocking") => options.blocking = true,
                 Meta::Path(path) if path.is_ident("pure") => options.pure = true,
+                _ if meta.path().is_ident("blocking") || meta.path().is_ident("pure") => {
+                    let name = meta.path().get_ident().unwrap();
+                    return Err(Error::new(
+                        meta.span(),
+                        format!(
+                            "#[delayed] option `{name}` takes no value: write `#[delayed({name})]`"
+                        ),
+                    ));
+                }
                 _ => {
                     return Err(Error::new(
                         meta.span(),
@@ -131,8 +140,8 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         };
         let hash = match (options.pure, p.borrowed.is_some()) {
             (false, _) => quote!(),
-            (true, true) => quote_spanned!(storage.span()=> __delayed_builder.hash_ref(&#local);),
-            (true, false) => quote_spanned!(storage.span()=> __delayed_builder.hash_input(&#local);),
+            (true, true) => quote_spanned!(storage.span()=> __delayed_builder.hash_ref::<#storage>(&#local);),
+            (true, false) => quote_spanned!(storage.span()=> __delayed_builder.hash_input::<#storage>(&#local);),
         };
         quote!(#register #hash)
     });
@@ -145,15 +154,18 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
     // inputs must not overlap with those moves.
     let mut order: Vec<_> = params.iter().zip(&locals).zip(&values).collect();
     order.sort_by_key(|((p, _), _)| p.borrowed.is_some());
-    let fetch =
-        order.into_iter().map(
-            |((p, local), value)| match (is_async, p.borrowed.is_some()) {
-                (false, false) => quote!(let #value = __delayed_deps.take(#local);),
-                (false, true) => quote!(let #value = __delayed_deps.get(&#local);),
-                (true, false) => quote!(let #value = __delayed_deps.cloned(&#local);),
-                (true, true) => quote!(let #value = __delayed_deps.hold(&#local);),
-            },
-        );
+    let fetch = order.into_iter().map(|((p, local), value)| {
+        // The turbofish puts a missing `Clone` on the parameter's type.
+        let storage = &p.storage;
+        let take = syn::Ident::new("take", storage.span());
+        let cloned = syn::Ident::new("cloned", storage.span());
+        match (is_async, p.borrowed.is_some()) {
+            (false, false) => quote!(let #value = __delayed_deps.#take::<#storage>(#local);),
+            (false, true) => quote!(let #value = __delayed_deps.get(&#local);),
+            (true, false) => quote!(let #value = __delayed_deps.#cloned::<#storage>(&#local);),
+            (true, true) => quote!(let #value = __delayed_deps.hold(&#local);),
+        }
+    });
     let fetch: Vec<_> = fetch.collect();
 
     let call_args = params
@@ -180,7 +192,12 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         (false, false, false) => "sync",
         (false, false, true) => "sync_result",
     };
-    let method = syn::Ident::new(method, Span::call_site());
+    // Bounds on the output and error types are reported at the return type.
+    let method_span = match &sig.output {
+        ReturnType::Default => Span::call_site(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let method = syn::Ident::new(method, method_span);
 
     let finish = if is_async {
         quote! {
@@ -217,19 +234,21 @@ fn check_signature(options: &Options, item: &ItemFn) -> syn::Result<()> {
     if let Some(constness) = &sig.constness {
         return Err(Error::new(
             constness.span(),
-            "#[delayed] cannot be used on a `const fn`",
+            "#[delayed] cannot be used on a `const fn`: remove `const`; the node is built and run at run time",
         ));
     }
     if let Some(unsafety) = &sig.unsafety {
         return Err(Error::new(
             unsafety.span(),
-            "#[delayed] cannot be used on an `unsafe fn`: a node runs later, where the caller's safety argument no longer holds",
+            "#[delayed] cannot be used on an `unsafe fn`: a node runs later, where the caller's safety argument no longer holds; \
+             make it a safe `fn` that checks its own preconditions",
         ));
     }
     if let Some(abi) = &sig.abi {
         return Err(Error::new(
             abi.span(),
-            "#[delayed] cannot be used on an `extern` function",
+            "#[delayed] cannot be used on an `extern` function: remove the `extern` ABI; \
+             the generated function is called from Rust and returns a `Delayed`",
         ));
     }
     if let Some(variadic) = &sig.variadic {
@@ -238,18 +257,25 @@ fn check_signature(options: &Options, item: &ItemFn) -> syn::Result<()> {
             "#[delayed] cannot be used on a variadic function",
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    if !sig.generics.params.is_empty() {
         return Err(Error::new(
             sig.generics.span(),
             "#[delayed] does not support generic parameters or lifetimes: \
              write the function for concrete types (a thin generic wrapper can call it)",
         ));
     }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        return Err(Error::new(
+            where_clause.span(),
+            "#[delayed] does not support `where` clauses: remove it, and write the function for concrete types",
+        ));
+    }
     if options.blocking {
         if let Some(asyncness) = &sig.asyncness {
             return Err(Error::new(
                 asyncness.span(),
-                "#[delayed(blocking)] is for sync functions: an `async fn` already runs as a tokio task",
+                "#[delayed(blocking)] is for sync functions: an `async fn` already runs as a tokio task; \
+                 remove `blocking`, or make the function sync",
             ));
         }
     }
@@ -342,7 +368,8 @@ fn check_owned(ty: &Type) -> syn::Result<()> {
         fn visit_lifetime(&mut self, node: &'ast syn::Lifetime) {
             if node.ident != "static" {
                 self.0.get_or_insert_with(|| {
-                    Error::new(node.span(), "#[delayed] types cannot borrow: lifetimes other than 'static are not supported")
+                    Error::new(node.span(), "#[delayed] types cannot borrow: lifetimes other than 'static are not supported; \
+                         use an owned type (e.g. `String` for `Cow<'_, str>`)")
                 });
             }
         }

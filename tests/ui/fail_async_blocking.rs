@@ -1,0 +1,8 @@
+use delayed::delayed;
+
+#[delayed(blocking)]
+async fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+fn main() {}

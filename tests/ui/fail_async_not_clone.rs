@@ -1,0 +1,10 @@
+use delayed::delayed;
+
+struct Matrix(Vec<f64>);
+
+#[delayed]
+async fn trace(m: Matrix) -> f64 {
+    m.0[0]
+}
+
+fn main() {}

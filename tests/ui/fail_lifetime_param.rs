@@ -1,0 +1,8 @@
+use delayed::delayed;
+
+#[delayed]
+fn len<'a>(s: &'a str) -> usize {
+    s.len()
+}
+
+fn main() {}
