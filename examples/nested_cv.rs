@@ -91,16 +91,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let sequential = nested_cv(&data);
     let sequential_time = start.elapsed();
 
-    // CPU-bound tasks want one thread per core. `spawn_blocking` would start
-    // up to 512 threads for the 200 fits that are ready at once, so cap the
-    // blocking pool of the runtime that computes the graph.
+    // Computed from plain synchronous code, like dask's `compute()` from a
+    // script. Blocking tasks run at most one per core, so the 200 fits that
+    // are ready at once do not oversubscribe the machine.
     let cores = std::thread::available_parallelism()?.get();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .max_blocking_threads(cores)
-        .build()?;
     let start = Instant::now();
-    let parallel = runtime.block_on(nested_cv_graph(data).compute())?;
+    let parallel = nested_cv_graph(data).compute_blocking()?;
     let parallel_time = start.elapsed();
 
     assert_eq!(

@@ -3,14 +3,14 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use futures::FutureExt;
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::builder::Deps;
 use crate::error::{Cause, Error};
+use crate::lane;
 use crate::node::{Body, Node};
 use crate::run;
 use crate::schedule;
@@ -100,11 +100,9 @@ where
             node.settle(epoch, result, &mut ready);
             run::dispatch(ready, None);
         };
-        handle.spawn(async move {
-            // At most one blocking body per core runs at a time, so a wide
-            // graph of CPU-heavy nodes does not start hundreds of threads.
-            let _permit = blocking_permits().acquire().await;
-            let _ = tokio::task::spawn_blocking(job).await;
+        lane::submit(lane::Job {
+            handle,
+            run: Box::new(job),
         });
     }
 }
@@ -163,15 +161,6 @@ where
         );
         node.set_abort(epoch, join.abort_handle());
     }
-}
-
-/// Slots for blocking bodies: one per core.
-fn blocking_permits() -> &'static Semaphore {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Semaphore::new(cores)
-    })
 }
 
 /// Interrupts a node whose run was dropped before it finished, unless the

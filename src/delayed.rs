@@ -8,7 +8,7 @@ use crate::builder::Builder;
 use crate::compute::Compute;
 use crate::key::{Key, KeyId};
 use crate::task::Task;
-use crate::{intern, run, schedule, Error};
+use crate::{intern, lane, run, schedule, Error};
 
 /// A lazy value: one node of a task graph, to be computed later.
 ///
@@ -194,7 +194,8 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         T: Clone,
     {
         let handle = run::fallback().map_err(|message| Error::runtime(self.key(), message))?;
-        futures::executor::block_on(Compute::new(self.clone(), false, Some(handle)))
+        let compute = Compute::new(self.clone(), false, Some(handle));
+        lane::while_waiting(|| futures::executor::block_on(compute))
     }
 
     /// Starts computing this node now, in the background, and returns it.

@@ -54,7 +54,12 @@
 //! - `#[delayed]` on a plain `fn`: cheap work that runs inline in the task
 //!   that finished its last input.
 //! - `#[delayed]` on an `async fn`: the future runs as a tokio task.
-//! - `#[delayed(blocking)]`: CPU-heavy work, run under `spawn_blocking`.
+//! - `#[delayed(blocking)]`: CPU-heavy work, run on tokio's blocking pool,
+//!   at most one body per core at a time (more would only add threads). A
+//!   blocking body may compute a nested graph with
+//!   [`compute_blocking`](Delayed::compute_blocking): it hands its slot back
+//!   while it waits. Blocking bodies that wait for other tasks in some
+//!   other way hold their slot; make those `async`.
 //! - `#[delayed(pure)]`: the key is a hash of the function and its arguments
 //!   (which must be `Hash`), and equal calls alive at the same time are one
 //!   node.
@@ -107,6 +112,7 @@ mod intern;
 mod into_delayed;
 mod join;
 mod key;
+mod lane;
 mod node;
 mod run;
 mod schedule;

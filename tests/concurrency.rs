@@ -110,3 +110,31 @@ async fn computes_on_a_current_thread_runtime() {
         (0..1_000).map(|x| x * 2).sum::<u64>()
     );
 }
+
+#[delayed(blocking)]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// A blocking body that computes a nested graph of blocking bodies.
+#[delayed(blocking)]
+fn nested(i: u64) -> Result<u64, delayed::Error> {
+    let inner: Vec<_> = (0..4).map(|j| square(i * 10 + j)).collect();
+    total(inner).compute_blocking()
+}
+
+#[test]
+fn blocking_bodies_can_compute_nested_blocking_graphs() {
+    // More outer bodies than cores: each holds a lane while it waits on its
+    // nested graph, which needs lanes too. Waiting gives the lane back.
+    let outers: Vec<_> = (0..8).map(nested).collect();
+    let expected: u64 = (0..8)
+        .flat_map(|i| (0..4).map(move |j| (i * 10 + j) * (i * 10 + j)))
+        .sum();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(total(outers).compute_blocking()));
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("nested blocking graphs deadlocked");
+    assert_eq!(result.unwrap(), expected);
+}
