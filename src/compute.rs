@@ -15,6 +15,22 @@ use crate::{run, schedule, Delayed, Error};
 ///
 /// It registers its node on first poll and resolves when the node finishes.
 /// Dropping it before then cancels the work only it was waiting for.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let slow = delayed::Delayed::value(1_u64).then(|x| async move {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     x
+/// });
+/// // Give up after a second: the sleeping task is aborted.
+/// let compute: delayed::Compute<u64> = slow.compute();
+/// assert!(tokio::time::timeout(Duration::from_secs(1), compute).await.is_err());
+/// # }
+/// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Compute<T> {
     delayed: Delayed<T>,

@@ -43,6 +43,17 @@ use crate::Delayed;
 )]
 pub trait IntoDelayed<T> {
     /// The node for this argument.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Delayed, IntoDelayed};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let pair: Delayed<(u64, u64)> = (Delayed::value(1), Delayed::value(2)).into_delayed();
+    /// assert_eq!(pair.compute().await.unwrap(), (1, 2));
+    /// # }
+    /// ```
     fn into_delayed(self) -> Delayed<T>;
 
     /// Keeps plain values out of the graph: they move into the body.

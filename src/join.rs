@@ -26,6 +26,17 @@ pub trait Join {
     type Output: Send + Sync + 'static;
 
     /// One node whose output gathers the outputs of all the parts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Delayed, Join};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let all = vec![Delayed::value(1), Delayed::value(2)].join();
+    /// assert_eq!(all.compute().await.unwrap(), vec![1, 2]);
+    /// # }
+    /// ```
     fn join(self) -> Delayed<Self::Output>;
 }
 

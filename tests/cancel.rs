@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Counter, DropFlag};
-use delayed::delayed;
+use delayed::{delayed, Delayed};
 use tokio::time::{sleep, timeout, Instant};
 
 /// An async task that counts its starts, finishes and drops.
@@ -207,4 +207,64 @@ async fn wait_until(done: impl Fn() -> bool) {
     })
     .await
     .expect("condition not reached in time");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn work_stopped_by_a_runtime_shutdown_starts_again_on_the_next_compute() {
+    let probe = Probe::default();
+    let node = slow(probe.clone(), 10, 4);
+
+    let first = runtime();
+    first.block_on(async {
+        let _ = node.persist();
+        wait_until(|| probe.started.get() == 1).await;
+    });
+    drop(first);
+    assert_eq!(
+        probe.dropped.get(),
+        1,
+        "the shutdown dropped the running task"
+    );
+
+    let second = runtime();
+    assert_eq!(second.block_on(node.compute()).unwrap(), 4);
+    assert_eq!(probe.started.get(), 2);
+    assert_eq!(probe.finished.get(), 1);
+}
+
+#[test]
+fn a_waiter_on_another_runtime_hears_of_the_shutdown() {
+    let probe = Probe::default();
+    let node = slow(probe.clone(), 3_600_000, 4);
+    let top = delayed::join((&node, Delayed::value(1_u64))).map(|(a, b)| a + b);
+
+    let first = runtime();
+    first.block_on(async {
+        let _ = node.persist();
+        wait_until(|| probe.started.get() == 1).await;
+    });
+    let (registered, is_registered) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let top = top.clone();
+        move || {
+            runtime().block_on(async move {
+                let mut compute = std::pin::pin!(top.compute());
+                assert!(futures::poll!(&mut compute).is_pending());
+                registered.send(()).unwrap();
+                compute.await
+            })
+        }
+    });
+    // Shut the first runtime down once the waiter is registered on `top`.
+    is_registered.recv().unwrap();
+    drop(first);
+    let err = waiter.join().unwrap().unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
 }
