@@ -25,6 +25,8 @@
 //!
 //! The data set is a node made once with `Delayed::value`; every fit
 //! borrows it through a `&Dataset` parameter, so it is never copied.
+//!
+//! `benches/pipeline.rs` reuses this file to measure the speed-up.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -32,10 +34,10 @@ use std::time::{Duration, Instant};
 use delayed::Delayed;
 
 /// Rows of the synthetic data set.
-const ROWS: usize = 4_000;
+pub(crate) const ROWS: usize = 4_000;
 
 /// Features (columns) of the synthetic data set.
-const FEATURES: usize = 150;
+pub(crate) const FEATURES: usize = 150;
 
 /// Folds of the outer loop, which estimates the test error.
 const OUTER_FOLDS: usize = 5;
@@ -51,7 +53,7 @@ const NOISE: f64 = 8.0;
 
 /// A data set: a row-major feature matrix and one target per row.
 #[derive(Debug)]
-struct Dataset {
+pub(crate) struct Dataset {
     cols: usize,
     x: Vec<f64>,
     y: Vec<f64>,
@@ -73,7 +75,7 @@ struct Model {
 
 /// The outcome of one outer fold: the chosen λ and the test error.
 #[derive(Clone, Copy, Debug)]
-struct FoldResult {
+pub(crate) struct FoldResult {
     lambda: f64,
     mse: f64,
 }
@@ -110,7 +112,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// Nested cross-validation, one call after another.
-fn nested_cv(data: &Dataset) -> Vec<FoldResult> {
+pub(crate) fn nested_cv(data: &Dataset) -> Vec<FoldResult> {
     k_fold(&data.all_rows(), OUTER_FOLDS)
         .iter()
         .map(|outer| {
@@ -134,7 +136,7 @@ fn nested_cv(data: &Dataset) -> Vec<FoldResult> {
 
 /// The same loops, calling the `#[delayed]` twins: each call adds a node to
 /// the graph instead of running, and nothing runs until it is computed.
-fn nested_cv_graph(data: Dataset) -> Delayed<Vec<FoldResult>> {
+pub(crate) fn nested_cv_graph(data: Dataset) -> Delayed<Vec<FoldResult>> {
     let rows = data.all_rows();
     let data = Delayed::value(data);
     let results: Vec<_> = k_fold(&rows, OUTER_FOLDS)
@@ -323,7 +325,7 @@ fn k_fold(rows: &[usize], k: usize) -> Vec<Split> {
 impl Dataset {
     /// A deterministic regression problem: correlated features, a third of
     /// them with an effect, and Gaussian-like noise.
-    fn synthetic(rows: usize, cols: usize, seed: u64) -> Dataset {
+    pub(crate) fn synthetic(rows: usize, cols: usize, seed: u64) -> Dataset {
         let mut rng = Lcg(seed);
         let weights: Vec<f64> = (0..cols)
             .map(|j| if j % 3 == 0 { rng.normal() } else { 0.0 })
@@ -374,7 +376,7 @@ impl Lcg {
 // ---------------------------------------------------------------------------
 
 /// The exact bits of the results, for a bitwise comparison.
-fn bits(results: &[FoldResult]) -> Vec<(u64, u64)> {
+pub(crate) fn bits(results: &[FoldResult]) -> Vec<(u64, u64)> {
     results
         .iter()
         .map(|r| (r.lambda.to_bits(), r.mse.to_bits()))

@@ -1,0 +1,219 @@
+//! Whole-program measurements: an I/O pipeline in real time, a CPU-bound
+//! pipeline on every core, the memory of a pipeline of big values, and a
+//! million-node chain.
+//!
+//! ```text
+//! cargo bench --bench pipeline
+//! ```
+//!
+//! Each memory measurement runs in a fresh child process (this binary,
+//! started again with `--child NAME`), so that its peak RSS (`VmHWM` in
+//! `/proc/self/status`) is its own.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use delayed::{delayed, Delayed};
+
+#[path = "../examples/nested_cv.rs"]
+#[allow(dead_code)]
+mod nested_cv;
+
+/// Loads in the I/O pipeline, and how long each one waits.
+const LOADS: u64 = 10_000;
+const LOAD_WAIT: Duration = Duration::from_millis(20);
+
+/// Inputs of the memory pipeline, and their size.
+const BIG_INPUTS: usize = 200;
+const BIG: usize = 10 << 20;
+
+const CHAIN: u64 = 1_000_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return child(&args[i + 1]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        // `cargo bench -- --list` asks benches for their names.
+        return;
+    }
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    io_pipeline();
+    cpu_pipeline();
+    for name in ["memory", "chain"] {
+        let out = Command::new(std::env::current_exe().expect("own path"))
+            .args(["--child", name])
+            .output()
+            .expect("start a child measurement");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+fn child(name: &str) {
+    match name {
+        "memory" => memory_pipeline(),
+        "chain" => million_chain(),
+        other => panic!("unknown measurement {other}"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[delayed]
+async fn load(i: u64) -> u64 {
+    tokio::time::sleep(LOAD_WAIT).await;
+    i
+}
+
+#[delayed]
+fn clean(x: u64) -> u64 {
+    x * 2
+}
+
+#[delayed]
+fn analyze(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
+#[delayed]
+fn store(total: u64) -> String {
+    format!("total={total}")
+}
+
+/// 10,000 loads that each wait 20 ms, then clean, analyze, store: the
+/// critical path is one load.
+fn io_pipeline() {
+    let runtime = runtime();
+    let mut ratios = Vec::new();
+    for _ in 0..5 {
+        let elapsed = runtime.block_on(async {
+            let start = Instant::now();
+            let cleaned: Vec<_> = (0..LOADS).map(|i| clean(load(i))).collect();
+            let report = store(analyze(cleaned)).await.expect("the pipeline runs");
+            assert_eq!(report, format!("total={}", LOADS * (LOADS - 1)));
+            start.elapsed()
+        });
+        ratios.push(elapsed.as_secs_f64() / LOAD_WAIT.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "| I/O pipeline, {LOADS} loads of {LOAD_WAIT:?}, makespan / critical path (median of 5) | {:.3} | <= 1.05 |",
+        ratios[ratios.len() / 2]
+    );
+}
+
+/// The nested cross-validation example, sequential against delayed.
+fn cpu_pipeline() {
+    let data = nested_cv::Dataset::synthetic(nested_cv::ROWS, nested_cv::FEATURES, 7);
+    let start = Instant::now();
+    let sequential = nested_cv::nested_cv(&data);
+    let sequential_time = start.elapsed();
+    let start = Instant::now();
+    let parallel = nested_cv::nested_cv_graph(data)
+        .compute_blocking()
+        .expect("the graph runs");
+    let parallel_time = start.elapsed();
+    assert_eq!(nested_cv::bits(&sequential), nested_cv::bits(&parallel));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "| nested CV speed-up on {cores} cores ({sequential_time:.2?} / {parallel_time:.2?}) | {:.2}x | >= 1.85x |",
+        sequential_time.as_secs_f64() / parallel_time.as_secs_f64()
+    );
+}
+
+/// Peak resident memory of this process so far, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[delayed]
+async fn load_big(i: usize) -> Vec<u8> {
+    tokio::task::yield_now().await;
+    vec![i as u8; BIG]
+}
+
+#[delayed]
+fn clean_big(data: &[u8]) -> Vec<u8> {
+    data.iter().map(|b| b.wrapping_add(1)).collect()
+}
+
+#[delayed]
+fn digest(data: &[u8]) -> u64 {
+    data.iter().map(|&b| u64::from(b)).sum()
+}
+
+#[delayed]
+fn total(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
+/// 200 inputs of 10 MB through load, clean and total; the caller keeps no
+/// intermediate handle, so each input is freed once its digest is done.
+fn memory_pipeline() {
+    let runtime = runtime();
+    let before = peak_rss();
+    let sum = runtime.block_on(async {
+        let digests: Vec<_> = (0..BIG_INPUTS)
+            .map(|i| digest(clean_big(load_big(i))))
+            .collect();
+        total(digests).await.expect("the pipeline runs")
+    });
+    let expected: u64 = (0..BIG_INPUTS)
+        .map(|i| u64::from((i as u8).wrapping_add(1)) * BIG as u64)
+        .sum();
+    assert_eq!(sum, expected);
+    let peak = peak_rss().saturating_sub(before);
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "| {BIG_INPUTS} x 10 MB pipeline, peak RSS growth ({workers} workers in flight) | {} MB | <= {} MB |",
+        peak >> 20,
+        (workers + 2) * 10
+    );
+}
+
+#[delayed]
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+/// A million-deep chain built, computed and dropped inside a task.
+fn million_chain() {
+    let runtime = runtime();
+    let before = peak_rss();
+    let start = Instant::now();
+    let value = runtime.block_on(async {
+        tokio::spawn(async {
+            let mut node: Delayed<u64> = inc(0);
+            for _ in 1..CHAIN {
+                node = inc(node);
+            }
+            node.await.expect("the chain runs")
+        })
+        .await
+        .expect("the task runs")
+    });
+    let elapsed = start.elapsed();
+    assert_eq!(value, CHAIN);
+    let peak = peak_rss().saturating_sub(before);
+    println!(
+        "| 1M chain: time, and peak RSS growth per node | {elapsed:.2?}, {} bytes/node | <= 250 bytes/node |",
+        peak / CHAIN
+    );
+}
