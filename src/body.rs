@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::builder::Deps;
 use crate::error::{Cause, Error};
+use crate::inputs::Inputs;
 use crate::lane;
 use crate::node::{Body, Node};
 use crate::run;
@@ -29,7 +30,7 @@ pub(crate) struct Blocking<F>(pub(crate) F);
 pub(crate) struct Async<F>(pub(crate) F);
 
 /// Runs a sync body, catching its panic.
-fn call<T, F>(node: &Node<T, impl Body<T>>, deps: Vec<Arc<dyn Task>>, body: F) -> Result<T, Error>
+fn call<T, F>(node: &Node<T, impl Body<T>>, deps: Inputs, body: F) -> Result<T, Error>
 where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> BodyResult<T>,

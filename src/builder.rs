@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::body::{Async, Blocking, Inline};
 use crate::error::Cause;
+use crate::inputs::Inputs;
 use crate::intern;
 use crate::key::{KeyId, Token};
 use crate::node::{Body, Node};
@@ -195,7 +196,10 @@ impl Builder {
             (None, false) => KeyId::fresh(),
         };
         let make = move || -> Arc<dyn Task> {
-            Arc::new(Node::new(Core::new(name, id, Phase::Idle, deps), body))
+            Arc::new(Node::new(
+                Core::new(name, id, Phase::Idle, Inputs::from_vec(deps)),
+                body,
+            ))
         };
         let node = match token {
             Some(token) => intern::get_or_insert::<T>(token.finish128(), make),
@@ -220,11 +224,11 @@ fn cause<E: Into<Box<dyn std::error::Error + Send + Sync>>>(err: E) -> Cause {
 /// The finished inputs of a running node, as its body reads them.
 #[doc(hidden)]
 pub struct Deps {
-    deps: Vec<Arc<dyn Task>>,
+    deps: Inputs,
 }
 
 impl Deps {
-    pub(crate) fn new(deps: Vec<Arc<dyn Task>>) -> Deps {
+    pub(crate) fn new(deps: Inputs) -> Deps {
         Deps { deps }
     }
 

@@ -8,7 +8,8 @@ use std::task::{Context, Poll, Waker};
 use tokio::runtime::Handle;
 
 use crate::join::Join;
-use crate::task::{output_of, Listener, Phase};
+use crate::listeners::Listener;
+use crate::task::{output_of, Phase};
 use crate::{run, schedule, Delayed, Error};
 
 /// The future returned by [`Delayed::compute`] and [`compute`](crate::compute()).
@@ -107,9 +108,9 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
                     match this
                         .waker
                         .as_ref()
-                        .and_then(|old| find_waker(&st.listeners, old))
+                        .and_then(|old| st.listeners.find_waker(old))
                     {
-                        Some(i) => st.listeners[i] = Listener::Waker(waker.clone()),
+                        Some(i) => st.listeners.replace(i, Listener::Waker(waker.clone())),
                         None => st.listeners.push(Listener::Waker(waker.clone())),
                     }
                     this.waker = Some(waker);
@@ -133,13 +134,6 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
     }
 }
 
-/// Where `waker` is registered among a node's listeners.
-fn find_waker(listeners: &[Listener], waker: &Waker) -> Option<usize> {
-    listeners
-        .iter()
-        .position(|l| matches!(l, Listener::Waker(w) if w.will_wake(waker)))
-}
-
 impl<T> Drop for Compute<T> {
     fn drop(&mut self) {
         if self.state != State::Waiting {
@@ -149,8 +143,8 @@ impl<T> Drop for Compute<T> {
             // Unregister, so that a long-running node polled by many
             // short-lived computes does not collect their wakers.
             let mut st = self.delayed.node.core().lock();
-            if let Some(i) = find_waker(&st.listeners, &waker) {
-                st.listeners.swap_remove(i);
+            if let Some(i) = st.listeners.find_waker(&waker) {
+                st.listeners.remove(i);
             }
         }
         schedule::release_all(vec![Arc::clone(&self.delayed.node)]);

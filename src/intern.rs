@@ -9,8 +9,8 @@ use crate::key::KeyId;
 use crate::node::{Literal, Node};
 use crate::task::Task;
 
-fn table() -> &'static DashMap<u128, Weak<dyn Task>> {
-    static TABLE: OnceLock<DashMap<u128, Weak<dyn Task>>> = OnceLock::new();
+fn table() -> &'static DashMap<[u64; 2], Weak<dyn Task>> {
+    static TABLE: OnceLock<DashMap<[u64; 2], Weak<dyn Task>>> = OnceLock::new();
     TABLE.get_or_init(DashMap::new)
 }
 
@@ -25,7 +25,7 @@ fn is_output<T: 'static>(task: &dyn Task) -> bool {
 
 /// The live node for `token`, or a new one from `make`.
 pub(crate) fn get_or_insert<T: 'static>(
-    token: u128,
+    token: [u64; 2],
     make: impl FnOnce() -> Arc<dyn Task>,
 ) -> Arc<dyn Task> {
     let live = |weak: &Weak<dyn Task>| weak.upgrade().filter(|task| is_output::<T>(&**task));

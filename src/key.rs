@@ -42,8 +42,9 @@ pub struct Key {
 pub(crate) enum KeyId {
     /// A fresh number per call.
     Seq(u64),
-    /// A hash of the function and its arguments (pure calls, joins).
-    Token(u128),
+    /// A hash of the function and its arguments (pure calls, joins),
+    /// as two halves to keep the key 8-byte aligned.
+    Token([u64; 2]),
     /// Set by the user with `named`.
     Custom(Arc<str>),
 }
@@ -87,7 +88,7 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.id {
             KeyId::Seq(n) => write!(f, "{}-{}", self.name, n),
-            KeyId::Token(t) => write!(f, "{}-{:032x}", self.name, t),
+            KeyId::Token([high, low]) => write!(f, "{}-{high:016x}{low:016x}", self.name),
             KeyId::Custom(s) => f.write_str(s),
         }
     }
@@ -117,8 +118,8 @@ impl Token {
         token
     }
 
-    pub(crate) fn finish128(&self) -> u128 {
-        (u128::from(self.high.finish()) << 64) | u128::from(self.low.finish())
+    pub(crate) fn finish128(&self) -> [u64; 2] {
+        [self.high.finish(), self.low.finish()]
     }
 }
 

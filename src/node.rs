@@ -8,7 +8,9 @@ use tokio::task::AbortHandle;
 use tracing::field;
 
 use crate::error::Error;
+use crate::inputs::Inputs;
 use crate::intern;
+use crate::listeners::Listener;
 use crate::schedule::{self, Outcome};
 use crate::task::{Core, Phase, Task};
 
@@ -53,11 +55,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
     /// Moves a ready node to running. Returns the run's epoch and the
     /// inputs (moved out when `take_deps`, since a sync body consumes them;
     /// cloned otherwise, since an aborted async body may run again).
-    pub(crate) fn begin(
-        &self,
-        abortable: bool,
-        take_deps: bool,
-    ) -> Option<(u32, Vec<Arc<dyn Task>>)> {
+    pub(crate) fn begin(&self, abortable: bool, take_deps: bool) -> Option<(u32, Inputs)> {
         let mut st = self.core.lock();
         if !matches!(st.phase, Phase::Ready) {
             return None;
@@ -172,15 +170,13 @@ impl<T, B> Drop for Node<T, B> {
         if st.interned {
             intern::forget(&st.id, ptr);
         }
-        let mut stack = mem::take(&mut st.deps);
-        stack.extend(
-            mem::take(&mut st.listeners)
-                .into_iter()
-                .filter_map(|l| match l {
-                    crate::task::Listener::Node(task, _) => Some(task),
-                    crate::task::Listener::Waker(_) => None,
-                }),
-        );
+        let mut stack = Vec::new();
+        mem::take(&mut st.deps).drain_into(&mut stack);
+        for listener in mem::take(&mut st.listeners) {
+            if let Listener::Node(task, _) = listener {
+                stack.push(task);
+            }
+        }
         drop_iteratively(stack);
     }
 }
@@ -193,8 +189,7 @@ fn drop_iteratively(mut stack: Vec<Arc<dyn Task>>) {
             intern::release_sole(&task);
         }
         if let Some(task) = Arc::get_mut(&mut task) {
-            let st = task.core_mut().state_mut();
-            stack.append(&mut st.deps);
+            mem::take(&mut task.core_mut().state_mut().deps).drain_into(&mut stack);
         }
     }
 }

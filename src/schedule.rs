@@ -8,7 +8,8 @@ use std::mem;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::task::{Listener, Phase, Task};
+use crate::listeners::{Listener, Listeners};
+use crate::task::{Phase, Task};
 
 /// How a node ended, as told to the nodes and computes waiting on it.
 pub(crate) enum Outcome {
@@ -135,7 +136,7 @@ pub(crate) fn release_all(mut stack: Vec<Arc<dyn Task>>) {
 
 /// Tells `listeners` how the node they waited on ended, and carries failures
 /// and interruptions on through their own dependents.
-pub(crate) fn notify(listeners: Vec<Listener>, outcome: &Outcome, ready: &mut Vec<Arc<dyn Task>>) {
+pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Arc<dyn Task>>) {
     let mut work = vec![listeners];
     while let Some(listeners) = work.pop() {
         for listener in listeners {
@@ -168,13 +169,13 @@ pub(crate) fn notify(listeners: Vec<Listener>, outcome: &Outcome, ready: &mut Ve
                     let deps = mem::take(&mut st.deps);
                     drop(st);
                     task.discard_body();
-                    release_all(deps.clone());
+                    release_all(deps.to_vec());
                     drop(deps);
                 }
                 Outcome::Interrupted => {
                     st.phase = Phase::Idle;
                     work.push(mem::take(&mut st.listeners));
-                    let deps = st.deps.clone();
+                    let deps = st.deps.to_vec();
                     drop(st);
                     release_all(deps);
                 }

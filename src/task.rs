@@ -2,12 +2,13 @@
 
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
 
 use tokio::task::AbortHandle;
 
 use crate::error::Error;
+use crate::inputs::Inputs;
 use crate::key::{Key, KeyId};
+use crate::listeners::Listeners;
 
 /// A node of the graph with its output type erased.
 ///
@@ -45,11 +46,11 @@ pub(crate) struct State {
     pub(crate) interned: bool,
     pub(crate) phase: Phase,
     pub(crate) epoch: u32,
-    pub(crate) demand: usize,
+    pub(crate) demand: u32,
     /// The inputs, until the node finishes.
-    pub(crate) deps: Vec<Arc<dyn Task>>,
+    pub(crate) deps: Inputs,
     /// Dependents and computes to tell when the node finishes.
-    pub(crate) listeners: Vec<Listener>,
+    pub(crate) listeners: Listeners,
 }
 
 pub(crate) enum Phase {
@@ -73,20 +74,8 @@ pub(crate) enum Phase {
     Failed(Error),
 }
 
-pub(crate) enum Listener {
-    /// A dependent waiting in the given epoch of its run.
-    Node(Arc<dyn Task>, u32),
-    /// A compute future.
-    Waker(Waker),
-}
-
 impl Core {
-    pub(crate) fn new(
-        name: &'static str,
-        id: KeyId,
-        phase: Phase,
-        deps: Vec<Arc<dyn Task>>,
-    ) -> Core {
+    pub(crate) fn new(name: &'static str, id: KeyId, phase: Phase, deps: Inputs) -> Core {
         Core {
             name,
             literal: false,
@@ -97,7 +86,7 @@ impl Core {
                 epoch: 0,
                 demand: 0,
                 deps,
-                listeners: Vec::new(),
+                listeners: Listeners::None,
             }),
         }
     }
@@ -105,7 +94,7 @@ impl Core {
     pub(crate) fn literal(name: &'static str, id: KeyId) -> Core {
         Core {
             literal: true,
-            ..Core::new(name, id, Phase::Done, Vec::new())
+            ..Core::new(name, id, Phase::Done, Inputs::None)
         }
     }
 
