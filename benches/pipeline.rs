@@ -138,22 +138,29 @@ fn io_pipeline() {
     );
 }
 
-/// The nested cross-validation example, sequential against delayed.
+/// The nested cross-validation example, sequential against delayed,
+/// alternated three times; the median speed-up is reported.
 fn cpu_pipeline() {
-    let data = nested_cv::Dataset::synthetic(nested_cv::ROWS, nested_cv::FEATURES, 7);
-    let start = Instant::now();
-    let sequential = nested_cv::nested_cv(&data);
-    let sequential_time = start.elapsed();
-    let start = Instant::now();
-    let parallel = nested_cv::nested_cv_graph(data)
-        .compute_blocking()
-        .expect("the graph runs");
-    let parallel_time = start.elapsed();
-    assert_eq!(nested_cv::bits(&sequential), nested_cv::bits(&parallel));
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let data = nested_cv::Dataset::synthetic(nested_cv::ROWS, nested_cv::FEATURES, 7);
+        let start = Instant::now();
+        let sequential = nested_cv::nested_cv(&data);
+        let sequential_time = start.elapsed();
+        let start = Instant::now();
+        let parallel = nested_cv::nested_cv_graph(data)
+            .compute_blocking()
+            .expect("the graph runs");
+        let parallel_time = start.elapsed();
+        assert_eq!(nested_cv::bits(&sequential), nested_cv::bits(&parallel));
+        let speed_up = sequential_time.as_secs_f64() / parallel_time.as_secs_f64();
+        runs.push((speed_up, sequential_time, parallel_time));
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (speed_up, sequential_time, parallel_time) = runs[1];
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "| nested CV speed-up on {cores} cores ({sequential_time:.2?} / {parallel_time:.2?}) | {:.2}x | >= 1.85x |",
-        sequential_time.as_secs_f64() / parallel_time.as_secs_f64()
+        "| nested CV speed-up on {cores} cores, median of 3 ({sequential_time:.2?} / {parallel_time:.2?}) | {speed_up:.2}x | >= 1.85x |"
     );
 }
 
