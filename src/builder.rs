@@ -41,7 +41,7 @@ pub struct Ref<T> {
 #[doc(hidden)]
 pub struct Builder {
     name: &'static str,
-    deps: Vec<Arc<dyn Task>>,
+    deps: Inputs,
     token: Option<Token>,
     structural: bool,
 }
@@ -50,7 +50,7 @@ impl Builder {
     pub fn new(name: &'static str) -> Builder {
         Builder {
             name,
-            deps: Vec::new(),
+            deps: Inputs::None,
             token: None,
             structural: false,
         }
@@ -69,8 +69,7 @@ impl Builder {
     }
 
     fn push(&mut self, node: Delayed<impl Send + Sync + 'static>) -> usize {
-        self.deps.push(node.node);
-        self.deps.len() - 1
+        self.deps.push(node.node)
     }
 
     pub fn input<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Input<T> {
@@ -188,7 +187,7 @@ impl Builder {
             (Some(token), _) => KeyId::Token(token.finish128()),
             (None, true) => {
                 let mut token = Token::new(name);
-                for dep in &deps {
+                for dep in deps.iter() {
                     dep.core().key().hash_into(&mut token);
                 }
                 KeyId::Token(token.finish128())
@@ -196,10 +195,7 @@ impl Builder {
             (None, false) => KeyId::fresh(),
         };
         let make = move || -> Arc<dyn Task> {
-            Arc::new(Node::new(
-                Core::new(name, id, Phase::Idle, Inputs::from_vec(deps)),
-                body,
-            ))
+            Arc::new(Node::new(Core::new(name, id, Phase::Idle, deps), body))
         };
         let node = match token {
             Some(token) => intern::get_or_insert::<T>(token.finish128(), make),

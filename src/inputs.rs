@@ -1,5 +1,5 @@
 //! The inputs of a node, stored without an allocation for the common
-//! cases: none (a leaf) or one (a chain).
+//! cases: none (a leaf), one (a chain) or two (a binary operation).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -11,16 +11,27 @@ pub(crate) enum Inputs {
     #[default]
     None,
     One(Arc<dyn Task>),
-    Many(Box<[Arc<dyn Task>]>),
+    Two([Arc<dyn Task>; 2]),
+    Many(Vec<Arc<dyn Task>>),
 }
 
 impl Inputs {
-    pub(crate) fn from_vec(mut inputs: Vec<Arc<dyn Task>>) -> Inputs {
-        match inputs.len() {
-            0 => Inputs::None,
-            1 => Inputs::One(inputs.pop().expect("one input")),
-            _ => Inputs::Many(inputs.into_boxed_slice()),
+    /// Adds an input; returns its index.
+    pub(crate) fn push(&mut self, input: Arc<dyn Task>) -> usize {
+        match std::mem::take(self) {
+            Inputs::None => *self = Inputs::One(input),
+            Inputs::One(first) => *self = Inputs::Two([first, input]),
+            Inputs::Two(two) => {
+                let mut all = Vec::from(two);
+                all.push(input);
+                *self = Inputs::Many(all);
+            }
+            Inputs::Many(mut all) => {
+                all.push(input);
+                *self = Inputs::Many(all);
+            }
         }
+        self.len() - 1
     }
 
     /// Moves the inputs onto `stack`.
@@ -28,7 +39,8 @@ impl Inputs {
         match self {
             Inputs::None => {}
             Inputs::One(input) => stack.push(input),
-            Inputs::Many(inputs) => stack.extend(inputs.into_vec()),
+            Inputs::Two(two) => stack.extend(two),
+            Inputs::Many(inputs) => stack.extend(inputs),
         }
     }
 }
@@ -40,6 +52,7 @@ impl Deref for Inputs {
         match self {
             Inputs::None => &[],
             Inputs::One(input) => std::slice::from_ref(input),
+            Inputs::Two(two) => two,
             Inputs::Many(inputs) => inputs,
         }
     }
@@ -50,6 +63,7 @@ impl DerefMut for Inputs {
         match self {
             Inputs::None => &mut [],
             Inputs::One(input) => std::slice::from_mut(input),
+            Inputs::Two(two) => two,
             Inputs::Many(inputs) => inputs,
         }
     }

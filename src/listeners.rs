@@ -1,5 +1,5 @@
-//! Who waits on a node: dependents and computes. Most nodes have exactly
-//! one, which is stored without an allocation.
+//! Who waits on a node: dependents and computes. Most nodes have one or
+//! two, which are stored without an allocation.
 
 use std::mem;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ pub(crate) enum Listeners {
     #[default]
     None,
     One(Listener),
+    Two([Listener; 2]),
     Many(Vec<Listener>),
 }
 
@@ -26,7 +27,12 @@ impl Listeners {
     pub(crate) fn push(&mut self, listener: Listener) {
         *self = match mem::take(self) {
             Listeners::None => Listeners::One(listener),
-            Listeners::One(first) => Listeners::Many(vec![first, listener]),
+            Listeners::One(first) => Listeners::Two([first, listener]),
+            Listeners::Two(two) => {
+                let mut all = Vec::from(two);
+                all.push(listener);
+                Listeners::Many(all)
+            }
             Listeners::Many(mut all) => {
                 all.push(listener);
                 Listeners::Many(all)
@@ -38,6 +44,7 @@ impl Listeners {
         match self {
             Listeners::None => &[],
             Listeners::One(listener) => std::slice::from_ref(listener),
+            Listeners::Two(two) => two,
             Listeners::Many(all) => all,
         }
     }
@@ -53,6 +60,7 @@ impl Listeners {
         match self {
             Listeners::None => {}
             Listeners::One(only) => *only = listener,
+            Listeners::Two(two) => two[index] = listener,
             Listeners::Many(all) => all[index] = listener,
         }
     }
@@ -61,6 +69,12 @@ impl Listeners {
         match self {
             Listeners::None => {}
             Listeners::One(_) => *self = Listeners::None,
+            Listeners::Two(_) => {
+                let Listeners::Two([first, second]) = std::mem::take(self) else {
+                    return;
+                };
+                *self = Listeners::One(if index == 0 { second } else { first });
+            }
             Listeners::Many(all) => drop(all.swap_remove(index)),
         }
     }
@@ -68,14 +82,32 @@ impl Listeners {
 
 impl IntoIterator for Listeners {
     type Item = Listener;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<Listener>, std::vec::IntoIter<Listener>>;
+    type IntoIter = IntoIter;
 
-    fn into_iter(self) -> Self::IntoIter {
-        let (one, many) = match self {
-            Listeners::None => (None, Vec::new()),
-            Listeners::One(listener) => (Some(listener), Vec::new()),
-            Listeners::Many(all) => (None, all),
-        };
-        one.into_iter().chain(many)
+    fn into_iter(self) -> IntoIter {
+        match self {
+            Listeners::None => IntoIter::Inline([None, None]),
+            Listeners::One(listener) => IntoIter::Inline([None, Some(listener)]),
+            Listeners::Two([first, second]) => IntoIter::Inline([Some(second), Some(first)]),
+            Listeners::Many(all) => IntoIter::Many(all.into_iter()),
+        }
+    }
+}
+
+/// Yields the listeners in the order they registered.
+pub(crate) enum IntoIter {
+    /// Taken from the back.
+    Inline([Option<Listener>; 2]),
+    Many(std::vec::IntoIter<Listener>),
+}
+
+impl Iterator for IntoIter {
+    type Item = Listener;
+
+    fn next(&mut self) -> Option<Listener> {
+        match self {
+            IntoIter::Inline([first, second]) => second.take().or_else(|| first.take()),
+            IntoIter::Many(all) => all.next(),
+        }
     }
 }

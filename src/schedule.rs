@@ -137,8 +137,11 @@ pub(crate) fn release_all(mut stack: Vec<Arc<dyn Task>>) {
 /// Tells `listeners` how the node they waited on ended, and carries failures
 /// and interruptions on through their own dependents.
 pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Arc<dyn Task>>) {
-    let mut work = vec![listeners];
-    while let Some(listeners) = work.pop() {
+    // Failures spread through dependents; `work` holds their listeners.
+    // Success, the common case, never allocates it.
+    let mut work = Vec::new();
+    let mut next = Some(listeners);
+    while let Some(listeners) = next.take().or_else(|| work.pop()) {
         for listener in listeners {
             let (task, epoch) = match listener {
                 Listener::Waker(waker) => {
