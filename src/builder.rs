@@ -13,7 +13,7 @@ use crate::inputs::Inputs;
 use crate::intern;
 use crate::key::{KeyId, Token};
 use crate::node::{Body, Node};
-use crate::task::{output_of, Core, Phase, Task};
+use crate::task::{output_of, Core, Origin, Task};
 use crate::{Delayed, IntoDelayed};
 
 /// An argument after conversion: a plain value, or a node to wait for.
@@ -62,7 +62,7 @@ impl Builder {
         self.token = Some(Token::new(path));
     }
 
-    /// Gives a join node a key derived from its inputs' keys.
+    /// Marks a join node: pure calls hash it by its parts' keys.
     pub(crate) fn structural(mut self) -> Builder {
         self.structural = true;
         self
@@ -106,14 +106,28 @@ impl Builder {
     }
 
     /// Literal inputs hash by value, so `square(3)` and
-    /// `square(Delayed::value(3))` agree; other inputs hash by key.
+    /// `square(Delayed::value(3))` agree; joins (a `Vec` of nodes...) by the
+    /// keys of their parts, so equal lists of the same nodes agree; other
+    /// inputs hash by key.
     fn hash_dep<T: Hash + Send + Sync + 'static>(&mut self, index: usize) {
         let dep = Arc::clone(&self.deps[index]);
-        if dep.core().literal {
-            self.hash_value(output_of::<T>(&*dep));
-        } else if let Some(token) = &mut self.token {
-            1_u8.hash(token);
-            dep.core().key().hash_into(token);
+        if dep.core().origin == Origin::Literal {
+            return self.hash_value(output_of::<T>(&*dep));
+        }
+        let Some(token) = &mut self.token else {
+            return;
+        };
+        let mut parts = vec![dep];
+        while let Some(part) = parts.pop() {
+            let st = part.core().lock();
+            // A join that already ran gave up its parts: its key stands in.
+            if part.core().origin == Origin::Join && !st.is_finished() {
+                2_u8.hash(token);
+                parts.extend(st.deps.iter().rev().cloned());
+            } else {
+                1_u8.hash(token);
+                part.core().key_locked(&st).hash_into(token);
+            }
         }
     }
 
@@ -183,19 +197,17 @@ impl Builder {
             token,
             structural,
         } = self;
-        let id = match (&token, structural) {
-            (Some(token), _) => KeyId::Token(token.finish128()),
-            (None, true) => {
-                let mut token = Token::new(name);
-                for dep in deps.iter() {
-                    dep.core().key().hash_into(&mut token);
-                }
-                KeyId::Token(token.finish128())
-            }
-            (None, false) => KeyId::fresh(),
+        let id = match &token {
+            Some(token) => KeyId::Token(token.finish128()),
+            None => KeyId::fresh(),
+        };
+        let origin = if structural {
+            Origin::Join
+        } else {
+            Origin::Call
         };
         let make = move || -> Arc<dyn Task> {
-            Arc::new(Node::new(Core::new(name, id, Phase::Idle, deps), body))
+            Arc::new(Node::new(Core::new(name, origin, id, deps), body))
         };
         let node = match token {
             Some(token) => intern::get_or_insert::<T>(token.finish128(), make),
@@ -206,7 +218,7 @@ impl Builder {
 
     /// A node that already holds its value.
     pub(crate) fn literal<T: Send + Sync + 'static>(value: T) -> Delayed<T> {
-        let core = Core::literal("value", KeyId::fresh());
+        let core = Core::new("value", Origin::Literal, KeyId::fresh(), Inputs::None);
         Delayed::from_task(Arc::new(Node::<T, crate::node::Literal>::literal(
             core, value,
         )))

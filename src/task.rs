@@ -32,8 +32,20 @@ pub(crate) trait Task: Send + Sync + 'static {
 /// What every node has, whatever its output type.
 pub(crate) struct Core {
     pub(crate) name: &'static str,
-    pub(crate) literal: bool,
+    pub(crate) origin: Origin,
     state: Mutex<State>,
+}
+
+/// What made a node; pure keys hash each kind of input differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A function call or combinator.
+    Call,
+    /// `Delayed::value`: hashed by value.
+    Literal,
+    /// A join of other nodes (a `Vec`, tuple... argument): hashed by the
+    /// keys of its parts.
+    Join,
 }
 
 /// The scheduling state of one node, behind its lock.
@@ -75,26 +87,23 @@ pub(crate) enum Phase {
 }
 
 impl Core {
-    pub(crate) fn new(name: &'static str, id: KeyId, phase: Phase, deps: Inputs) -> Core {
+    pub(crate) fn new(name: &'static str, origin: Origin, id: KeyId, deps: Inputs) -> Core {
         Core {
             name,
-            literal: false,
+            origin,
             state: Mutex::new(State {
                 id,
                 interned: false,
-                phase,
+                phase: if origin == Origin::Literal {
+                    Phase::Done
+                } else {
+                    Phase::Idle
+                },
                 epoch: 0,
                 demand: 0,
                 deps,
                 listeners: Listeners::None,
             }),
-        }
-    }
-
-    pub(crate) fn literal(name: &'static str, id: KeyId) -> Core {
-        Core {
-            literal: true,
-            ..Core::new(name, id, Phase::Done, Inputs::None)
         }
     }
 

@@ -221,3 +221,36 @@ fn persist_outside_a_runtime_uses_the_fallback_runtime() {
     assert_eq!(a.compute_blocking().unwrap(), 2);
     assert_eq!(runs.get(), 1);
 }
+
+#[delayed(pure)]
+fn pure_total(runs: Counter, xs: Vec<u64>) -> u64 {
+    runs.bump();
+    xs.iter().sum()
+}
+
+#[tokio::test]
+async fn pure_calls_on_equal_lists_of_nodes_are_one_node() {
+    let runs = Counter::new();
+    let parts: Vec<_> = (0..3).map(|i| inc(runs.clone(), i)).collect();
+    let a = pure_total(runs.clone(), &parts);
+    let b = pure_total(runs.clone(), parts.clone());
+    assert_eq!(a.key(), b.key());
+    let other: Vec<_> = (0..3).map(|i| inc(runs.clone(), i)).collect();
+    assert_ne!(
+        a.key(),
+        pure_total(runs.clone(), other).key(),
+        "other nodes, other key"
+    );
+    assert_eq!(
+        pure_total(runs.clone(), vec![1, 2]).key(),
+        pure_total(runs.clone(), vec![1, 2]).key()
+    );
+    let empty = || Vec::<Delayed<u64>>::new();
+    assert_eq!(
+        pure_total(runs.clone(), empty()).key(),
+        pure_total(runs.clone(), empty()).key()
+    );
+    assert_eq!(a.compute().await.unwrap(), 6);
+    assert_eq!(b.compute().await.unwrap(), 6);
+    assert_eq!(runs.get(), 4, "three incs and one total");
+}
