@@ -68,3 +68,24 @@ impl DerefMut for Inputs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Delayed;
+
+    #[test]
+    fn push_returns_indexes_and_keeps_order() {
+        let nodes: Vec<Arc<dyn Task>> = (0..5_u64).map(|n| Delayed::value(n).node).collect();
+        let mut inputs = Inputs::None;
+        for (i, node) in nodes.iter().enumerate() {
+            assert_eq!(inputs.push(Arc::clone(node)), i);
+            assert_eq!(inputs.len(), i + 1);
+            assert!(inputs.iter().zip(&nodes).all(|(a, b)| Arc::ptr_eq(a, b)));
+        }
+        let mut stack = Vec::new();
+        inputs.drain_into(&mut stack);
+        assert!(stack.iter().zip(&nodes).all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert_eq!(stack.len(), nodes.len());
+    }
+}

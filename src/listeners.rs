@@ -111,3 +111,53 @@ impl Iterator for IntoIter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Delayed;
+
+    fn node(n: u32) -> Listener {
+        Listener::Node(Delayed::value(n).node, n)
+    }
+
+    fn epochs(listeners: Listeners) -> Vec<u32> {
+        listeners
+            .into_iter()
+            .map(|l| match l {
+                Listener::Node(_, epoch) => epoch,
+                Listener::Waker(_) => u32::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keeps_registration_order_across_inline_and_heap_storage() {
+        for count in 0..5 {
+            let mut listeners = Listeners::None;
+            for n in 0..count {
+                listeners.push(node(n));
+            }
+            assert_eq!(epochs(listeners), (0..count).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn finds_replaces_and_removes_wakers() {
+        let waker = futures::task::noop_waker();
+        for before in 0..3 {
+            let mut listeners = Listeners::None;
+            for n in 0..before {
+                listeners.push(node(n));
+            }
+            listeners.push(Listener::Waker(waker.clone()));
+            let at = listeners.find_waker(&waker).expect("registered");
+            assert_eq!(at, before as usize);
+            listeners.replace(at, Listener::Waker(waker.clone()));
+            assert_eq!(listeners.find_waker(&waker), Some(at));
+            listeners.remove(at);
+            assert_eq!(listeners.find_waker(&waker), None);
+            assert_eq!(epochs(listeners), (0..before).collect::<Vec<_>>());
+        }
+    }
+}
