@@ -35,9 +35,24 @@ where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> BodyResult<T>,
 {
-    let span = node.span();
-    let result = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))));
-    flatten(node, result)
+    node.span().in_scope(|| {
+        tracing::debug!("task started");
+        let result = flatten(
+            node,
+            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
+        );
+        report(&result);
+        result
+    })
+}
+
+/// The event that ends a task's span: debug when it finished, warn when it
+/// failed.
+fn report<T>(result: &Result<T, Error>) {
+    match result {
+        Ok(_) => tracing::debug!("task finished"),
+        Err(err) => tracing::warn!(error = %err, "task failed"),
+    }
 }
 
 fn flatten<T: Send + Sync + 'static>(
@@ -149,17 +164,20 @@ where
         // poll), the task hands the node back to idle; our own aborts have
         // already done so, and then the guard does nothing.
         let guard = Unstarted(Some(Arc::clone(&node) as Arc<dyn Task>), Some(epoch));
-        let join = handle.spawn(
-            async move {
-                let result = AssertUnwindSafe(future).catch_unwind().await;
-                guard.disarm();
-                let result = flatten(&task_node, result);
-                let mut ready = Vec::new();
-                task_node.settle(epoch, result, &mut ready);
-                run::drain(&mut ready);
-            }
-            .instrument(span),
-        );
+        let join = handle.spawn(async move {
+            let run = async {
+                tracing::debug!("task started");
+                let result = flatten(&task_node, AssertUnwindSafe(future).catch_unwind().await);
+                report(&result);
+                result
+            };
+            let result = run.instrument(span).await;
+            guard.disarm();
+            // Dependents run outside this task's span: they are not part of it.
+            let mut ready = Vec::new();
+            task_node.settle(epoch, result, &mut ready);
+            run::drain(&mut ready);
+        });
         node.set_abort(epoch, join.abort_handle());
     }
 }

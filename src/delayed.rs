@@ -8,7 +8,7 @@ use crate::builder::Builder;
 use crate::compute::Compute;
 use crate::key::{Key, KeyId};
 use crate::task::Task;
-use crate::{intern, lane, run, schedule, Error};
+use crate::{intern, lane, run, schedule, Error, Graph};
 
 /// A lazy value: one node of a task graph, to be computed later.
 ///
@@ -133,6 +133,21 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         intern::rename(&self.node);
         self.node.core().lock().id = KeyId::Custom(key.into());
         self
+    }
+
+    /// A snapshot of this node and everything it depends on, for
+    /// inspecting or drawing the graph. See [`Graph`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// assert_eq!(inc(inc(1)).graph().nodes().len(), 2);
+    /// ```
+    pub fn graph(&self) -> Graph {
+        Graph::snapshot(&self.node)
     }
 
     /// Computes this node on the current tokio runtime.

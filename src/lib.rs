@@ -98,7 +98,34 @@
 //! - **Virtual time.** The library adds no timers: under tokio's paused
 //!   clock a graph takes exactly its critical path.
 //! - **Tracing.** Every node runs inside a `delayed.task` span (debug
-//!   level) with the field `task.key`.
+//!   level) with the fields `task.key` and `task.name`; events mark its
+//!   start and end (debug) and its failure (warn). See [Tracing](#tracing).
+//!
+//! # Tracing
+//!
+//! Any `tracing` subscriber sees the tasks. With `tracing-subscriber`'s
+//! `fmt` layer, every line a task logs carries its key:
+//!
+//! ```
+//! use delayed::delayed;
+//!
+//! #[delayed]
+//! fn inc(x: u64) -> u64 {
+//!     tracing::info!(x, "incrementing");
+//!     x + 1
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).init();
+//! inc(1).named("inc-1").compute().await.unwrap();
+//! // DEBUG delayed.task{task.key=inc-1 task.name="inc"}: task started
+//! //  INFO delayed.task{task.key=inc-1 task.name="inc"}: incrementing x=1
+//! // DEBUG delayed.task{task.key=inc-1 task.name="inc"}: task finished
+//! # }
+//! ```
+//!
+//! Filter them with the target `delayed` (for example `RUST_LOG=delayed=debug`
+//! with an `EnvFilter`).
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -107,7 +134,9 @@ mod builder;
 mod combinators;
 mod compute;
 mod delayed;
+mod dot;
 mod error;
+mod graph;
 mod inputs;
 mod intern;
 mod into_delayed;
@@ -123,6 +152,7 @@ mod task;
 pub use crate::compute::{compute, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;
+pub use crate::graph::{Graph, GraphNode, TaskState};
 pub use crate::into_delayed::IntoDelayed;
 pub use crate::join::{join, Join};
 pub use crate::key::Key;

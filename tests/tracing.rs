@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Clone, Default)]
 struct Recorder {
     spans: Arc<Mutex<Vec<(String, String)>>>,
-    events: Arc<Mutex<Vec<(String, String)>>>,
+    events: Arc<Mutex<Vec<(String, String, tracing::Level)>>>,
 }
 
 #[derive(Default)]
@@ -95,7 +95,8 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
                     .last()
             })
             .unwrap_or_default();
-        self.events.lock().unwrap().push((key, message));
+        let level = *event.metadata().level();
+        self.events.lock().unwrap().push((key, message, level));
     }
 }
 
@@ -146,14 +147,43 @@ fn every_task_runs_in_a_span_with_its_key() {
     }
 
     let events = recorder.events.lock().unwrap().clone();
+    let has = |key: &str, message: &str, level: tracing::Level| {
+        events
+            .iter()
+            .any(|(k, m, l)| k == key && m == message && *l == level)
+    };
     for (key, message) in [
         ("load-1", "load 1"),
         ("inc-5", "inc 5"),
         ("crunch-7", "crunch 7"),
     ] {
         assert!(
-            events.iter().any(|(k, m)| k == key && m == message),
+            has(key, message, tracing::Level::INFO),
             "event {message:?} not inside span {key}: {events:?}"
         );
+        assert!(
+            has(key, "task started", tracing::Level::DEBUG),
+            "no start event for {key}"
+        );
+        assert!(
+            has(key, "task finished", tracing::Level::DEBUG),
+            "no end event for {key}"
+        );
     }
+
+    let failing = fail(1).named("fail-1");
+    assert!(runtime.block_on(failing.compute()).is_err());
+    let events = recorder.events.lock().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|(k, m, l)| k == "fail-1" && m == "task failed" && *l == tracing::Level::WARN),
+        "no warning for the failed task: {events:?}"
+    );
+}
+
+#[delayed]
+fn fail(x: u64) -> Result<u64, std::fmt::Error> {
+    let _ = x;
+    Err(std::fmt::Error)
 }

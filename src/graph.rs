@@ -1,0 +1,223 @@
+//! Snapshots of a graph: what `Delayed::graph` returns.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::key::Key;
+use crate::task::{Phase, Task};
+
+/// A snapshot of every node reachable from one [`Delayed`], in topological
+/// order: each node comes after all of its inputs.
+///
+/// Taking it runs nothing and holds each node's lock only long enough to
+/// copy its key, state and inputs. A finished node has let go of its inputs
+/// (to free memory), so a snapshot taken after a compute shows the finished
+/// nodes the caller still holds, without their inputs.
+///
+/// [`Delayed`]: crate::Delayed
+///
+/// # Examples
+///
+/// ```
+/// use delayed::{delayed, TaskState};
+///
+/// #[delayed]
+/// fn inc(x: u64) -> u64 { x + 1 }
+///
+/// #[delayed]
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let a = inc(1).named("a");
+/// let b = add(&a, inc(&a).named("c")).named("b");
+/// let graph = b.graph();
+/// let keys: Vec<String> = graph.nodes().iter().map(|n| n.key().to_string()).collect();
+/// assert_eq!(keys, ["a", "c", "b"]);
+/// assert!(graph.nodes().iter().all(|n| n.state() == TaskState::Waiting));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<GraphNode>,
+}
+
+/// One node of a [`Graph`] snapshot.
+#[derive(Clone, Debug)]
+pub struct GraphNode {
+    key: Key,
+    deps: Vec<Key>,
+    state: TaskState,
+}
+
+/// Where a node stood when the snapshot was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Not started: never computed, or waiting for its inputs or a worker.
+    Waiting,
+    /// Its body is running.
+    Running,
+    /// Finished with a value.
+    Done,
+    /// Finished with an error, its own or an input's.
+    Failed,
+    /// Started by a compute that was dropped before it finished; a later
+    /// compute starts it again.
+    Cancelled,
+}
+
+impl Graph {
+    /// Walks the graph behind `root` without recursion.
+    pub(crate) fn snapshot(root: &Arc<dyn Task>) -> Graph {
+        /// A step of the walk: see a node's inputs first, then emit it.
+        enum Step {
+            Enter(Arc<dyn Task>),
+            Emit(Arc<dyn Task>, Vec<Arc<dyn Task>>),
+        }
+        let mut seen = HashSet::new();
+        let mut nodes = Vec::new();
+        let mut stack = vec![Step::Enter(Arc::clone(root))];
+        while let Some(step) = stack.pop() {
+            match step {
+                Step::Enter(task) => {
+                    if !seen.insert(Arc::as_ptr(&task).cast::<()>()) {
+                        continue;
+                    }
+                    let inputs = task.core().lock().deps.to_vec();
+                    let enter: Vec<_> = inputs
+                        .iter()
+                        .rev()
+                        .map(|i| Step::Enter(Arc::clone(i)))
+                        .collect();
+                    stack.push(Step::Emit(task, inputs));
+                    stack.extend(enter);
+                }
+                Step::Emit(task, inputs) => {
+                    let (key, state) = {
+                        let st = task.core().lock();
+                        (task.core().key_locked(&st), state_of(&st.phase, st.epoch))
+                    };
+                    let deps = inputs.iter().map(|input| input.core().key()).collect();
+                    nodes.push(GraphNode { key, deps, state });
+                }
+            }
+        }
+        Graph { nodes }
+    }
+
+    /// The nodes, each after its inputs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let graph = delayed::Delayed::value(1).map(|x: u64| x + 1).graph();
+    /// assert_eq!(graph.nodes().len(), 2);
+    /// assert_eq!(graph.nodes()[1].name(), "map");
+    /// ```
+    pub fn nodes(&self) -> &[GraphNode] {
+        &self.nodes
+    }
+
+    /// The node with this key, if the snapshot has it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1).named("x");
+    /// assert_eq!(x.graph().get("x").unwrap().deps().len(), 1);
+    /// ```
+    pub fn get(&self, key: &str) -> Option<&GraphNode> {
+        self.nodes.iter().find(|node| node.key.to_string() == key)
+    }
+
+    /// How many nodes of each state the snapshot has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::TaskState;
+    ///
+    /// let graph = delayed::Delayed::value(1).map(|x: u64| x + 1).graph();
+    /// assert_eq!(graph.count(TaskState::Done), 1); // the literal
+    /// assert_eq!(graph.count(TaskState::Waiting), 1);
+    /// ```
+    pub fn count(&self, state: TaskState) -> usize {
+        self.nodes.iter().filter(|node| node.state == state).count()
+    }
+}
+
+fn state_of(phase: &Phase, epoch: u32) -> TaskState {
+    match phase {
+        Phase::Idle if epoch > 0 => TaskState::Cancelled,
+        Phase::Idle | Phase::Claimed | Phase::Waiting { .. } | Phase::Ready => TaskState::Waiting,
+        Phase::Running { .. } => TaskState::Running,
+        Phase::Done => TaskState::Done,
+        Phase::Failed(_) => TaskState::Failed,
+    }
+}
+
+impl GraphNode {
+    /// The node's key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let x = delayed::Delayed::value(1).named("one");
+    /// assert_eq!(x.graph().nodes()[0].key().to_string(), "one");
+    /// ```
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The function (or combinator) that made the node, like `"inc"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let x = delayed::Delayed::value(1);
+    /// assert_eq!(x.graph().nodes()[0].name(), "value");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.key.name()
+    }
+
+    /// The keys of the node's inputs, in argument order. Empty for a
+    /// finished node, which has let go of its inputs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = delayed::Delayed::value(1).named("a");
+    /// let b = a.map(|x: u64| x + 1);
+    /// let graph = b.graph();
+    /// assert_eq!(graph.nodes()[1].deps()[0].to_string(), "a");
+    /// ```
+    pub fn deps(&self) -> &[Key] {
+        &self.deps
+    }
+
+    /// Where the node stood when the snapshot was taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::TaskState;
+    ///
+    /// let x = delayed::Delayed::value(1);
+    /// assert_eq!(x.graph().nodes()[0].state(), TaskState::Done);
+    /// ```
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskState::Waiting => "waiting",
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        })
+    }
+}
