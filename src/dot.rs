@@ -1,0 +1,1 @@
+//! Graphviz output: `Graph::to_dot` and `Delayed::visualize`.
