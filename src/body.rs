@@ -9,10 +9,12 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::builder::Deps;
+use crate::callback::Outcome;
 use crate::error::{Cause, Error};
 use crate::inputs::Inputs;
 use crate::lane;
 use crate::node::{Body, Node};
+use crate::observe::{self, Watched};
 use crate::run;
 use crate::schedule;
 use crate::task::Task;
@@ -37,10 +39,14 @@ where
 {
     node.span().in_scope(|| {
         tracing::debug!("task started");
+        let watched = observe::task_started(&node.core);
         let result = flatten(
             node,
             catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
         );
+        if let Some(watched) = watched {
+            watched.finished(&node.core, observe::outcome(&result));
+        }
         report(&result);
         result
     })
@@ -102,7 +108,11 @@ where
         };
         // If the runtime drops the job without running it (shutdown), the
         // guard hands the still-ready node back instead of losing it.
-        let guard = Unstarted(Some(Arc::clone(&node) as Arc<dyn Task>), None);
+        let guard = Unstarted {
+            task: Some(Arc::clone(&node) as Arc<dyn Task>),
+            epoch: None,
+            watched: None,
+        };
         let job = move || {
             guard.disarm();
             let Some((epoch, deps)) = node.begin(false, true) else {
@@ -163,11 +173,19 @@ where
         // Dropped unfinished (the runtime shut down, even before the first
         // poll), the task hands the node back to idle; our own aborts have
         // already done so, and then the guard does nothing.
-        let guard = Unstarted(Some(Arc::clone(&node) as Arc<dyn Task>), Some(epoch));
+        let mut guard = Unstarted {
+            task: Some(Arc::clone(&node) as Arc<dyn Task>),
+            epoch: Some(epoch),
+            watched: None,
+        };
         let join = handle.spawn(async move {
             let run = async {
                 tracing::debug!("task started");
+                guard.watched = observe::task_started(&task_node.core);
                 let result = flatten(&task_node, AssertUnwindSafe(future).catch_unwind().await);
+                if let Some(watched) = guard.watched.take() {
+                    watched.finished(&task_node.core, observe::outcome(&result));
+                }
                 report(&result);
                 result
             };
@@ -183,19 +201,29 @@ where
 }
 
 /// Interrupts a node whose run was dropped before it finished, unless the
-/// run got to the end and disarmed the guard.
-struct Unstarted(Option<Arc<dyn Task>>, Option<u32>);
+/// run got to the end and disarmed the guard; tells the watchers of a run
+/// that started that it was cancelled.
+struct Unstarted {
+    task: Option<Arc<dyn Task>>,
+    /// The run, for a running node; `None` for a queued one.
+    epoch: Option<u32>,
+    /// The run's watchers, if it is watched.
+    watched: Option<Watched>,
+}
 
 impl Unstarted {
     fn disarm(mut self) {
-        self.0 = None;
+        self.task = None;
     }
 }
 
 impl Drop for Unstarted {
     fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            schedule::interrupt(&task, self.1);
+        if let Some(task) = self.task.take() {
+            if let Some(watched) = self.watched.take() {
+                watched.finished(task.core(), Outcome::Cancelled);
+            }
+            schedule::interrupt(&task, self.epoch);
         }
     }
 }

@@ -7,10 +7,12 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::runtime::Handle;
 
+use crate::callback::Callback;
 use crate::join::Join;
 use crate::listeners::Listener;
+use crate::observe::{self, Watching};
 use crate::task::{output_of, Phase};
-use crate::{run, schedule, Delayed, Error};
+use crate::{run, schedule, Delayed, Error, Options};
 
 /// The future returned by [`Delayed::compute`] and [`compute`](crate::compute()).
 ///
@@ -42,6 +44,8 @@ pub struct Compute<T> {
     handle: Option<Handle>,
     /// The waker registered on the node, to replace or remove it.
     waker: Option<Waker>,
+    callbacks: Vec<Arc<dyn Callback>>,
+    watching: Option<Watching>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,11 @@ enum State {
 }
 
 impl<T: Send + Sync + 'static> Compute<T> {
+    pub(crate) fn with_options(mut self, options: Options) -> Self {
+        self.callbacks = options.callbacks;
+        self
+    }
+
     pub(crate) fn new(delayed: Delayed<T>, owned: bool, handle: Option<Handle>) -> Self {
         Compute {
             delayed,
@@ -59,6 +68,8 @@ impl<T: Send + Sync + 'static> Compute<T> {
             owned,
             handle,
             waker: None,
+            callbacks: Vec::new(),
+            watching: None,
         }
     }
 
@@ -89,6 +100,7 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
         match this.state {
             State::Finished => panic!("`Compute` polled after completion"),
             State::New => {
+                this.watching = observe::begin(&this.delayed.node, &this.callbacks);
                 let mut ready = Vec::new();
                 schedule::demand(&this.delayed.node, &mut ready);
                 this.state = State::Waiting;
@@ -121,6 +133,12 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
         drop(st);
         let was_waiting = this.state == State::Waiting;
         this.state = State::Finished;
+        if let Some(watching) = this.watching.take() {
+            watching.finish(match &result {
+                Some(Err(err)) => Err(err),
+                _ => Ok(()),
+            });
+        }
         match result {
             None => Poll::Ready(Ok(this.output())),
             Some(err) => {
@@ -138,6 +156,9 @@ impl<T> Drop for Compute<T> {
     fn drop(&mut self) {
         if self.state != State::Waiting {
             return;
+        }
+        if let Some(watching) = self.watching.take() {
+            watching.finish(Err(&Error::cancelled(self.delayed.node.core().key())));
         }
         if let Some(waker) = self.waker.take() {
             // Unregister, so that a long-running node polled by many

@@ -8,7 +8,7 @@ use crate::builder::Builder;
 use crate::compute::Compute;
 use crate::key::{Key, KeyId};
 use crate::task::Task;
-use crate::{intern, lane, run, schedule, Error, Graph};
+use crate::{intern, lane, run, schedule, Error, Graph, Options};
 
 /// A lazy value: one node of a task graph, to be computed later.
 ///
@@ -182,6 +182,34 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// ```
     pub fn compute(&self) -> Compute<T> {
         Compute::new(self.clone(), false, None)
+    }
+
+    /// Computes this node with [`Options`], such as callbacks that watch the
+    /// compute and its tasks.
+    ///
+    /// # Errors
+    ///
+    /// As for [`compute`](Delayed::compute).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, Graph, Options};
+    ///
+    /// struct Announce;
+    /// impl Callback for Announce {
+    ///     fn start(&self, graph: &Graph) {
+    ///         println!("computing {} nodes", graph.nodes().len());
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let x = delayed::Delayed::value(20).map(|x: u64| x + 1);
+    /// assert_eq!(x.compute_with(Options::new().callback(Announce)).await.unwrap(), 21);
+    /// # }
+    /// ```
+    pub fn compute_with(&self, options: Options) -> Compute<T> {
+        Compute::new(self.clone(), false, None).with_options(options)
     }
 
     /// Computes this node from synchronous code, like dask's `compute()`

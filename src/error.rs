@@ -60,6 +60,8 @@ enum Kind {
     Cancelled,
     #[error("could not start: {0}")]
     Runtime(String),
+    #[error("could not be drawn: {0}")]
+    Draw(String),
 }
 
 impl Error {
@@ -90,6 +92,11 @@ impl Error {
 
     pub(crate) fn runtime(key: Key, message: impl Into<String>) -> Error {
         Error::new(key, Kind::Runtime(message.into()))
+    }
+
+    /// `visualize` could not write or render the graph of the task `key`.
+    pub(crate) fn draw(key: Key, message: impl Into<String>) -> Error {
+        Error::new(key, Kind::Draw(message.into()))
     }
 
     /// The key of the task that failed first.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::key::Key;
 use crate::task::{Phase, Task};
+use crate::Error;
 
 /// A snapshot of every node reachable from one [`Delayed`], in topological
 /// order: each node comes after all of its inputs.
@@ -46,6 +47,7 @@ pub struct GraphNode {
     key: Key,
     deps: Vec<Key>,
     state: TaskState,
+    error: Option<Error>,
 }
 
 /// Where a node stood when the snapshot was taken.
@@ -92,12 +94,25 @@ impl Graph {
                     stack.extend(enter);
                 }
                 Step::Emit(task, inputs) => {
-                    let (key, state) = {
+                    let (key, state, error) = {
                         let st = task.core().lock();
-                        (task.core().key_locked(&st), state_of(&st.phase, st.epoch))
+                        let error = match &st.phase {
+                            Phase::Failed(err) => Some(err.clone()),
+                            _ => None,
+                        };
+                        (
+                            task.core().key_locked(&st),
+                            state_of(&st.phase, st.epoch),
+                            error,
+                        )
                     };
                     let deps = inputs.iter().map(|input| input.core().key()).collect();
-                    nodes.push(GraphNode { key, deps, state });
+                    nodes.push(GraphNode {
+                        key,
+                        deps,
+                        state,
+                        error,
+                    });
                 }
             }
         }
@@ -207,6 +222,26 @@ impl GraphNode {
     /// ```
     pub fn state(&self) -> TaskState {
         self.state
+    }
+
+    /// For a failed node, its error; [`Error::key`] names the task that
+    /// failed first, which is this node's own key when it failed by itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bad = delayed::Delayed::value(0_u64)
+    ///     .try_map(|_| Err::<u64, _>(std::fmt::Error))
+    ///     .named("bad");
+    /// let top = bad.map(|x| x + 1).named("top");
+    /// assert!(top.compute().await.is_err());
+    /// let graph = top.graph();
+    /// assert_eq!(graph.get("top").unwrap().error().unwrap().key().to_string(), "bad");
+    /// # }
+    /// ```
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
     }
 }
 

@@ -131,6 +131,7 @@
 
 mod body;
 mod builder;
+mod callback;
 mod combinators;
 mod compute;
 mod delayed;
@@ -145,10 +146,13 @@ mod key;
 mod lane;
 mod listeners;
 mod node;
+mod observe;
+mod options;
 mod run;
 mod schedule;
 mod task;
 
+pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
 pub use crate::compute::{compute, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;
@@ -156,6 +160,8 @@ pub use crate::graph::{Graph, GraphNode, TaskState};
 pub use crate::into_delayed::IntoDelayed;
 pub use crate::join::{join, Join};
 pub use crate::key::Key;
+pub use crate::observe::{observe, Observing};
+pub use crate::options::Options;
 pub use delayed_macros::delayed;
 
 /// The README's examples compile as doctests.

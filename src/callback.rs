@@ -1,0 +1,313 @@
+//! Callbacks: watching computes and their tasks, like dask's `Callback`.
+
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{Error, Graph, Key};
+
+/// Hooks called as a compute runs, in the spirit of dask's `Callback`.
+///
+/// Attach one to a single compute with
+/// [`Delayed::compute_with`](crate::Delayed::compute_with) and
+/// [`Options::callback`](crate::Options::callback), or to every compute in a
+/// scope with [`observe`](crate::observe()). Every method has an empty default,
+/// so implement only what you need.
+///
+/// Calls come from whichever thread runs the task, concurrently: keep them
+/// short and never block in them. When no callback is attached anywhere,
+/// the scheduler skips them entirely (no timing, no events).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// use delayed::{delayed, Callback, Options, TaskFinished};
+///
+/// #[derive(Default)]
+/// struct Count(AtomicUsize);
+///
+/// impl Callback for Count {
+///     fn task_finished(&self, _task: &TaskFinished) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// #[delayed]
+/// fn inc(x: u64) -> u64 { x + 1 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let count = Arc::new(Count::default());
+/// let result = inc(inc(1)).compute_with(Options::new().callback(count.clone())).await;
+/// assert_eq!(result.unwrap(), 3);
+/// assert_eq!(count.0.load(Ordering::Relaxed), 2);
+/// # }
+/// ```
+pub trait Callback: Send + Sync + 'static {
+    /// A compute starts; `graph` holds the nodes it may run.
+    fn start(&self, graph: &Graph) {
+        let _ = graph;
+    }
+
+    /// A task's body starts running.
+    fn task_started(&self, task: &TaskStarted) {
+        let _ = task;
+    }
+
+    /// A task's body ended: with a value, an error, or cancelled. A task
+    /// aborted because its compute was dropped reports `Cancelled` shortly
+    /// after that compute's `finish`.
+    fn task_finished(&self, task: &TaskFinished) {
+        let _ = task;
+    }
+
+    /// The compute ended, with the error it returns if it failed. A compute
+    /// that is dropped before it ends reports a cancelled error.
+    fn finish(&self, result: Result<(), &Error>) {
+        let _ = result;
+    }
+}
+
+impl<C: Callback + ?Sized> Callback for Arc<C> {
+    fn start(&self, graph: &Graph) {
+        (**self).start(graph);
+    }
+
+    fn task_started(&self, task: &TaskStarted) {
+        (**self).task_started(task);
+    }
+
+    fn task_finished(&self, task: &TaskFinished) {
+        (**self).task_finished(task);
+    }
+
+    fn finish(&self, result: Result<(), &Error>) {
+        (**self).finish(result);
+    }
+}
+
+/// A task's body started. See [`Callback::task_started`].
+#[derive(Clone, Debug)]
+pub struct TaskStarted {
+    pub(crate) key: Key,
+    pub(crate) at: Instant,
+    pub(crate) thread: ThreadId,
+}
+
+/// A task's body ended. See [`Callback::task_finished`].
+#[derive(Clone, Debug)]
+pub struct TaskFinished {
+    pub(crate) key: Key,
+    pub(crate) started: Instant,
+    pub(crate) elapsed: Duration,
+    pub(crate) thread: ThreadId,
+    pub(crate) outcome: Outcome,
+}
+
+/// How a task's body ended.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It produced its value.
+    Done,
+    /// It returned `Err` or panicked.
+    Failed(Error),
+    /// It was stopped before it finished: every compute waiting on it was
+    /// dropped, or its runtime shut down.
+    Cancelled,
+}
+
+impl TaskStarted {
+    /// The task's key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskStarted};
+    ///
+    /// struct Log;
+    /// impl Callback for Log {
+    ///     fn task_started(&self, task: &TaskStarted) {
+    ///         println!("{} started on {:?}", task.key(), task.thread());
+    ///     }
+    /// }
+    /// ```
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The function that made the task, like `"load"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskStarted};
+    ///
+    /// struct Names;
+    /// impl Callback for Names {
+    ///     fn task_started(&self, task: &TaskStarted) {
+    ///         assert_eq!(task.name(), task.key().name());
+    ///     }
+    /// }
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.key.name()
+    }
+
+    /// When the body started, on tokio's clock (which a paused test
+    /// runtime controls).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskStarted};
+    ///
+    /// struct Clock;
+    /// impl Callback for Clock {
+    ///     fn task_started(&self, task: &TaskStarted) {
+    ///         assert!(task.at() <= tokio::time::Instant::now());
+    ///     }
+    /// }
+    /// ```
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The thread the body runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskStarted};
+    ///
+    /// struct Threads;
+    /// impl Callback for Threads {
+    ///     fn task_started(&self, task: &TaskStarted) {
+    ///         let _ = task.thread();
+    ///     }
+    /// }
+    /// ```
+    pub fn thread(&self) -> ThreadId {
+        self.thread
+    }
+}
+
+impl TaskFinished {
+    /// The task's key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskFinished};
+    ///
+    /// struct Log;
+    /// impl Callback for Log {
+    ///     fn task_finished(&self, task: &TaskFinished) {
+    ///         println!("{} took {:?}", task.key(), task.elapsed());
+    ///     }
+    /// }
+    /// ```
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The function that made the task, like `"load"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskFinished};
+    ///
+    /// struct Names;
+    /// impl Callback for Names {
+    ///     fn task_finished(&self, task: &TaskFinished) {
+    ///         assert_eq!(task.name(), task.key().name());
+    ///     }
+    /// }
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.key.name()
+    }
+
+    /// When the body started, on tokio's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskFinished};
+    ///
+    /// struct Clock;
+    /// impl Callback for Clock {
+    ///     fn task_finished(&self, task: &TaskFinished) {
+    ///         assert!(task.started() + task.elapsed() <= tokio::time::Instant::now());
+    ///     }
+    /// }
+    /// ```
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// How long the body ran, on tokio's clock: exact virtual time under
+    /// a paused test runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskFinished};
+    ///
+    /// struct Slow;
+    /// impl Callback for Slow {
+    ///     fn task_finished(&self, task: &TaskFinished) {
+    ///         if task.elapsed() > std::time::Duration::from_secs(1) {
+    ///             eprintln!("slow task {}", task.key());
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The thread the body ended on (an async body may move between
+    /// worker threads while it runs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskFinished};
+    ///
+    /// struct Threads;
+    /// impl Callback for Threads {
+    ///     fn task_finished(&self, task: &TaskFinished) {
+    ///         let _ = task.thread();
+    ///     }
+    /// }
+    /// ```
+    pub fn thread(&self) -> ThreadId {
+        self.thread
+    }
+
+    /// How the body ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, Outcome, TaskFinished};
+    ///
+    /// struct Failures;
+    /// impl Callback for Failures {
+    ///     fn task_finished(&self, task: &TaskFinished) {
+    ///         if let Outcome::Failed(err) = task.outcome() {
+    ///             eprintln!("{err}");
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+}

@@ -1,0 +1,184 @@
+//! Callbacks: start with the graph, each task's start and end with its
+//! outcome, and finish, in order, for values, failures and cancellation.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use delayed::{delayed, Callback, Graph, Options, Outcome, TaskFinished, TaskStarted};
+
+/// Records every call as a line.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Recorder {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn push(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+impl Callback for Recorder {
+    fn start(&self, graph: &Graph) {
+        self.push(format!("start {}", graph.nodes().len()));
+    }
+
+    fn task_started(&self, task: &TaskStarted) {
+        self.push(format!("started {}", task.key()));
+    }
+
+    fn task_finished(&self, task: &TaskFinished) {
+        let outcome = match task.outcome() {
+            Outcome::Done => "done".to_string(),
+            Outcome::Failed(err) => format!("failed: {err}"),
+            Outcome::Cancelled => "cancelled".to_string(),
+            _ => "other".to_string(),
+        };
+        self.push(format!("finished {} {outcome}", task.key()));
+    }
+
+    fn finish(&self, result: Result<(), &delayed::Error>) {
+        match result {
+            Ok(()) => self.push("finish ok".to_string()),
+            Err(err) => self.push(format!("finish error: {err}")),
+        }
+    }
+}
+
+#[delayed]
+async fn nap(ms: u64, x: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    x
+}
+
+#[delayed]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+#[delayed]
+fn fail(x: u64) -> Result<u64, std::fmt::Error> {
+    let _ = x;
+    Err(std::fmt::Error)
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_come_in_order_with_durations() {
+    let recorder = Arc::new(Recorder::default());
+    let a = nap(10, 1).named("a");
+    let b = add(&a, 2).named("b");
+    let result = b
+        .compute_with(Options::new().callback(recorder.clone()))
+        .await;
+    assert_eq!(result.unwrap(), 3);
+    assert_eq!(
+        recorder.lines(),
+        [
+            "start 2",
+            "started a",
+            "finished a done",
+            "started b",
+            "finished b done",
+            "finish ok"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_are_measured() {
+    #[derive(Default)]
+    struct Took(Mutex<Vec<Duration>>);
+    impl Callback for Took {
+        fn task_finished(&self, task: &TaskFinished) {
+            self.0.lock().unwrap().push(task.elapsed());
+        }
+    }
+    let took = Arc::new(Took::default());
+    nap(250, 1)
+        .compute_with(Options::new().callback(took.clone()))
+        .await
+        .unwrap();
+    assert_eq!(*took.0.lock().unwrap(), [Duration::from_millis(250)]);
+}
+
+#[tokio::test]
+async fn a_failure_reports_the_failed_task_and_skips_its_dependents() {
+    let recorder = Arc::new(Recorder::default());
+    let bad = fail(1).named("bad");
+    let top = add(&bad, 1).named("top");
+    assert!(top
+        .compute_with(Options::new().callback(recorder.clone()))
+        .await
+        .is_err());
+    assert_eq!(
+        recorder.lines(),
+        [
+            "start 2",
+            "started bad",
+            "finished bad failed: task `bad` failed",
+            "finish error: task `bad` failed",
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_compute_reports_cancelled_tasks() {
+    let recorder = Arc::new(Recorder::default());
+    let slow = nap(1_000, 1).named("slow");
+    let compute = slow.compute_with(Options::new().callback(recorder.clone()));
+    assert!(tokio::time::timeout(Duration::from_millis(10), compute)
+        .await
+        .is_err());
+    tokio::task::yield_now().await;
+    assert_eq!(
+        recorder.lines(),
+        [
+            "start 1",
+            "started slow",
+            "finish error: task `slow` was cancelled",
+            "finished slow cancelled",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn each_compute_sees_only_its_own_tasks() {
+    let first = Arc::new(Recorder::default());
+    let second = Arc::new(Recorder::default());
+    let a = add(1, 1).named("a");
+    let b = add(2, 2).named("b");
+    let (ra, rb) = tokio::join!(
+        a.compute_with(Options::new().callback(first.clone())),
+        b.compute_with(Options::new().callback(second.clone())),
+    );
+    assert_eq!((ra.unwrap(), rb.unwrap()), (2, 4));
+    assert!(
+        first.lines().iter().all(|line| !line.contains(" b")),
+        "{:?}",
+        first.lines()
+    );
+    assert!(
+        second.lines().iter().all(|line| !line.contains(" a")),
+        "{:?}",
+        second.lines()
+    );
+    assert!(first.lines().contains(&"finished a done".to_string()));
+}
+
+#[tokio::test]
+async fn a_compute_without_callbacks_reports_nothing() {
+    let recorder = Arc::new(Recorder::default());
+    let watched = add(1, 1).named("watched");
+    let unwatched = add(2, 2).named("unwatched");
+    let (w, u) = tokio::join!(
+        watched.compute_with(Options::new().callback(recorder.clone())),
+        unwatched.compute(),
+    );
+    assert_eq!((w.unwrap(), u.unwrap()), (2, 4));
+    assert!(recorder
+        .lines()
+        .iter()
+        .all(|line| !line.contains("unwatched")));
+}
