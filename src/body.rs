@@ -37,13 +37,16 @@ where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> BodyResult<T>,
 {
-    node.span().in_scope(|| {
+    let run = || flatten(node, catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))));
+    let span = node.span();
+    if span.is_disabled() && !observe::is_active() {
+        // Nobody looks: no events, no clock reads.
+        return run();
+    }
+    span.in_scope(|| {
         tracing::debug!("task started");
         let watched = observe::task_started(&node.core);
-        let result = flatten(
-            node,
-            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
-        );
+        let result = run();
         if let Some(watched) = watched {
             watched.finished(&node.core, observe::outcome(&result));
         }

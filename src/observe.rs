@@ -87,6 +87,11 @@ impl Drop for Watching {
     }
 }
 
+/// Whether any compute is watched right now.
+pub(crate) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed) > 0
+}
+
 /// A run that watchers saw start: they hear of its end, even after their
 /// compute ended (a task aborted by a dropped compute ends a little later).
 pub(crate) struct Watched {
@@ -97,7 +102,7 @@ pub(crate) struct Watched {
 /// Tells the watchers of `core`'s task that its body starts. Returns what
 /// is needed to report its end, when anyone watches.
 pub(crate) fn task_started(core: &Core) -> Option<Watched> {
-    if ACTIVE.load(Ordering::Relaxed) == 0 {
+    if !is_active() {
         return None;
     }
     let key = core.key();
