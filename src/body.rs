@@ -37,7 +37,12 @@ where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> BodyResult<T>,
 {
-    let run = || flatten(node, catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))));
+    let run = || {
+        flatten(
+            node,
+            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
+        )
+    };
     let span = node.span();
     if span.is_disabled() && !observe::is_active() {
         // Nobody looks: no events, no clock reads.

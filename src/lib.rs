@@ -125,9 +125,12 @@
 //! ```
 //!
 //! Filter them with the target `delayed` (for example `RUST_LOG=delayed=debug`
-//! with an `EnvFilter`).
+//! with an `EnvFilter`). The events belong to the task's span: where the
+//! subscriber disables `delayed.task` spans, the events are skipped too,
+//! so an unobserved task costs no more than a disabled span.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod builder;
@@ -148,9 +151,12 @@ mod listeners;
 mod node;
 mod observe;
 mod options;
+#[cfg(feature = "progress")]
+mod progress;
 mod run;
 mod schedule;
 mod task;
+mod timeline;
 
 pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
 pub use crate::compute::{compute, Compute};
@@ -162,6 +168,9 @@ pub use crate::join::{join, Join};
 pub use crate::key::Key;
 pub use crate::observe::{observe, Observing};
 pub use crate::options::Options;
+#[cfg(feature = "progress")]
+pub use crate::progress::ProgressBar;
+pub use crate::timeline::{Timeline, TimelineTask};
 pub use delayed_macros::delayed;
 
 /// The README's examples compile as doctests.

@@ -96,7 +96,9 @@ pub(crate) fn is_active() -> bool {
 /// compute ended (a task aborted by a dropped compute ends a little later).
 pub(crate) struct Watched {
     started: Instant,
-    watches: Vec<Arc<Watch>>,
+    /// Each callback once, even when several watched computes share the
+    /// task or one callback watches several of them.
+    callbacks: Vec<Arc<dyn Callback>>,
 }
 
 /// Tells the watchers of `core`'s task that its body starts. Returns what
@@ -106,11 +108,20 @@ pub(crate) fn task_started(core: &Core) -> Option<Watched> {
         return None;
     }
     let key = core.key();
-    let watches: Vec<_> = watches()
-        .into_iter()
-        .filter(|watch| watch.keys.contains(&key))
-        .collect();
-    if watches.is_empty() {
+    let mut callbacks: Vec<Arc<dyn Callback>> = Vec::new();
+    for watch in watches() {
+        if watch.keys.contains(&key) {
+            for callback in &watch.callbacks {
+                let same = |c: &Arc<dyn Callback>| {
+                    std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(callback))
+                };
+                if !callbacks.iter().any(same) {
+                    callbacks.push(Arc::clone(callback));
+                }
+            }
+        }
+    }
+    if callbacks.is_empty() {
         return None;
     }
     let event = TaskStarted {
@@ -118,12 +129,12 @@ pub(crate) fn task_started(core: &Core) -> Option<Watched> {
         at: Instant::now(),
         thread: std::thread::current().id(),
     };
-    for callback in watches.iter().flat_map(|watch| &watch.callbacks) {
+    for callback in &callbacks {
         callback.task_started(&event);
     }
     Some(Watched {
         started: event.at,
-        watches,
+        callbacks,
     })
 }
 
@@ -137,7 +148,7 @@ impl Watched {
             thread: std::thread::current().id(),
             outcome,
         };
-        for callback in self.watches.iter().flat_map(|watch| &watch.callbacks) {
+        for callback in &self.callbacks {
             callback.task_finished(&event);
         }
     }
