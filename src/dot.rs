@@ -5,6 +5,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
+use std::time::Duration;
 
 use crate::{Delayed, Error, Graph, Key, TaskState};
 
@@ -127,6 +128,7 @@ impl Graph {
                 deps: node.deps(),
                 state: node.state(),
                 cause: node.error().map(Error::key),
+                duration: node.duration(),
             })
             .collect();
         render(&items, threshold)
@@ -284,7 +286,8 @@ struct Item<'a> {
     state: TaskState,
     /// For a failed node, the key of the task that failed first.
     cause: Option<&'a Key>,
-    // A run time goes here, and into the label, once snapshots record one.
+    /// How long the node ran, when the graph came from a timeline.
+    duration: Option<Duration>,
 }
 
 fn render(items: &[Item<'_>], collapse_above: Option<usize>) -> String {
@@ -322,11 +325,15 @@ fn full(items: &[Item<'_>], out: &mut String) {
             continue;
         }
         let name = item.key.name();
-        let label = if key == name {
+        let mut label = if key == name {
             key.clone()
         } else {
             format!("{name}\n{key}")
         };
+        if let Some(duration) = item.duration {
+            label.push('\n');
+            label.push_str(&human(duration));
+        }
         out.push_str("    ");
         push_id(out, &key);
         out.push_str(" [label=");
@@ -370,6 +377,18 @@ fn full(items: &[Item<'_>], out: &mut String) {
             }
             out.push_str(";\n");
         }
+    }
+}
+
+/// A run time in a unit that suits it: `850 µs`, `12.3 ms`, `4.05 s`.
+fn human(duration: Duration) -> String {
+    let micros = duration.as_secs_f64() * 1e6;
+    if micros < 1_000.0 {
+        format!("{micros:.0} µs")
+    } else if micros < 1e6 {
+        format!("{:.1} ms", micros / 1e3)
+    } else {
+        format!("{:.2} s", micros / 1e6)
     }
 }
 
@@ -618,24 +637,28 @@ mod tests {
                 deps: &load_deps,
                 state: TaskState::Failed,
                 cause: Some(&load),
+                duration: None,
             },
             Item {
                 key: &other,
                 deps: &load_deps,
                 state: TaskState::Done,
                 cause: None,
+                duration: None,
             },
             Item {
                 key: &clean,
                 deps: &clean_deps,
                 state: TaskState::Failed,
                 cause: Some(&load),
+                duration: None,
             },
             Item {
                 key: &store,
                 deps: &store_deps,
                 state: TaskState::Failed,
                 cause: Some(&load),
+                duration: None,
             },
         ];
         let dot = render(&items, None);
@@ -665,12 +688,14 @@ mod tests {
                 deps: &[],
                 state: TaskState::Failed,
                 cause: Some(&load),
+                duration: None,
             },
             Item {
                 key: &store,
                 deps: &[],
                 state: TaskState::Failed,
                 cause: Some(&load),
+                duration: None,
             },
         ];
         let traced = render(&released, None);
@@ -706,6 +731,7 @@ mod tests {
                 deps: &[],
                 state,
                 cause: None,
+                duration: None,
             })
             .collect();
         let dot = render(&items, Some(2));

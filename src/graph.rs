@@ -1,9 +1,12 @@
 //! Snapshots of a graph: what `Delayed::graph` returns.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use crate::callback::Outcome;
 use crate::key::Key;
 use crate::task::{Phase, Task};
 use crate::Error;
@@ -48,6 +51,7 @@ pub struct GraphNode {
     deps: Vec<Key>,
     state: TaskState,
     error: Option<Error>,
+    duration: Option<Duration>,
 }
 
 /// Where a node stood when the snapshot was taken.
@@ -112,10 +116,63 @@ impl Graph {
                         deps,
                         state,
                         error,
+                        duration: None,
                     });
                 }
             }
         }
+        Graph { nodes }
+    }
+
+    /// Adds the nodes of `other` that this graph does not have yet.
+    pub(crate) fn merge(&mut self, other: &Graph) {
+        let known: HashSet<&Key> = self.nodes.iter().map(|node| &node.key).collect();
+        let new: Vec<GraphNode> = other
+            .nodes
+            .iter()
+            .filter(|node| !known.contains(&node.key))
+            .cloned()
+            .collect();
+        self.nodes.extend(new);
+    }
+
+    /// This graph with what a timeline saw: the state, error and run time
+    /// of each node that ran; nodes that never ran because an input failed
+    /// are failed with that input's error.
+    pub(crate) fn annotated(&self, runs: &HashMap<String, (Outcome, Duration)>) -> Graph {
+        let mut failed: HashMap<String, Error> = HashMap::new();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let key = node.key.to_string();
+                let mut node = node.clone();
+                match runs.get(&key) {
+                    Some((outcome, duration)) => {
+                        node.duration = Some(*duration);
+                        (node.state, node.error) = match outcome {
+                            Outcome::Done => (TaskState::Done, None),
+                            Outcome::Failed(err) => (TaskState::Failed, Some(err.clone())),
+                            Outcome::Cancelled => (TaskState::Cancelled, None),
+                        };
+                    }
+                    None => {
+                        let cause = node
+                            .deps
+                            .iter()
+                            .find_map(|dep| failed.get(&dep.to_string()));
+                        if let Some(err) = cause {
+                            node.state = TaskState::Failed;
+                            node.error = Some(err.clone());
+                        }
+                    }
+                }
+                if let Some(err) = &node.error {
+                    failed.insert(key, err.clone());
+                }
+                node
+            })
+            .collect();
         Graph { nodes }
     }
 
@@ -242,6 +299,20 @@ impl GraphNode {
     /// ```
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
+    }
+
+    /// How long the node's body ran, when known: in a graph from
+    /// [`Timeline::graph`](crate::Timeline::graph), for each node that ran.
+    /// Plain snapshots do not time anything, so they have `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let x = delayed::Delayed::value(1);
+    /// assert_eq!(x.graph().nodes()[0].duration(), None);
+    /// ```
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration
     }
 }
 

@@ -82,6 +82,8 @@ struct State {
     running: HashMap<(Key, Instant), Running>,
     /// Runs that finished.
     tasks: Vec<TimelineTask>,
+    /// The graphs of the computes watched, merged.
+    graph: Graph,
 }
 
 /// A run that started and has not finished.
@@ -152,6 +154,51 @@ impl Timeline {
         let mut tasks = self.lock().tasks.clone();
         tasks.sort_by(|a, b| (a.start, a.end, &a.key).cmp(&(b.start, b.end, &b.key)));
         tasks
+    }
+
+    /// The graph of the computes this timeline watched, as it was when
+    /// each started (so with every edge, even those finished nodes have
+    /// since let go of), marked with what happened: each node's final
+    /// state, its error, and how long its body ran. Nodes that never ran
+    /// because an input failed are failed with that input's error. Draw it
+    /// with [`Graph::to_dot`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use delayed::{Options, TaskState, Timeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let slow = delayed::Delayed::value(1_u64).then(|x| async move {
+    ///     tokio::time::sleep(Duration::from_millis(30)).await;
+    ///     x
+    /// });
+    /// let top = slow.map(|x| x + 1).named("top");
+    /// let timeline = Arc::new(Timeline::new());
+    /// top.compute_with(Options::new().callback(timeline.clone())).await.unwrap();
+    ///
+    /// let graph = timeline.graph();
+    /// assert_eq!(graph.count(TaskState::Done), 3);
+    /// assert_eq!(graph.nodes()[1].duration(), Some(Duration::from_millis(30)));
+    /// assert_eq!(graph.get("top").unwrap().deps().len(), 1, "edges are kept");
+    /// # }
+    /// ```
+    pub fn graph(&self) -> Graph {
+        let state = self.lock();
+        let runs: HashMap<String, (Outcome, Duration)> = state
+            .tasks
+            .iter()
+            .map(|task| {
+                (
+                    task.key.clone(),
+                    (task.outcome.clone(), task.end - task.start),
+                )
+            })
+            .collect();
+        state.graph.annotated(&runs)
     }
 
     /// The timeline as Chrome trace-event JSON, to open in
@@ -313,8 +360,10 @@ impl fmt::Debug for Timeline {
 }
 
 impl Callback for Timeline {
-    fn start(&self, _graph: &Graph) {
-        self.lock().origin.get_or_insert_with(Instant::now);
+    fn start(&self, graph: &Graph) {
+        let mut state = self.lock();
+        state.origin.get_or_insert_with(Instant::now);
+        state.graph.merge(graph);
     }
 
     fn task_started(&self, task: &TaskStarted) {

@@ -259,7 +259,11 @@ fn check(graph: &Graph) -> Dot {
         } else {
             format!("{}\n{key}", node.name())
         };
-        assert_eq!(attrs["label"], label);
+        match node.duration() {
+            // A timed node adds its run time on a line of its own.
+            Some(_) => assert!(attrs["label"].starts_with(&format!("{label}\n")), "{key}"),
+            None => assert_eq!(attrs["label"], label),
+        }
         assert_eq!(attrs["fillcolor"], fill(node.state()), "{key}");
         let deps: Vec<String> = node.deps().iter().map(|d| d.to_string()).collect();
         // The error names the task that failed first: the root cause is the
@@ -567,4 +571,43 @@ fn visualize_reports_write_errors() {
         let message = x.visualize(&path).unwrap_err().to_string();
         assert!(message.contains("failed"), "{message}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeline_graph_shows_run_times_edges_and_the_failure_path() {
+    use std::sync::Arc;
+
+    use delayed::{Options, Timeline};
+
+    let timeline = Arc::new(Timeline::new());
+    let a = slow(20, 1).named("a");
+    let done = a
+        .compute_with(Options::new().callback(timeline.clone()))
+        .await;
+    assert_eq!(done.unwrap(), 1);
+    let bad = parse("x".to_string()).named("bad");
+    let top = add(&a, inc(&bad).named("inc")).named("top");
+    let options = Options::new().callback(timeline.clone());
+    assert!(top.compute_with(options).await.is_err());
+
+    let graph = timeline.graph();
+    // The failed dependents never ran: they fail with the root cause's error.
+    assert_eq!(graph.get("inc").unwrap().state(), TaskState::Failed);
+    assert_eq!(
+        graph.get("top").unwrap().error().unwrap().key().to_string(),
+        "bad"
+    );
+    let dot = graph.to_dot();
+    let parsed = check(&graph);
+    assert!(parsed.node("a")["label"].ends_with("\n20.0 ms"), "{dot}");
+    assert!(
+        dot.contains(r#""bad" -> "inc""#) && dot.contains(r#""inc" -> "top""#),
+        "{dot}"
+    );
+    assert!(dot.contains(r#""a" -> "top""#), "{dot}");
+    assert_eq!(
+        parsed.node("bad").get("penwidth").map(String::as_str),
+        Some("3")
+    );
+    assert!(!parsed.node("top").contains_key("penwidth"));
 }
