@@ -29,7 +29,9 @@
 //!   (subfolders are not searched).
 //!
 //! The report, `report.txt`, lists per-file and overall statistics and the
-//! rejected lines.
+//! rejected lines. Beside it the run is drawn: `graph.svg` (or `graph.dot`
+//! without Graphviz), `timeline.json` for Perfetto and `timeline.svg`; a
+//! progress bar shows on stderr when it is a terminal.
 //!
 //! Bad lines: `clean` ignores blank lines and `#` comments. Any other line
 //! that is not a finite number is rejected: it is left out of the
@@ -45,7 +47,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use delayed::delayed;
+use std::sync::Arc;
+
+use delayed::{delayed, Options, ProgressBar, Timeline};
 
 const USAGE: &str = "usage: pipeline [DIR]\n\n\
     Summarizes the files of DIR, one number per line, or a built-in sample \
@@ -270,14 +274,23 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let analysis = analyze(cleaned);
     let result = store(&analysis, out_dir.path().to_owned());
     // Like `dask.compute(analysis, result)`: both outputs from one run, with
-    // the analysis shared by `store` and by us.
-    let (analysis, report_path) = delayed::compute((analysis, result)).await?;
+    // the analysis shared by `store` and by us. A progress bar (on a
+    // terminal) and a timeline watch the run.
+    let timeline = Arc::new(Timeline::new());
+    let options = Options::new()
+        .callback(ProgressBar::new())
+        .callback(timeline.clone());
+    let (analysis, report_path) = delayed::compute_with((analysis, result), options).await?;
     let elapsed = start.elapsed();
     out_dir.disable_cleanup(true);
 
     println!("input: {}\n", data_dir.display());
     print!("{analysis}");
     println!("\nreport: {}", report_path.display());
+    let drawings = draw(&timeline, out_dir.path()).await?;
+    for path in drawings {
+        println!("wrote: {}", path.display());
+    }
     println!(
         "{} files, {} readings and {} rejected lines in {elapsed:.1?}",
         analysis.files.len(),
@@ -285,6 +298,31 @@ async fn run() -> Result<(), Box<dyn Error>> {
         analysis.rejected,
     );
     Ok(())
+}
+
+/// Writes the graph as it ran (`graph.svg`, or `graph.dot` without
+/// Graphviz) and the timeline (`timeline.json` for Perfetto,
+/// `timeline.svg`) into `dir`.
+async fn draw(timeline: &Arc<Timeline>, dir: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+    let timeline = Arc::clone(timeline);
+    let dir = dir.to_owned();
+    // Writing files and running Graphviz block: keep them off the runtime.
+    let written = tokio::task::spawn_blocking(move || -> io::Result<Vec<PathBuf>> {
+        let graph = timeline.graph();
+        let picture = match graph.visualize(dir.join("graph.svg")) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                eprintln!("note: {err}");
+                graph.visualize(dir.join("graph.dot"))?
+            }
+            drawn => drawn?,
+        };
+        let (json, svg) = (dir.join("timeline.json"), dir.join("timeline.svg"));
+        timeline.write_json(&json)?;
+        timeline.write_svg(&svg)?;
+        Ok(vec![picture, json, svg])
+    })
+    .await??;
+    Ok(written)
 }
 
 /// The regular, non-hidden files of `dir`, sorted by name.

@@ -225,3 +225,33 @@ where
 {
     Compute::new(outputs.join(), true, None)
 }
+
+/// [`compute`](crate::compute()) with [`Options`], such as callbacks that
+/// watch the run.
+///
+/// # Errors
+///
+/// As for [`compute`](crate::compute()).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use delayed::{Options, Timeline};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), delayed::Error> {
+/// let a = delayed::Delayed::value(1).map(|x: u64| x + 1);
+/// let b = a.map(|x| x * 10);
+/// let timeline = Arc::new(Timeline::new());
+/// let (a, b) = delayed::compute_with((a, b), Options::new().callback(timeline.clone())).await?;
+/// assert_eq!((a, b), (2, 20));
+/// assert_eq!(timeline.tasks().len(), 3); // two maps and the pair
+/// # Ok(()) }
+/// ```
+pub fn compute_with<J: Join>(outputs: J, options: Options) -> Compute<J::Output>
+where
+    J::Output: Clone,
+{
+    Compute::new(outputs.join(), true, None).with_options(options)
+}

@@ -192,19 +192,60 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// # Ok(()) }
     /// ```
     pub fn visualize(&self, path: impl AsRef<Path>) -> Result<PathBuf, Error> {
+        self.graph()
+            .visualize(path)
+            .map_err(|err| Error::draw(self.key(), err.to_string()))
+    }
+}
+
+impl Graph {
+    /// Writes this graph to `path` as DOT, or renders it as SVG, PNG or
+    /// PDF with Graphviz, like [`Delayed::visualize`]; for graphs from
+    /// [`Timeline::graph`](crate::Timeline::graph), which carry run times.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Delayed::visualize`], as an [`io::Error`]: `NotFound` when
+    /// Graphviz's `dot` is not installed (the message says how to install
+    /// it), `InvalidInput` for an unsupported extension.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let graph = delayed::Delayed::value(1).map(|x: u64| x + 1).graph();
+    /// let path = dir.path().join("graph.svg");
+    /// match graph.visualize(&path) {
+    ///     Ok(written) => assert_eq!(written, path),
+    ///     // No Graphviz here: fall back to DOT text.
+    ///     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+    ///         graph.visualize(dir.path().join("graph.dot"))?;
+    ///     }
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn visualize(&self, path: impl AsRef<Path>) -> io::Result<PathBuf> {
         let path = path.as_ref();
-        let fail = |message: String| Error::draw(self.key(), message);
         let format = Format::of(path).ok_or_else(|| {
-            fail(format!(
-                "cannot draw the graph to `{}`: use a {SUPPORTED} file",
-                path.display()
-            ))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot draw the graph to `{}`: use a {SUPPORTED} file",
+                    path.display()
+                ),
+            )
         })?;
-        let dot = self.graph().to_dot();
+        let dot = self.to_dot();
         match format {
-            Format::Dot => std::fs::write(path, dot)
-                .map_err(|err| fail(format!("could not write `{}`: {err}", path.display())))?,
-            Format::Rendered(format) => run_dot(&dot, format, path).map_err(fail)?,
+            Format::Dot => std::fs::write(path, dot).map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("could not write `{}`: {err}", path.display()),
+                )
+            })?,
+            Format::Rendered(format) => run_dot(&dot, format, path)?,
         }
         Ok(path.to_path_buf())
     }
@@ -232,7 +273,7 @@ impl Format {
 }
 
 /// Runs `dot -T<format> -o <path>` with `dot` on its stdin.
-fn run_dot(dot: &str, format: &str, path: &Path) -> Result<(), String> {
+fn run_dot(dot: &str, format: &str, path: &Path) -> io::Result<()> {
     let mut child = Command::new("dot")
         .arg(format!("-T{format}"))
         .arg("-o")
@@ -242,8 +283,8 @@ fn run_dot(dot: &str, format: &str, path: &Path) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => DOT_NOT_FOUND.to_string(),
-            _ => format!("could not run Graphviz's `dot`: {err}"),
+            io::ErrorKind::NotFound => io::Error::new(io::ErrorKind::NotFound, DOT_NOT_FOUND),
+            kind => io::Error::new(kind, format!("could not run Graphviz's `dot`: {err}")),
         })?;
     // Feed stdin from another thread while this one drains stderr, so that
     // neither side can fill a pipe and wait for the other forever.
@@ -265,17 +306,24 @@ fn run_dot(dot: &str, format: &str, path: &Path) -> Result<(), String> {
         };
         (fed, output)
     });
-    let output = output.map_err(|err| format!("could not run Graphviz's `dot`: {err}"))?;
+    let output = output.map_err(|err| {
+        io::Error::new(err.kind(), format!("could not run Graphviz's `dot`: {err}"))
+    })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!(
+        return Err(io::Error::other(format!(
             "Graphviz's `dot -T{format}` failed ({}) drawing `{}`: {}",
             output.status,
             path.display(),
             stderr.trim()
-        ));
+        )));
     }
-    fed.map_err(|err| format!("could not send the graph to Graphviz's `dot`: {err}"))
+    fed.map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("could not send the graph to Graphviz's `dot`: {err}"),
+        )
+    })
 }
 
 /// What the renderer needs of one node; a `GraphNode`, or a made-up one in

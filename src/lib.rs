@@ -159,7 +159,7 @@ mod task;
 mod timeline;
 
 pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
-pub use crate::compute::{compute, Compute};
+pub use crate::compute::{compute, compute_with, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;
 pub use crate::graph::{Graph, GraphNode, TaskState};
