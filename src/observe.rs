@@ -25,13 +25,6 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 static SCOPES: RwLock<Vec<(u64, Arc<dyn Callback>)>> = RwLock::new(Vec::new());
 static SCOPED: AtomicUsize = AtomicUsize::new(0);
 
-fn watches() -> Vec<Arc<Watch>> {
-    WATCHES
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-}
-
 /// Starts watching a compute of `root`, if it or the current scope has
 /// callbacks: takes the graph, calls `start`, and registers for task events.
 pub(crate) fn begin(root: &Arc<dyn Task>, own: &[Arc<dyn Callback>]) -> Option<Watching> {
@@ -109,7 +102,9 @@ pub(crate) fn task_started(core: &Core) -> Option<Watched> {
     }
     let key = core.key();
     let mut callbacks: Vec<Arc<dyn Callback>> = Vec::new();
-    for watch in watches() {
+    // Only collect under the lock: callbacks run after it is released.
+    let watches = WATCHES.read().unwrap_or_else(PoisonError::into_inner);
+    for watch in watches.iter() {
         if watch.keys.contains(&key) {
             for callback in &watch.callbacks {
                 let same = |c: &Arc<dyn Callback>| {
@@ -121,6 +116,7 @@ pub(crate) fn task_started(core: &Core) -> Option<Watched> {
             }
         }
     }
+    drop(watches);
     if callbacks.is_empty() {
         return None;
     }
