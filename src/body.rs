@@ -17,6 +17,7 @@ use crate::node::{Body, Node};
 use crate::observe::{self, Watched};
 use crate::run;
 use crate::schedule;
+use crate::spans;
 use crate::task::Task;
 
 /// What a body returns: its value, or the error it reported.
@@ -37,27 +38,30 @@ where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> BodyResult<T>,
 {
-    let run = || {
-        flatten(
-            node,
-            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
-        )
-    };
     let span = node.span();
     if span.is_disabled() && !observe::is_active() {
         // Nobody looks: no events, no clock reads.
-        return run();
+        return flatten(
+            node,
+            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
+        );
     }
-    span.in_scope(|| {
+    spans::link(&span, &deps);
+    let result = span.in_scope(|| {
         tracing::debug!("task started");
         let watched = observe::task_started(&node.core);
-        let result = run();
+        let result = flatten(
+            node,
+            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
+        );
         if let Some(watched) = watched {
             watched.finished(&node.core, observe::outcome(&result));
         }
         report(&result);
         result
-    })
+    });
+    spans::keep(node.address(), &span);
+    result
 }
 
 /// The event that ends a task's span: debug when it finished, warn when it
@@ -152,6 +156,7 @@ where
             return;
         };
         let span = node.span();
+        spans::link(&span, &deps);
         let made = {
             let deps = Deps::new(deps);
             let body = node
@@ -197,7 +202,9 @@ where
                 report(&result);
                 result
             };
+            let kept = span.clone();
             let result = run.instrument(span).await;
+            spans::keep(task_node.address(), &kept);
             guard.disarm();
             // Dependents run outside this task's span: they are not part of it.
             let mut ready = Vec::new();

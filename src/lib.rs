@@ -98,8 +98,9 @@
 //! - **Virtual time.** The library adds no timers: under tokio's paused
 //!   clock a graph takes exactly its critical path.
 //! - **Tracing.** Every node runs inside a `delayed.task` span (debug
-//!   level) with the fields `task.key` and `task.name`; events mark its
-//!   start and end (debug) and its failure (warn). See [Tracing](#tracing).
+//!   level) with the fields `task.key` and `task.name`, linked with
+//!   `follows_from` to its inputs' spans; events mark its start and end
+//!   (debug) and its failure (warn). See [Tracing](#tracing).
 //!
 //! # Tracing
 //!
@@ -128,6 +129,11 @@
 //! with an `EnvFilter`). The events belong to the task's span: where the
 //! subscriber disables `delayed.task` spans, the events are skipped too,
 //! so an unobserved task costs no more than a disabled span.
+//!
+//! A task's span follows from the spans of its inputs. So that the link
+//! points at the right span, a finished task's span is kept open while its
+//! node lives (until its dependents have used it and no handle holds it),
+//! not only while its body runs; its busy time is still the body's.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -155,6 +161,7 @@ mod options;
 mod progress;
 mod run;
 mod schedule;
+mod spans;
 mod task;
 mod timeline;
 

@@ -12,6 +12,7 @@ use crate::inputs::Inputs;
 use crate::intern;
 use crate::listeners::Listener;
 use crate::schedule::{self, Outcome};
+use crate::spans;
 use crate::task::{Core, Phase, Task};
 
 /// How a node's body runs once its inputs are done.
@@ -123,6 +124,11 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
         schedule::notify(listeners, &outcome, ready);
     }
 
+    /// The node's address, which identifies it while it lives.
+    pub(crate) fn address(&self) -> usize {
+        (self as *const Self).cast::<()>() as usize
+    }
+
     /// The span a run executes in.
     pub(crate) fn span(&self) -> tracing::Span {
         let span = tracing::debug_span!(
@@ -166,6 +172,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Task for Node<T, B> {
 impl<T, B> Drop for Node<T, B> {
     fn drop(&mut self) {
         let ptr = (self as *const Self).cast::<()>();
+        spans::forget(ptr as usize);
         let st = self.core.state_mut();
         if st.interned {
             intern::forget(&st.id, ptr);

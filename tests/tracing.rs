@@ -18,6 +18,8 @@ use tracing_subscriber::registry::LookupSpan;
 struct Recorder {
     spans: Arc<Mutex<Vec<(String, String)>>>,
     events: Arc<Mutex<Vec<(String, String, tracing::Level)>>>,
+    /// (task, the input task it follows from), by key.
+    links: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 #[derive(Default)]
@@ -82,6 +84,15 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
         self.note_key(id, &mut fields, &ctx);
     }
 
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let key = |id: &Id| {
+            ctx.span(id)
+                .and_then(|span| span.extensions().get::<TaskKey>().map(|k| k.0.clone()))
+                .unwrap_or_default()
+        };
+        self.links.lock().unwrap().push((key(span), key(follows)));
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
@@ -134,7 +145,7 @@ fn every_task_runs_in_a_span_with_its_key() {
         crunch(7).named("crunch-7"),
     );
     let result = runtime
-        .block_on(delayed::compute((inc(&a), &b, &c)))
+        .block_on(delayed::compute((inc(&a).named("inc-of-load"), &b, &c)))
         .unwrap();
     assert_eq!(result, (2, 6, 14));
 
@@ -170,6 +181,13 @@ fn every_task_runs_in_a_span_with_its_key() {
             "no end event for {key}"
         );
     }
+
+    // A task's span follows from its inputs' spans.
+    let links = recorder.links.lock().unwrap().clone();
+    assert!(
+        links.contains(&("inc-of-load".to_string(), "load-1".to_string())),
+        "no follows_from link from the input's span: {links:?}"
+    );
 
     let failing = fail(1).named("fail-1");
     assert!(runtime.block_on(failing.compute()).is_err());
