@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use crate::timeline::format_duration;
 use crate::{Delayed, Error, Graph, Key, TaskState};
 
 /// The install hint returned when `dot` cannot be found.
@@ -380,7 +381,7 @@ fn full(items: &[Item<'_>], out: &mut String) {
         };
         if let Some(duration) = item.duration {
             label.push('\n');
-            label.push_str(&human(duration));
+            label.push_str(&format_duration(duration));
         }
         out.push_str("    ");
         push_id(out, &key);
@@ -425,18 +426,6 @@ fn full(items: &[Item<'_>], out: &mut String) {
             }
             out.push_str(";\n");
         }
-    }
-}
-
-/// A run time in a unit that suits it: `850 µs`, `12.3 ms`, `4.05 s`.
-fn human(duration: Duration) -> String {
-    let micros = duration.as_secs_f64() * 1e6;
-    if micros < 1_000.0 {
-        format!("{micros:.0} µs")
-    } else if micros < 1e6 {
-        format!("{:.1} ms", micros / 1e3)
-    } else {
-        format!("{:.2} s", micros / 1e6)
     }
 }
 

@@ -21,6 +21,8 @@ use crate::{Graph, Key};
 mod chrome;
 mod svg;
 
+pub(crate) use svg::format_duration;
+
 /// A profiler that records when and where each task of a compute ran, and
 /// draws the result as a Chrome trace or an SVG Gantt chart.
 ///

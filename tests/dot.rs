@@ -599,7 +599,7 @@ async fn a_timeline_graph_shows_run_times_edges_and_the_failure_path() {
     );
     let dot = graph.to_dot();
     let parsed = check(&graph);
-    assert!(parsed.node("a")["label"].ends_with("\n20.0 ms"), "{dot}");
+    assert!(parsed.node("a")["label"].ends_with("\n20 ms"), "{dot}");
     assert!(
         dot.contains(r#""bad" -> "inc""#) && dot.contains(r#""inc" -> "top""#),
         "{dot}"

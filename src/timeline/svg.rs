@@ -590,7 +590,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// A duration for people: `20 ms`, `1.5 s`, `250 µs`, `0 ms`.
-fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
     let (unit, symbol) = if nanos == 0 {
         return "0 ms".to_string();
