@@ -91,6 +91,19 @@ impl<C: Callback + ?Sized> Callback for Arc<C> {
 }
 
 /// A task's body started. See [`Callback::task_started`].
+///
+/// # Examples
+///
+/// ```
+/// use delayed::{Callback, TaskStarted};
+///
+/// struct Log;
+/// impl Callback for Log {
+///     fn task_started(&self, task: &TaskStarted) {
+///         eprintln!("{} ({}) started", task.key(), task.name());
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct TaskStarted {
     pub(crate) key: Key,
@@ -99,6 +112,19 @@ pub struct TaskStarted {
 }
 
 /// A task's body ended. See [`Callback::task_finished`].
+///
+/// # Examples
+///
+/// ```
+/// use delayed::{Callback, TaskFinished};
+///
+/// struct Log;
+/// impl Callback for Log {
+///     fn task_finished(&self, task: &TaskFinished) {
+///         eprintln!("{} took {:?}: {:?}", task.key(), task.elapsed(), task.outcome());
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct TaskFinished {
     pub(crate) key: Key,
@@ -109,6 +135,23 @@ pub struct TaskFinished {
 }
 
 /// How a task's body ended.
+///
+/// # Examples
+///
+/// ```
+/// use delayed::{Callback, Outcome, TaskFinished};
+///
+/// struct Failures;
+/// impl Callback for Failures {
+///     fn task_finished(&self, task: &TaskFinished) {
+///         match task.outcome() {
+///             Outcome::Failed(err) => eprintln!("{err}"),
+///             Outcome::Cancelled => eprintln!("{} cancelled", task.key()),
+///             _ => {}
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Outcome {

@@ -45,6 +45,15 @@ pub struct Graph {
 }
 
 /// One node of a [`Graph`] snapshot.
+///
+/// # Examples
+///
+/// ```
+/// let x = delayed::Delayed::value(2).map(|x: u64| x * 2).named("double");
+/// let graph = x.graph();
+/// let node = graph.get("double").unwrap();
+/// assert_eq!((node.name(), node.deps().len()), ("map", 1));
+/// ```
 #[derive(Clone, Debug)]
 pub struct GraphNode {
     key: Key,
@@ -55,6 +64,16 @@ pub struct GraphNode {
 }
 
 /// Where a node stood when the snapshot was taken.
+///
+/// # Examples
+///
+/// ```
+/// use delayed::TaskState;
+///
+/// let x = delayed::Delayed::value(2).map(|x: u64| x * 2);
+/// assert_eq!(x.graph().count(TaskState::Waiting), 1);
+/// assert_eq!(TaskState::Waiting.to_string(), "waiting");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TaskState {

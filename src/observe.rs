@@ -204,6 +204,18 @@ pub fn observe(callback: impl Callback) -> Observing {
 }
 
 /// The guard of [`observe`]: the callback stays attached until it drops.
+///
+/// # Examples
+///
+/// ```
+/// use delayed::{Callback, Observing};
+///
+/// struct Quiet;
+/// impl Callback for Quiet {}
+///
+/// let watching: Observing = delayed::observe(Quiet);
+/// drop(watching); // detached
+/// ```
 #[must_use = "the callback is detached as soon as this guard is dropped"]
 #[derive(Debug)]
 pub struct Observing {
