@@ -164,6 +164,7 @@ mod schedule;
 mod spans;
 mod task;
 mod timeline;
+mod unzip;
 
 pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
 pub use crate::compute::{compute, compute_with, Compute};

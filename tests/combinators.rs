@@ -125,3 +125,21 @@ async fn combinators_are_named_in_keys() {
     assert_eq!(delayed::join((&base, &base)).key().name(), "tuple");
     assert_eq!(delayed::join(vec![base.clone()]).key().name(), "list");
 }
+
+#[tokio::test]
+async fn unzip_splits_a_tuple_without_recomputing_it() {
+    let runs = Counter::new();
+    let counted = runs.clone();
+    let pair = Delayed::lazy(move || {
+        counted.bump();
+        (vec![1_u64, 2], "two".to_string())
+    });
+    let (numbers, word) = pair.unzip();
+    let (numbers, word) = delayed::compute((numbers, word)).await.unwrap();
+    assert_eq!((numbers, word.as_str()), (vec![1, 2], "two"));
+    assert_eq!(runs.get(), 1, "the tuple ran once for both fields");
+
+    let (a, b, c) = Delayed::value((1_u8, 2_u16, 3_u32)).unzip();
+    assert_eq!(delayed::compute((a, b, c)).await.unwrap(), (1, 2, 3));
+    assert_eq!(pair.unzip().0.key().name(), "unzip");
+}

@@ -138,3 +138,23 @@ fn blocking_bodies_can_compute_nested_blocking_graphs() {
         .expect("nested blocking graphs deadlocked");
     assert_eq!(result.unwrap(), expected);
 }
+
+#[delayed]
+async fn fan_out(n: u64) -> Result<u64, delayed::Error> {
+    // A task that builds and computes a graph of its own.
+    let parts: Vec<_> = (0..n).map(|i| nap(1, i)).collect();
+    total(parts).compute().await
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn tasks_can_compute_nested_graphs_on_a_current_thread_runtime() {
+    let outer: Vec<_> = (1..=10).map(fan_out).collect();
+    let start = Instant::now();
+    let sum = total(outer).compute().await.unwrap();
+    assert_eq!(sum, (1..=10).map(|n| n * (n - 1) / 2).sum::<u64>());
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(1),
+        "nested graphs overlap"
+    );
+}
