@@ -43,7 +43,7 @@ pub struct Builder {
     name: &'static str,
     deps: Inputs,
     token: Option<Token>,
-    structural: bool,
+    origin: Origin,
 }
 
 impl Builder {
@@ -52,7 +52,7 @@ impl Builder {
             name,
             deps: Inputs::None,
             token: None,
-            structural: false,
+            origin: Origin::Call,
         }
     }
 
@@ -63,8 +63,8 @@ impl Builder {
     }
 
     /// Marks a join node: pure calls hash it by its parts' keys.
-    pub(crate) fn structural(mut self) -> Builder {
-        self.structural = true;
+    pub(crate) fn joining(mut self) -> Builder {
+        self.origin = Origin::Join;
         self
     }
 
@@ -195,16 +195,11 @@ impl Builder {
             name,
             deps,
             token,
-            structural,
+            origin,
         } = self;
         let id = match &token {
             Some(token) => KeyId::Token(token.finish128()),
             None => KeyId::fresh(),
-        };
-        let origin = if structural {
-            Origin::Join
-        } else {
-            Origin::Call
         };
         let make = move || -> Arc<dyn Task> {
             Arc::new(Node::new(Core::new(name, origin, id, deps), body))

@@ -110,7 +110,7 @@ impl<T: Clone + Send + Sync + 'static> IntoDelayed<Option<T>> for Option<Delayed
     fn into_delayed(self) -> Delayed<Option<T>> {
         match self {
             Some(node) => {
-                let mut builder = Builder::new("option").structural();
+                let mut builder = Builder::new("option").joining();
                 let input = builder.input(node);
                 builder.sync(move |deps| Some(deps.take(input)))
             }
