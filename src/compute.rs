@@ -255,3 +255,36 @@ where
 {
     Compute::new(outputs.join(), true, None).with_options(options)
 }
+
+/// Computes every output and returns each one's own result: the
+/// keep-going mode, for a batch that would rather report what failed than
+/// lose the rest.
+///
+/// [`compute`](crate::compute()) is fail-fast: on the first error it
+/// returns, and the work only it needed stops. Here a failure only fails
+/// the outputs that depend on it; every other output runs to the end and
+/// keeps its value. Shared inputs still run once.
+///
+/// # Examples
+///
+/// ```
+/// use delayed::delayed;
+///
+/// #[delayed]
+/// fn parse(s: String) -> Result<u64, std::num::ParseIntError> { s.parse() }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let files = ["1", "x", "3"].map(|s| parse(s.to_string()));
+/// let results = delayed::compute_each(files).await;
+/// assert_eq!(results[0].as_ref().unwrap(), &1);
+/// assert!(results[1].is_err());
+/// assert_eq!(results[2].as_ref().unwrap(), &3);
+/// # }
+/// ```
+pub async fn compute_each<T, I>(outputs: I) -> Vec<Result<T, Error>>
+where
+    T: Clone + Send + Sync + 'static,
+    I: IntoIterator<Item = Delayed<T>>,
+{
+    futures::future::join_all(outputs.into_iter().map(IntoFuture::into_future)).await
+}

@@ -167,7 +167,7 @@ mod timeline;
 mod unzip;
 
 pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
-pub use crate::compute::{compute, compute_with, Compute};
+pub use crate::compute::{compute, compute_each, compute_with, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;
 pub use crate::graph::{Graph, GraphNode, TaskState};

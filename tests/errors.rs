@@ -232,3 +232,30 @@ async fn debug_output_names_the_key_and_cause() {
     assert!(debug.contains("key: f"), "{debug}");
     assert!(debug.contains("Missing(13)"), "{debug}");
 }
+
+#[delayed]
+async fn slow_ok(ms: u64, x: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    x
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_going_returns_every_output_with_its_own_result() {
+    let runs = Counter::new();
+    let shared = inc(runs.clone(), 1).named("shared");
+    let failing = add(&shared, fail_soon()).named("failing");
+    let slow = add(&shared, slow_ok(100, 10)).named("slow");
+    let quick = inc(runs.clone(), &shared).named("quick");
+
+    let start = tokio::time::Instant::now();
+    let results = delayed::compute_each([failing, slow, quick]).await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(100),
+        "the slow output was not cancelled"
+    );
+    assert_eq!(results[0].as_ref().unwrap_err().key().name(), "fail_soon");
+    assert_eq!(*results[1].as_ref().unwrap(), 12);
+    assert_eq!(*results[2].as_ref().unwrap(), 3);
+    assert_eq!(runs.get(), 2, "the shared input ran once");
+}
