@@ -19,6 +19,10 @@ use crate::{run, schedule, Delayed, Error, Options};
 /// It registers its node on first poll and resolves when the node finishes.
 /// Dropping it before then cancels the work only it was waiting for.
 ///
+/// # Panics
+///
+/// Polling it again after it resolved panics, as most futures do.
+///
 /// # Examples
 ///
 /// ```
