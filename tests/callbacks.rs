@@ -4,7 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use delayed::{delayed, Callback, Graph, Options, Outcome, TaskFinished, TaskStarted};
+mod common;
+
+use common::{add, fail, nap};
+use delayed::{Callback, Graph, Options, Outcome, TaskFinished, TaskStarted};
 
 /// Records every call as a line.
 #[derive(Default)]
@@ -45,23 +48,6 @@ impl Callback for Recorder {
             Err(err) => self.push(format!("finish error: {err}")),
         }
     }
-}
-
-#[delayed]
-async fn nap(ms: u64, x: u64) -> u64 {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    x
-}
-
-#[delayed]
-fn add(a: u64, b: u64) -> u64 {
-    a + b
-}
-
-#[delayed]
-fn fail(x: u64) -> Result<u64, std::fmt::Error> {
-    let _ = x;
-    Err(std::fmt::Error)
 }
 
 #[tokio::test(start_paused = true)]

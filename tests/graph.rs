@@ -3,24 +3,10 @@
 
 use std::time::Duration;
 
-use delayed::{delayed, TaskState};
+mod common;
 
-#[delayed]
-async fn nap(ms: u64, x: u64) -> u64 {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    x
-}
-
-#[delayed]
-fn add(a: u64, b: u64) -> u64 {
-    a + b
-}
-
-#[delayed]
-fn fail(x: u64) -> Result<u64, std::fmt::Error> {
-    let _ = x;
-    Err(std::fmt::Error)
-}
+use common::{add, fail, nap};
+use delayed::TaskState;
 
 fn keys(graph: &delayed::Graph) -> Vec<String> {
     graph.nodes().iter().map(|n| n.key().to_string()).collect()

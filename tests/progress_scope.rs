@@ -3,20 +3,10 @@
 //! `with ProgressBar():`. The registration is process-wide, so this file
 //! holds a single test: no other test's computes run beside it.
 
-use std::time::Duration;
+mod common;
 
-use delayed::{delayed, ProgressBar};
-
-#[delayed]
-async fn nap(ms: u64, x: u64) -> u64 {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    x
-}
-
-#[delayed]
-fn add(a: u64, b: u64) -> u64 {
-    a + b
-}
+use common::{add, nap};
+use delayed::ProgressBar;
 
 #[tokio::test(start_paused = true)]
 async fn a_scope_bar_covers_every_compute_while_it_lives() {

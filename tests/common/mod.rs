@@ -103,3 +103,22 @@ impl Drop for Tracked {
         self.live.now.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// Waits `ms` on tokio's clock, then returns `x`.
+#[delayed::delayed]
+pub async fn nap(ms: u64, x: u64) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    x
+}
+
+#[delayed::delayed]
+pub fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// Always fails with a `fmt::Error`.
+#[delayed::delayed]
+pub fn fail(x: u64) -> Result<u64, std::fmt::Error> {
+    let _ = x;
+    Err(std::fmt::Error)
+}
