@@ -3,22 +3,24 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard, PoisonError};
 
 use futures::FutureExt;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::builder::Deps;
 use crate::callback::Outcome;
+use crate::drive;
 use crate::error::{Cause, Error};
 use crate::inputs::Inputs;
 use crate::lane;
-use crate::node::{Body, Node};
+use crate::node::{Attempt, Body, Node};
 use crate::observe::{self, Watched};
 use crate::run;
 use crate::schedule;
 use crate::spans;
-use crate::task::Task;
+use crate::task::{Core, Task};
 
 /// What a body returns: its value, or the error it reported.
 pub(crate) type BodyResult<T> = Result<T, Cause>;
@@ -41,19 +43,13 @@ where
     let span = node.span();
     if span.is_disabled() && !observe::is_active() {
         // Nobody looks: no events, no clock reads.
-        return flatten(
-            node,
-            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
-        );
+        return call_raw(&node.core, Deps::new(deps), body);
     }
     spans::link(&span, &deps);
     let result = span.in_scope(|| {
         tracing::debug!("task started");
         let watched = observe::task_started(&node.core);
-        let result = flatten(
-            node,
-            catch_unwind(AssertUnwindSafe(|| body(&mut Deps::new(deps)))),
-        );
+        let result = call_raw(&node.core, Deps::new(deps), body);
         if let Some(watched) = watched {
             watched.finished(&node.core, observe::outcome(&result));
         }
@@ -64,84 +60,152 @@ where
     result
 }
 
+/// Runs a sync body with nothing around it but the panic catcher.
+fn call_raw<T, F>(core: &Core, mut deps: Deps, body: F) -> Result<T, Error>
+where
+    F: FnOnce(&mut Deps) -> BodyResult<T>,
+{
+    flatten(core, catch_unwind(AssertUnwindSafe(|| body(&mut deps))))
+}
+
 /// The event that ends a task's span: debug when it finished, warn when it
 /// failed.
-fn report<T>(result: &Result<T, Error>) {
+pub(crate) fn report<T>(result: &Result<T, Error>) {
     match result {
         Ok(_) => tracing::debug!("task finished"),
         Err(err) => tracing::warn!(error = %err, "task failed"),
     }
 }
 
-fn flatten<T: Send + Sync + 'static>(
-    node: &Node<T, impl Body<T>>,
-    result: std::thread::Result<BodyResult<T>>,
-) -> Result<T, Error> {
+fn flatten<T>(core: &Core, result: std::thread::Result<BodyResult<T>>) -> Result<T, Error> {
     match result {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(cause)) => Err(Error::failed(node.core.key(), cause)),
-        Err(payload) => Err(Error::panic(node.core.key(), payload)),
+        Ok(Err(cause)) => Err(Error::failed(core.key(), cause)),
+        Err(payload) => Err(Error::panic(core.key(), payload)),
     }
 }
 
-fn missing_body(node: &dyn Task) -> Error {
+fn missing_body(core: &Core) -> Error {
     Error::runtime(
-        node.core().key(),
+        core.key(),
         "the body was already consumed (scheduler invariant)",
     )
+}
+
+fn ready<T: Send + 'static>(result: Result<T, Error>) -> Attempt<T> {
+    Box::pin(std::future::ready(result))
+}
+
+/// Locks the body of a node for an attempt.
+fn body_of<T, B>(node: &Node<T, B>) -> MutexGuard<'_, Option<B>> {
+    node.body.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<T, F> Body<T> for Inline<F>
 where
     T: Send + Sync + 'static,
-    F: FnOnce(&mut Deps) -> BodyResult<T> + Send + 'static,
+    F: FnMut(&mut Deps) -> BodyResult<T> + Send + 'static,
 {
     fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>) {
-        let Some((epoch, deps)) = node.begin(false, true) else {
+        let Some(begun) = node.begin(false, true) else {
             return;
         };
+        if begun.policy.is_some() {
+            return drive::spawn(node, begun, queue);
+        }
         let result = match node.take_body() {
-            Some(Inline(body)) => call(&node, deps, body),
-            None => Err(missing_body(&*node)),
+            Some(Inline(body)) => call(&node, begun.deps, body),
+            None => Err(missing_body(&node.core)),
         };
-        node.settle(epoch, result, queue);
+        node.settle(begun.epoch, result, queue);
+    }
+
+    fn attempt(node: &Arc<Node<T, Self>>, deps: Inputs, _inline: bool) -> Attempt<T> {
+        ready(match body_of(node).as_mut() {
+            Some(Inline(body)) => call_raw(&node.core, Deps::kept(deps), body),
+            None => Err(missing_body(&node.core)),
+        })
     }
 }
 
 impl<T, F> Body<T> for Blocking<F>
 where
     T: Send + Sync + 'static,
-    F: FnOnce(&mut Deps) -> BodyResult<T> + Send + 'static,
+    F: FnMut(&mut Deps) -> BodyResult<T> + Send + 'static,
 {
-    fn start(node: Arc<Node<T, Self>>, _queue: &mut Vec<Arc<dyn Task>>) {
+    fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>) {
+        let (driven, priority) = {
+            let st = node.core.lock();
+            (st.policy.as_ref().is_some_and(|p| p.drives()), st.priority)
+        };
+        if driven {
+            if let Some(begun) = node.begin(false, true) {
+                drive::spawn(node, begun, queue);
+            }
+            return;
+        }
         let handle = match run::current() {
             Ok(handle) => handle,
             Err(_) => return schedule::interrupt(&(node as Arc<dyn Task>), None),
         };
         // If the runtime drops the job without running it (shutdown), the
         // guard hands the still-ready node back instead of losing it.
-        let guard = Unstarted {
-            task: Some(Arc::clone(&node) as Arc<dyn Task>),
-            epoch: None,
-            watched: None,
-        };
+        let guard = Unstarted::queued(Arc::clone(&node) as Arc<dyn Task>);
         let job = move || {
             guard.disarm();
-            let Some((epoch, deps)) = node.begin(false, true) else {
+            let Some(begun) = node.begin(false, true) else {
                 return;
             };
             let result = match node.take_body() {
-                Some(Blocking(body)) => call(&node, deps, body),
-                None => Err(missing_body(&*node)),
+                Some(Blocking(body)) => call(&node, begun.deps, body),
+                None => Err(missing_body(&node.core)),
             };
             let mut ready = Vec::new();
-            node.settle(epoch, result, &mut ready);
+            node.settle(begun.epoch, result, &mut ready);
             run::dispatch(ready, None);
         };
         lane::submit(lane::Job {
             handle,
+            priority,
             run: Box::new(job),
         });
+    }
+
+    fn attempt(node: &Arc<Node<T, Self>>, deps: Inputs, inline: bool) -> Attempt<T> {
+        let in_place = |node: &Node<T, Self>, deps| match body_of(node).as_mut() {
+            Some(Blocking(body)) => call_raw(&node.core, Deps::kept(deps), body),
+            None => Err(missing_body(&node.core)),
+        };
+        if inline {
+            return ready(in_place(node, deps));
+        }
+        let handle = match run::current() {
+            Ok(handle) => handle,
+            Err(message) => return ready(Err(Error::runtime(node.core.key(), message))),
+        };
+        let priority = node.core.lock().priority;
+        let (tx, rx) = oneshot::channel();
+        let task = Arc::clone(node);
+        lane::submit(lane::Job {
+            handle,
+            priority,
+            run: Box::new(move || {
+                // An attempt abandoned before it started (a timeout, or a
+                // cancelled run) does not start.
+                if tx.is_closed() {
+                    return;
+                }
+                let result = in_place(&task, deps);
+                if task.core.lock().is_finished() {
+                    // Abandoned at its deadline: the node settled without
+                    // being able to drop the body we held.
+                    task.try_drop_body();
+                }
+                let _ = tx.send(result);
+            }),
+        });
+        let key = node.core.key();
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(Error::cancelled(key))) })
     }
 }
 
@@ -152,22 +216,23 @@ where
     Fut: Future<Output = BodyResult<T>> + Send + 'static,
 {
     fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>) {
-        let Some((epoch, deps)) = node.begin(true, false) else {
+        let Some(begun) = node.begin(true, false) else {
             return;
         };
+        if begun.policy.is_some() {
+            return drive::spawn(node, begun, queue);
+        }
+        let epoch = begun.epoch;
+        let deps = begun.deps;
         let span = node.span();
         spans::link(&span, &deps);
         let made = {
             let deps = Deps::new(deps);
-            let body = node
-                .body
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match body.as_ref() {
+            match body_of(&node).as_ref() {
                 Some(Async(make)) => {
                     span.in_scope(|| catch_unwind(AssertUnwindSafe(|| make(&deps))))
                 }
-                None => return node.settle(epoch, Err(missing_body(&*node)), queue),
+                None => return node.settle(epoch, Err(missing_body(&node.core)), queue),
             }
         };
         let future = match made {
@@ -186,16 +251,15 @@ where
         // Dropped unfinished (the runtime shut down, even before the first
         // poll), the task hands the node back to idle; our own aborts have
         // already done so, and then the guard does nothing.
-        let mut guard = Unstarted {
-            task: Some(Arc::clone(&node) as Arc<dyn Task>),
-            epoch: Some(epoch),
-            watched: None,
-        };
+        let mut guard = Unstarted::running(Arc::clone(&node) as Arc<dyn Task>, epoch);
         let join = handle.spawn(async move {
             let run = async {
                 tracing::debug!("task started");
                 guard.watched = observe::task_started(&task_node.core);
-                let result = flatten(&task_node, AssertUnwindSafe(future).catch_unwind().await);
+                let result = flatten(
+                    &task_node.core,
+                    AssertUnwindSafe(future).catch_unwind().await,
+                );
                 if let Some(watched) = guard.watched.take() {
                     watched.finished(&task_node.core, observe::outcome(&result));
                 }
@@ -213,21 +277,56 @@ where
         });
         node.set_abort(epoch, join.abort_handle());
     }
+
+    fn attempt(node: &Arc<Node<T, Self>>, deps: Inputs, _inline: bool) -> Attempt<T> {
+        let deps = Deps::kept(deps);
+        let made = match body_of(node).as_ref() {
+            Some(Async(make)) => catch_unwind(AssertUnwindSafe(|| make(&deps))),
+            None => return ready(Err(missing_body(&node.core))),
+        };
+        match made {
+            Ok(future) => {
+                let task = Arc::clone(node);
+                Box::pin(async move {
+                    flatten(&task.core, AssertUnwindSafe(future).catch_unwind().await)
+                })
+            }
+            Err(payload) => ready(Err(Error::panic(node.core.key(), payload))),
+        }
+    }
 }
 
 /// Interrupts a node whose run was dropped before it finished, unless the
 /// run got to the end and disarmed the guard; tells the watchers of a run
 /// that started that it was cancelled.
-struct Unstarted {
+pub(crate) struct Unstarted {
     task: Option<Arc<dyn Task>>,
     /// The run, for a running node; `None` for a queued one.
     epoch: Option<u32>,
     /// The run's watchers, if it is watched.
-    watched: Option<Watched>,
+    pub(crate) watched: Option<Watched>,
 }
 
 impl Unstarted {
-    fn disarm(mut self) {
+    /// Guards a queued node.
+    fn queued(task: Arc<dyn Task>) -> Unstarted {
+        Unstarted {
+            task: Some(task),
+            epoch: None,
+            watched: None,
+        }
+    }
+
+    /// Guards run `epoch` of a running node.
+    pub(crate) fn running(task: Arc<dyn Task>, epoch: u32) -> Unstarted {
+        Unstarted {
+            task: Some(task),
+            epoch: Some(epoch),
+            watched: None,
+        }
+    }
+
+    pub(crate) fn disarm(mut self) {
         self.task = None;
     }
 }

@@ -6,13 +6,17 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::body::{Async, Blocking, Inline};
 use crate::error::Cause;
 use crate::inputs::Inputs;
 use crate::intern;
 use crate::key::{KeyId, Token};
+use crate::limit::Limit;
 use crate::node::{Body, Node};
+use crate::policy::Policy;
+use crate::retry::Retry;
 use crate::task::{output_of, Core, Origin, Task};
 use crate::{Delayed, IntoDelayed};
 
@@ -28,6 +32,8 @@ pub enum Arg<T> {
 pub enum Input<T> {
     Value(T),
     Dep(usize),
+    /// The value moved into the body's only run.
+    Taken,
 }
 
 /// A borrowed parameter: the index of the input it borrows from.
@@ -40,20 +46,42 @@ pub struct Ref<T> {
 /// Collects the inputs of one node, then makes the node.
 #[doc(hidden)]
 pub struct Builder {
-    name: &'static str,
+    name: &'static &'static str,
     deps: Inputs,
     token: Option<Token>,
     origin: Origin,
+    policy: Option<Policy>,
 }
 
 impl Builder {
-    pub fn new(name: &'static str) -> Builder {
+    pub fn new(name: &'static &'static str) -> Builder {
         Builder {
             name,
             deps: Inputs::None,
             token: None,
             origin: Origin::Call,
+            policy: None,
         }
+    }
+
+    /// `#[delayed(limit = L)]`.
+    pub fn limit(&mut self, limit: &'static Limit) {
+        self.policy.get_or_insert_with(Policy::default).limit = Some(limit);
+    }
+
+    /// `#[delayed(retry = R)]`.
+    pub fn retry(&mut self, retry: Retry) {
+        self.policy.get_or_insert_with(Policy::default).retry = Some(retry);
+    }
+
+    /// `#[delayed(timeout = D)]`.
+    pub fn timeout(&mut self, timeout: Duration) {
+        self.policy.get_or_insert_with(Policy::default).timeout = Some(timeout);
+    }
+
+    /// `#[delayed(priority = P)]`.
+    pub fn priority(&mut self, priority: i32) {
+        self.policy.get_or_insert_with(Policy::default).priority = priority;
     }
 
     /// Builds a pure node: its key is a hash of `path` and of the inputs
@@ -91,6 +119,7 @@ impl Builder {
         match input {
             Input::Value(value) => self.hash_value(value),
             Input::Dep(index) => self.hash_dep::<T>(*index),
+            Input::Taken => {}
         }
     }
 
@@ -133,14 +162,14 @@ impl Builder {
 
     pub fn sync<T: Send + Sync + 'static>(
         self,
-        f: impl FnOnce(&mut Deps) -> T + Send + 'static,
+        mut f: impl FnMut(&mut Deps) -> T + Send + 'static,
     ) -> Delayed<T> {
         self.finish(Inline(move |deps: &mut Deps| Ok(f(deps))))
     }
 
     pub fn sync_result<T, E>(
         self,
-        f: impl FnOnce(&mut Deps) -> Result<T, E> + Send + 'static,
+        mut f: impl FnMut(&mut Deps) -> Result<T, E> + Send + 'static,
     ) -> Delayed<T>
     where
         T: Send + Sync + 'static,
@@ -151,14 +180,14 @@ impl Builder {
 
     pub fn blocking<T: Send + Sync + 'static>(
         self,
-        f: impl FnOnce(&mut Deps) -> T + Send + 'static,
+        mut f: impl FnMut(&mut Deps) -> T + Send + 'static,
     ) -> Delayed<T> {
         self.finish(Blocking(move |deps: &mut Deps| Ok(f(deps))))
     }
 
     pub fn blocking_result<T, E>(
         self,
-        f: impl FnOnce(&mut Deps) -> Result<T, E> + Send + 'static,
+        mut f: impl FnMut(&mut Deps) -> Result<T, E> + Send + 'static,
     ) -> Delayed<T>
     where
         T: Send + Sync + 'static,
@@ -196,13 +225,20 @@ impl Builder {
             deps,
             token,
             origin,
+            policy,
         } = self;
         let id = match &token {
             Some(token) => KeyId::Token(token.finish128()),
             None => KeyId::fresh(),
         };
         let make = move || -> Arc<dyn Task> {
-            Arc::new(Node::new(Core::new(name, origin, id, deps), body))
+            let mut core = Core::new(name, origin, id, deps);
+            if let Some(policy) = policy {
+                let st = core.state_mut();
+                st.priority = policy.priority;
+                st.policy = Some(Arc::new(policy));
+            }
+            Arc::new(Node::new(core, body))
         };
         let node = match token {
             Some(token) => intern::get_or_insert::<T>(token.finish128(), make),
@@ -213,11 +249,29 @@ impl Builder {
 
     /// A node that already holds its value.
     pub(crate) fn literal<T: Send + Sync + 'static>(value: T) -> Delayed<T> {
-        let core = Core::new("value", Origin::Literal, KeyId::fresh(), Inputs::None);
+        let core = Core::new(&"value", Origin::Literal, KeyId::fresh(), Inputs::None);
         Delayed::from_task(Arc::new(Node::<T, crate::node::Literal>::literal(
             core, value,
         )))
     }
+}
+
+/// Wraps a `FnOnce` closure for a body that a retry may call again: the
+/// second call panics with a message that says why.
+pub(crate) fn once<A, R>(name: &'static str, f: impl FnOnce(A) -> R) -> impl FnMut(A) -> R {
+    let mut f = Some(f);
+    move |arg| match f.take() {
+        Some(f) => f(arg),
+        None => spent(name),
+    }
+}
+
+/// The panic of a `FnOnce` body asked to run again.
+pub(crate) fn spent(name: &str) -> ! {
+    panic!(
+        "a `{name}` closure is FnOnce and ran already: it cannot run again; \
+         retry a #[delayed] function or `then` instead"
+    )
 }
 
 fn cause<E: Into<Box<dyn std::error::Error + Send + Sync>>>(err: E) -> Cause {
@@ -228,11 +282,19 @@ fn cause<E: Into<Box<dyn std::error::Error + Send + Sync>>>(err: E) -> Cause {
 #[doc(hidden)]
 pub struct Deps {
     deps: Inputs,
+    /// The body may run again (a retry, a restart): clone values instead
+    /// of moving them in.
+    keep: bool,
 }
 
 impl Deps {
     pub(crate) fn new(deps: Inputs) -> Deps {
-        Deps { deps }
+        Deps { deps, keep: false }
+    }
+
+    /// Inputs for a body that may run again.
+    pub(crate) fn kept(deps: Inputs) -> Deps {
+        Deps { deps, keep: true }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -241,17 +303,21 @@ impl Deps {
 
     /// Hands an owned parameter over: a plain value moves in; an input's
     /// output moves out when this node holds the only handle to it, and is
-    /// cloned otherwise.
-    pub fn take<T: Clone + Send + Sync + 'static>(&mut self, input: Input<T>) -> T {
+    /// cloned otherwise. A body that may run again gets clones.
+    pub fn take<T: Clone + Send + Sync + 'static>(&mut self, input: &mut Input<T>) -> T {
         match input {
-            Input::Value(value) => value,
-            Input::Dep(index) => self.take_at(index),
+            Input::Value(value) if self.keep => value.clone(),
+            Input::Dep(index) => self.take_at(*index),
+            _ => match std::mem::replace(input, Input::Taken) {
+                Input::Value(value) => value,
+                _ => panic!("{}", TAKEN),
+            },
         }
     }
 
     pub(crate) fn take_at<T: Clone + Send + Sync + 'static>(&mut self, index: usize) -> T {
         let dep = &mut self.deps[index];
-        if let Some(task) = Arc::get_mut(dep) {
+        if let Some(task) = Arc::get_mut(dep).filter(|_| !self.keep) {
             if let Some(value) = task
                 .output_any_mut()
                 .downcast_mut::<OnceLock<T>>()
@@ -268,6 +334,7 @@ impl Deps {
         match input {
             Input::Value(value) => value.clone(),
             Input::Dep(index) => output_of::<T>(&*self.deps[*index]).clone(),
+            Input::Taken => panic!("{}", TAKEN),
         }
     }
 
@@ -284,6 +351,10 @@ impl Deps {
         }
     }
 }
+
+/// The message of a body that runs again after it consumed its inputs,
+/// which the scheduler never lets happen.
+const TAKEN: &str = "delayed: a task's input was used after it was moved (scheduler invariant)";
 
 /// A finished input kept alive by an async body that borrows it.
 #[doc(hidden)]

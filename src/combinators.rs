@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use crate::builder::Builder;
+use crate::builder::{once, spent, Builder};
 use crate::Delayed;
 
 impl<T: Send + Sync + 'static> Delayed<T> {
@@ -29,9 +29,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         U: Send + Sync + 'static,
         F: FnOnce(T) -> U + Send + 'static,
     {
-        let mut builder = Builder::new("map");
-        let input = builder.input(self);
-        builder.sync(move |deps| f(deps.take(input)))
+        let mut builder = Builder::new(&"map");
+        let mut input = builder.input(self);
+        let mut f = once("map", f);
+        builder.sync(move |deps| f(deps.take(&mut input)))
     }
 
     /// Defers a sync function that borrows the output: no clone, and `T`
@@ -51,9 +52,13 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         U: Send + Sync + 'static,
         F: FnOnce(&T) -> U + Send + 'static,
     {
-        let mut builder = Builder::new("map");
+        let mut builder = Builder::new(&"map");
         let input = builder.borrow(self);
-        builder.sync(move |deps| f(deps.get(&input)))
+        let mut f = Some(f);
+        builder.sync(move |deps| match f.take() {
+            Some(f) => f(deps.get(&input)),
+            None => spent("map_ref"),
+        })
     }
 
     /// Defers a fallible sync function. An `Err` fails the new node and
@@ -73,12 +78,13 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     where
         T: Clone,
         U: Send + Sync + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
         F: FnOnce(T) -> Result<U, E> + Send + 'static,
     {
-        let mut builder = Builder::new("map");
-        let input = builder.input(self);
-        builder.sync_result(move |deps| f(deps.take(input)))
+        let mut builder = Builder::new(&"map");
+        let mut input = builder.input(self);
+        let mut f = once("try_map", f);
+        builder.sync_result(move |deps| f(deps.take(&mut input)))
     }
 
     /// Defers CPU-heavy work: `f` runs under `tokio::task::spawn_blocking`,
@@ -99,9 +105,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         U: Send + Sync + 'static,
         F: FnOnce(T) -> U + Send + 'static,
     {
-        let mut builder = Builder::new("map_blocking");
-        let input = builder.input(self);
-        builder.blocking(move |deps| f(deps.take(input)))
+        let mut builder = Builder::new(&"map_blocking");
+        let mut input = builder.input(self);
+        let mut f = once("map_blocking", f);
+        builder.blocking(move |deps| f(deps.take(&mut input)))
     }
 
     /// Defers an async function of the output; its future runs as a tokio
@@ -131,7 +138,7 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         Fut: Future<Output = U> + Send + 'static,
         F: Fn(T) -> Fut + Send + 'static,
     {
-        let mut builder = Builder::new("then");
+        let mut builder = Builder::new(&"then");
         let input = builder.input(self);
         builder.future(move |deps| f(deps.cloned(&input)))
     }
@@ -156,7 +163,7 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         F: Fn(T) -> Fut + Send + 'static,
     {
-        let mut builder = Builder::new("then");
+        let mut builder = Builder::new(&"then");
         let input = builder.input(self);
         builder.future_result(move |deps| f(deps.cloned(&input)))
     }

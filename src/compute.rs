@@ -3,7 +3,7 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use tokio::runtime::Handle;
 
@@ -12,7 +12,7 @@ use crate::join::Join;
 use crate::listeners::Listener;
 use crate::observe::{self, Watching};
 use crate::task::{output_of, Phase};
-use crate::{run, schedule, Delayed, Error, Options};
+use crate::{run, schedule, sequential, Delayed, Error, Options};
 
 /// The future returned by [`Delayed::compute`] and [`compute`](crate::compute()).
 ///
@@ -50,6 +50,9 @@ pub struct Compute<T> {
     waker: Option<Waker>,
     callbacks: Vec<Arc<dyn Callback>>,
     watching: Option<Watching>,
+    sequential: bool,
+    /// The sequential scheduler's run, in sequential mode.
+    local: Option<sequential::Run>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,7 @@ enum State {
 impl<T: Send + Sync + 'static> Compute<T> {
     pub(crate) fn with_options(mut self, options: Options) -> Self {
         self.callbacks = options.callbacks;
+        self.sequential = options.sequential;
         self
     }
 
@@ -74,6 +78,8 @@ impl<T: Send + Sync + 'static> Compute<T> {
             waker: None,
             callbacks: Vec::new(),
             watching: None,
+            sequential: false,
+            local: None,
         }
     }
 
@@ -105,12 +111,26 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             State::Finished => panic!("`Compute` polled after completion"),
             State::New => {
                 this.watching = observe::begin(&this.delayed.node, &this.callbacks);
-                let mut ready = Vec::new();
-                schedule::demand(&this.delayed.node, &mut ready);
                 this.state = State::Waiting;
-                run::dispatch(ready, this.handle.as_ref());
+                if this.sequential {
+                    let root = Arc::clone(&this.delayed.node);
+                    this.local = Some(Box::pin(sequential::run(root)));
+                } else {
+                    let mut ready = Vec::new();
+                    schedule::demand(&this.delayed.node, &mut ready);
+                    run::dispatch(ready, this.handle.as_ref());
+                }
             }
             State::Waiting => {}
+        }
+        if let Some(local) = &mut this.local {
+            let result = ready!(local.as_mut().poll(cx));
+            this.local = None;
+            this.state = State::Finished;
+            if let Some(watching) = this.watching.take() {
+                watching.finish(result.as_ref().map(|_| ()));
+            }
+            return Poll::Ready(result.map(|()| this.output()));
         }
         let node = &this.delayed.node;
         let mut st = node.core().lock();
@@ -159,6 +179,14 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
 impl<T> Drop for Compute<T> {
     fn drop(&mut self) {
         if self.state != State::Waiting {
+            return;
+        }
+        if let Some(local) = self.local.take() {
+            // Dropping the run hands back what it had claimed.
+            drop(local);
+            if let Some(watching) = self.watching.take() {
+                watching.finish(Err(&Error::cancelled(self.delayed.node.core().key())));
+            }
             return;
         }
         if let Some(watching) = self.watching.take() {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::builder::Builder;
+use crate::builder::{once, Builder};
 use crate::compute::Compute;
 use crate::key::{Key, KeyId};
 use crate::task::Task;
@@ -92,7 +92,8 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// # }
     /// ```
     pub fn lazy(f: impl FnOnce() -> T + Send + 'static) -> Self {
-        Builder::new("lazy").sync(move |_| f())
+        let mut f = once("lazy", move |()| f());
+        Builder::new(&"lazy").sync(move |_| f(()))
     }
 
     /// The key of this node: its function name and a per-call number, a

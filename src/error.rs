@@ -48,6 +48,8 @@ pub struct Error {
 struct Inner {
     key: Key,
     kind: Kind,
+    /// Attempts made, when a retry policy ran the task more than once.
+    attempts: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ enum Kind {
     Panic(String),
     #[error("was cancelled")]
     Cancelled,
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
     #[error("could not start: {0}")]
     Runtime(String),
     #[error("could not be drawn: {0}")]
@@ -67,7 +71,11 @@ enum Kind {
 impl Error {
     fn new(key: Key, kind: Kind) -> Error {
         Error {
-            inner: Arc::new(Inner { key, kind }),
+            inner: Arc::new(Inner {
+                key,
+                kind,
+                attempts: 1,
+            }),
         }
     }
 
@@ -88,6 +96,32 @@ impl Error {
 
     pub(crate) fn cancelled(key: Key) -> Error {
         Error::new(key, Kind::Cancelled)
+    }
+
+    pub(crate) fn timeout(key: Key, after: std::time::Duration) -> Error {
+        Error::new(key, Kind::Timeout(after))
+    }
+
+    /// The same failure, reported after `attempts` attempts.
+    pub(crate) fn after_attempts(self, attempts: u32) -> Error {
+        if attempts == self.inner.attempts {
+            return self;
+        }
+        let kind = match &self.inner.kind {
+            Kind::Failed(cause) => Kind::Failed(Arc::clone(cause)),
+            Kind::Panic(message) => Kind::Panic(message.clone()),
+            Kind::Cancelled => Kind::Cancelled,
+            Kind::Timeout(after) => Kind::Timeout(*after),
+            Kind::Runtime(message) => Kind::Runtime(message.clone()),
+            Kind::Draw(message) => Kind::Draw(message.clone()),
+        };
+        Error {
+            inner: Arc::new(Inner {
+                key: self.inner.key.clone(),
+                kind,
+                attempts,
+            }),
+        }
     }
 
     pub(crate) fn runtime(key: Key, message: impl Into<String>) -> Error {
@@ -200,11 +234,64 @@ impl Error {
     pub fn is_failed(&self) -> bool {
         matches!(self.inner.kind, Kind::Failed(_))
     }
+
+    /// Whether the failing task ran past its [`timeout`] and was stopped.
+    ///
+    /// [`timeout`]: crate::Delayed::timeout
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[delayed::delayed]
+    /// async fn hang() -> u64 {
+    ///     tokio::time::sleep(Duration::from_secs(3600)).await;
+    ///     1
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = hang().timeout(Duration::from_secs(2)).compute().await.unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert!(err.to_string().ends_with("timed out after 2s"));
+    /// # }
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.inner.kind, Kind::Timeout(_))
+    }
+
+    /// How many times the failing task ran before it gave up: 1 unless a
+    /// [`Retry`](crate::Retry) policy ran it again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::Retry;
+    ///
+    /// #[delayed::delayed]
+    /// fn flaky() -> Result<u64, std::io::Error> {
+    ///     Err(std::io::Error::other("connection reset"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = flaky().retry(Retry::attempts(3)).compute().await.unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// assert!(err.to_string().ends_with("failed after 3 attempts"));
+    /// # }
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task `{}` {}", self.inner.key, self.inner.kind)
+        write!(f, "task `{}` {}", self.inner.key, self.inner.kind)?;
+        match (self.inner.attempts, &self.inner.kind) {
+            (1, _) => Ok(()),
+            (n, Kind::Failed(_)) => write!(f, " after {n} attempts"),
+            (n, _) => write!(f, " (after {n} attempts)"),
+        }
     }
 }
 
@@ -213,6 +300,7 @@ impl fmt::Debug for Error {
         f.debug_struct("Error")
             .field("key", &format_args!("{}", self.inner.key))
             .field("kind", &self.inner.kind)
+            .field("attempts", &self.inner.attempts)
             .finish()
     }
 }

@@ -110,9 +110,9 @@ impl<T: Clone + Send + Sync + 'static> IntoDelayed<Option<T>> for Option<Delayed
     fn into_delayed(self) -> Delayed<Option<T>> {
         match self {
             Some(node) => {
-                let mut builder = Builder::new("option").joining();
-                let input = builder.input(node);
-                builder.sync(move |deps| Some(deps.take(input)))
+                let mut builder = Builder::new(&"option").joining();
+                let mut input = builder.input(node);
+                builder.sync(move |deps| Some(deps.take(&mut input)))
             }
             None => Delayed::value(None),
         }
@@ -126,15 +126,19 @@ where
     S: BuildHasher + Default + Send + Sync + 'static,
 {
     fn into_delayed(self) -> Delayed<HashMap<K, V, S>> {
-        let mut builder = Builder::new("dict");
+        let mut builder = Builder::new(&"dict");
         let entries: Vec<_> = self
             .into_iter()
             .map(|(k, v)| (k, builder.input(v)))
             .collect();
+        // The keys move into the map, so the body runs once.
+        let mut entries = Some(entries);
         builder.sync(move |deps| {
             entries
+                .take()
+                .expect("a map argument's node ran already: it cannot be retried")
                 .into_iter()
-                .map(|(k, v)| (k, deps.take(v)))
+                .map(|(k, mut v)| (k, deps.take(&mut v)))
                 .collect()
         })
     }

@@ -92,7 +92,7 @@ where
     type Output = Vec<J::Output>;
 
     fn join(self) -> Delayed<Self::Output> {
-        let mut builder = Builder::new("list").joining();
+        let mut builder = Builder::new(&"list").joining();
         let count = self.len();
         for part in self {
             let _ = builder.borrow::<J::Output>(part.join());
@@ -115,9 +115,9 @@ macro_rules! join_tuple {
             #[allow(non_snake_case)]
             fn join(self) -> Delayed<Self::Output> {
                 let ($($part,)+) = self;
-                let mut builder = Builder::new("tuple").joining();
-                $(let $input = builder.input($part.join());)+
-                builder.sync(move |deps| ($(deps.take($input),)+))
+                let mut builder = Builder::new(&"tuple").joining();
+                $(let mut $input = builder.input($part.join());)+
+                builder.sync(move |deps| ($(deps.take(&mut $input),)+))
             }
         }
     };

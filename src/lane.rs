@@ -1,16 +1,18 @@
 //! The blocking lane: where `#[delayed(blocking)]` bodies run.
 //!
 //! Blocking bodies are CPU-heavy, so running more of them at once than there
-//! are cores only adds threads. They wait in one queue, and at most one
-//! lane per core drains it: a lane is a single `spawn_blocking` call that
-//! runs queued bodies back to back, with no hand-off between them.
+//! are cores only adds threads. They wait in one queue, highest priority
+//! first, then first come, and at most one lane per core drains it: a lane
+//! is a single `spawn_blocking` call that runs queued bodies back to back,
+//! with no hand-off between them.
 //!
 //! A body that blocks on a nested graph (`compute_blocking` inside a
 //! blocking body) gives its lane back while it waits, so nested graphs
 //! cannot starve the queue.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::runtime::Handle;
@@ -20,16 +22,20 @@ use crate::run;
 /// A queued body, and the runtime it belongs to.
 pub(crate) struct Job {
     pub(crate) handle: Handle,
+    pub(crate) priority: i32,
     pub(crate) run: Box<dyn FnOnce() + Send>,
 }
 
 struct Lanes {
-    queue: VecDeque<Job>,
+    /// Queued jobs by (priority, highest first; arrival).
+    queue: BTreeMap<(Reverse<i32>, u64), Job>,
+    next: u64,
     running: usize,
 }
 
 static LANES: Mutex<Lanes> = Mutex::new(Lanes {
-    queue: VecDeque::new(),
+    queue: BTreeMap::new(),
+    next: 0,
     running: 0,
 });
 
@@ -51,7 +57,9 @@ fn cap() -> usize {
 pub(crate) fn submit(job: Job) {
     let handle = job.handle.clone();
     let mut lanes = lanes();
-    lanes.queue.push_back(job);
+    let ticket = (Reverse(job.priority), lanes.next);
+    lanes.next += 1;
+    lanes.queue.insert(ticket, job);
     if lanes.running < cap() {
         lanes.running += 1;
         drop(lanes);
@@ -74,8 +82,8 @@ fn drain() {
     loop {
         let job = {
             let mut lanes = lanes();
-            match lanes.queue.pop_front() {
-                Some(job) => job,
+            match lanes.queue.pop_first() {
+                Some((_, job)) => job,
                 None => {
                     lanes.running -= 1;
                     break;

@@ -1,8 +1,10 @@
 //! The node: one task of the graph with its typed output and body.
 
 use std::any::Any;
+use std::future::Future;
 use std::mem;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError};
 
 use tokio::task::AbortHandle;
 use tracing::field;
@@ -11,15 +13,37 @@ use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::intern;
 use crate::listeners::Listener;
+use crate::policy::Policy;
 use crate::schedule::{self, Outcome};
 use crate::spans;
 use crate::task::{Core, Phase, Task};
 
 /// How a node's body runs once its inputs are done.
 pub(crate) trait Body<T>: Send + 'static {
+    /// Runs (or spawns) a ready node, on the fast path or, for a node with
+    /// a policy, through the policy driver.
     fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>)
     where
         Self: Sized;
+
+    /// One attempt of the body, for the policy driver and the sequential
+    /// scheduler. The body stays in the node, so it can run again.
+    /// Blocking bodies run on a lane, or in place when `inline`.
+    fn attempt(node: &Arc<Node<T, Self>>, deps: Inputs, inline: bool) -> Attempt<T>
+    where
+        Self: Sized;
+}
+
+/// The future of one attempt.
+pub(crate) type Attempt<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
+
+/// A run that [`Node::begin`] started.
+pub(crate) struct Begun {
+    pub(crate) epoch: u32,
+    pub(crate) deps: Inputs,
+    /// Set when the run must go through the policy driver.
+    pub(crate) policy: Option<Arc<Policy>>,
+    pub(crate) priority: i32,
 }
 
 /// A node: the shared state behind every `Delayed<T>` handle.
@@ -34,6 +58,11 @@ pub(crate) struct Literal;
 
 impl<T: Send + Sync + 'static> Body<T> for Literal {
     fn start(_: Arc<Node<T, Self>>, _: &mut Vec<Arc<dyn Task>>) {}
+
+    fn attempt(node: &Arc<Node<T, Self>>, _: Inputs, _: bool) -> Attempt<T> {
+        let err = Error::runtime(node.core.key(), "a literal has no body to run");
+        Box::pin(std::future::ready(Err(err)))
+    }
 }
 
 impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
@@ -56,21 +85,31 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
     /// Moves a ready node to running. Returns the run's epoch and the
     /// inputs (moved out when `take_deps`, since a sync body consumes them;
     /// cloned otherwise, since an aborted async body may run again).
-    pub(crate) fn begin(&self, abortable: bool, take_deps: bool) -> Option<(u32, Inputs)> {
+    ///
+    /// A node whose policy needs the driver always runs abortably, with
+    /// cloned inputs: the driver can be stopped between attempts.
+    pub(crate) fn begin(&self, abortable: bool, take_deps: bool) -> Option<Begun> {
         let mut st = self.core.lock();
         if !matches!(st.phase, Phase::Ready) {
             return None;
         }
+        let policy = st.driving_policy();
+        let driven = policy.is_some();
         st.phase = Phase::Running {
             abort: None,
-            abortable,
+            abortable: abortable || driven,
         };
-        let deps = if take_deps {
+        let deps = if take_deps && !driven {
             mem::take(&mut st.deps)
         } else {
             st.deps.clone()
         };
-        Some((st.epoch, deps))
+        Some(Begun {
+            epoch: st.epoch,
+            deps,
+            policy,
+            priority: st.priority,
+        })
     }
 
     pub(crate) fn take_body(&self) -> Option<B> {
@@ -78,6 +117,18 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// Drops the body unless an attempt is using it right now (a blocking
+    /// attempt abandoned at its timeout); that attempt drops it when it
+    /// sees the node finished.
+    pub(crate) fn try_drop_body(&self) {
+        let body = match self.body.try_lock() {
+            Ok(mut body) => body.take(),
+            Err(TryLockError::Poisoned(body)) => body.into_inner().take(),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        drop(body);
     }
 
     /// Records the abort handle of a spawned async run, or aborts it at once
@@ -119,7 +170,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
         let listeners = mem::take(&mut st.listeners);
         let deps = mem::take(&mut st.deps);
         drop(st);
-        drop(self.take_body());
+        self.try_drop_body();
         drop(deps);
         schedule::notify(listeners, &outcome, ready);
     }
@@ -134,7 +185,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
         let span = tracing::debug_span!(
             "delayed.task",
             task.key = field::Empty,
-            task.name = self.core.name
+            task.name = self.core.name()
         );
         if !span.is_disabled() {
             span.record("task.key", field::display(self.core.key()));
@@ -166,6 +217,10 @@ impl<T: Send + Sync + 'static, B: Body<T>> Task for Node<T, B> {
 
     fn discard_body(&self) {
         drop(self.take_body());
+    }
+
+    fn run_here(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(crate::drive::here(self))
     }
 }
 

@@ -29,10 +29,11 @@ use crate::callback::Callback;
 #[derive(Clone, Default)]
 pub struct Options {
     pub(crate) callbacks: Vec<Arc<dyn Callback>>,
+    pub(crate) sequential: bool,
 }
 
 impl Options {
-    /// The defaults: no callbacks.
+    /// The defaults: no callbacks, parallel.
     ///
     /// # Examples
     ///
@@ -66,12 +67,53 @@ impl Options {
         self.callbacks.push(Arc::new(callback));
         self
     }
+
+    /// Runs the compute with the sequential debug scheduler, like dask's
+    /// `get_sync`: one node at a time, on the thread that polls the
+    /// compute, in a deterministic order, so that breakpoints, logs and
+    /// panics read in order.
+    ///
+    /// The order is that of a plain recursive evaluation: a node's inputs
+    /// first, in argument order, each shared node once. Async bodies are
+    /// awaited in place instead of spawned, and blocking bodies run in
+    /// place instead of on the blocking pool. Limits, retries and timeouts
+    /// still apply. Nodes that another compute is running already are
+    /// waited for, not run twice.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use delayed::{Delayed, Options};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let step = |name: &'static str, input: Delayed<u64>| {
+    ///     let log = log.clone();
+    ///     input.map(move |x| {
+    ///         log.lock().unwrap().push(name);
+    ///         x + 1
+    ///     })
+    /// };
+    /// let a = step("a", Delayed::value(0));
+    /// let b = step("b", a.clone());
+    /// let c = step("c", Delayed::value(10));
+    /// let both = delayed::compute_with((b, c), Options::new().sequential()).await.unwrap();
+    /// assert_eq!(both, (2, 11));
+    /// assert_eq!(*log.lock().unwrap(), ["a", "b", "c"]);
+    /// # }
+    /// ```
+    pub fn sequential(mut self) -> Options {
+        self.sequential = true;
+        self
+    }
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
             .field("callbacks", &self.callbacks.len())
+            .field("sequential", &self.sequential)
             .finish()
     }
 }

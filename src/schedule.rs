@@ -35,6 +35,7 @@ pub(crate) fn demand(root: &Arc<dyn Task>, ready: &mut Vec<Arc<dyn Task>>) {
             return;
         }
         st.phase = Phase::Claimed;
+        st.priority = st.base_priority();
     }
     activate(vec![Arc::clone(root)], ready);
 }
@@ -48,6 +49,7 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
         }
         st.epoch = st.epoch.wrapping_add(1);
         let epoch = st.epoch;
+        let priority = st.priority;
         let mut pending = 0;
         let mut failure = None;
         for (i, dep) in st.deps.iter().enumerate() {
@@ -65,7 +67,14 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
                     pending += 1;
                     if idle {
                         ds.phase = Phase::Claimed;
+                        ds.priority = ds.base_priority().max(priority);
                         stack.push(Arc::clone(dep));
+                    } else if ds.priority < priority {
+                        ds.priority = priority;
+                        if matches!(ds.phase, Phase::Waiting { .. }) {
+                            drop(ds);
+                            raise(Arc::clone(dep), priority);
+                        }
                     }
                 }
             }
@@ -87,6 +96,22 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
                 ready.push(task);
             }
             None => st.phase = Phase::Waiting { pending },
+        }
+    }
+}
+
+/// Raises the priority of the unfinished inputs of `task`, which now runs
+/// at `priority` (priority inheritance).
+fn raise(task: Arc<dyn Task>, priority: i32) {
+    let mut stack = vec![task];
+    while let Some(task) = stack.pop() {
+        let st = task.core().lock();
+        for dep in st.deps.iter() {
+            let mut ds = dep.core().lock();
+            if !ds.is_finished() && !matches!(ds.phase, Phase::Idle) && ds.priority < priority {
+                ds.priority = priority;
+                stack.push(Arc::clone(dep));
+            }
         }
     }
 }
@@ -184,6 +209,27 @@ pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Ar
                 }
             }
         }
+    }
+}
+
+/// Takes back the demand of a sequential compute whose run of `task` (run
+/// `epoch`) was dropped midway: the node goes back to idle, or, if other
+/// computes still wait for it, back to the run queue.
+pub(crate) fn hand_back(task: Arc<dyn Task>, epoch: u32) {
+    let mut st = task.core().lock();
+    if st.epoch != epoch || !matches!(st.phase, Phase::Running { .. }) {
+        return;
+    }
+    st.demand = st.demand.saturating_sub(1);
+    if st.demand == 0 {
+        st.phase = Phase::Idle;
+        let stale = mem::take(&mut st.listeners);
+        drop(st);
+        drop(stale);
+    } else {
+        st.phase = Phase::Ready;
+        drop(st);
+        crate::run::dispatch(vec![task], None);
     }
 }
 

@@ -1,6 +1,8 @@
 //! The type-erased face of a node, as the scheduler sees it.
 
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::task::AbortHandle;
@@ -9,6 +11,7 @@ use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::key::{Key, KeyId};
 use crate::listeners::Listeners;
+use crate::policy::Policy;
 
 /// A node of the graph with its output type erased.
 ///
@@ -27,11 +30,15 @@ pub(crate) trait Task: Send + Sync + 'static {
     fn start(self: Arc<Self>, queue: &mut Vec<Arc<dyn Task>>);
     /// Drops the body of a node that will never run (it failed).
     fn discard_body(&self);
+    /// Runs a node the sequential scheduler claimed, in place: its
+    /// blocking and async work runs inside the returned future.
+    fn run_here(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// What every node has, whatever its output type.
 pub(crate) struct Core {
-    pub(crate) name: &'static str,
+    /// The function name, behind a thin pointer: one word, not two.
+    name: &'static &'static str,
     pub(crate) origin: Origin,
     state: Mutex<State>,
 }
@@ -63,6 +70,11 @@ pub(crate) struct State {
     pub(crate) deps: Inputs,
     /// Dependents and computes to tell when the node finishes.
     pub(crate) listeners: Listeners,
+    /// Limit, retries, timeout and priority, if any were set.
+    pub(crate) policy: Option<Arc<Policy>>,
+    /// The priority it runs at: its own, raised to that of the nodes
+    /// waiting for it (see `Delayed::priority`).
+    pub(crate) priority: i32,
 }
 
 pub(crate) enum Phase {
@@ -87,7 +99,12 @@ pub(crate) enum Phase {
 }
 
 impl Core {
-    pub(crate) fn new(name: &'static str, origin: Origin, id: KeyId, deps: Inputs) -> Core {
+    pub(crate) fn new(
+        name: &'static &'static str,
+        origin: Origin,
+        id: KeyId,
+        deps: Inputs,
+    ) -> Core {
         Core {
             name,
             origin,
@@ -103,6 +120,8 @@ impl Core {
                 demand: 0,
                 deps,
                 listeners: Listeners::None,
+                policy: None,
+                priority: 0,
             }),
         }
     }
@@ -115,6 +134,10 @@ impl Core {
 
     pub(crate) fn state_mut(&mut self) -> &mut State {
         self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     pub(crate) fn key(&self) -> Key {
@@ -130,6 +153,19 @@ impl Core {
 impl State {
     pub(crate) fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done | Phase::Failed(_))
+    }
+
+    /// The node's own priority, before inheritance.
+    pub(crate) fn base_priority(&self) -> i32 {
+        self.policy.as_ref().map_or(0, |policy| policy.priority)
+    }
+
+    /// The policy, if a run must go through the policy driver.
+    pub(crate) fn driving_policy(&self) -> Option<Arc<Policy>> {
+        self.policy
+            .as_ref()
+            .filter(|policy| policy.drives())
+            .cloned()
     }
 }
 

@@ -9,7 +9,7 @@ where
     T: Send + Sync + 'static,
     U: Clone + Send + Sync + 'static,
 {
-    let mut builder = Builder::new("unzip");
+    let mut builder = Builder::new(&"unzip");
     let whole = builder.borrow::<T>(whole);
     builder.sync(move |deps| pick(deps.get(&whole)).clone())
 }

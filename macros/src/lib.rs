@@ -43,7 +43,17 @@ pub fn delayed(attr: TokenStream, item: TokenStream) -> TokenStream {
 struct Options {
     blocking: bool,
     pure: bool,
+    /// `limit = E`, `retry = E`, `timeout = E`, `priority = E`, in order.
+    policies: Vec<(syn::Ident, syn::Expr)>,
 }
+
+/// The options that take a value, and an example of each.
+const POLICIES: [(&str, &str); 4] = [
+    ("limit", "limit = HTTP"),
+    ("retry", "retry = Retry::attempts(3)"),
+    ("timeout", "timeout = Duration::from_secs(5)"),
+    ("priority", "priority = 10"),
+];
 
 impl Options {
     fn parse(attr: TokenStream2) -> syn::Result<Options> {
@@ -53,6 +63,28 @@ impl Options {
             match &meta {
                 Meta::Path(path) if path.is_ident("blocking") => options.blocking = true,
                 Meta::Path(path) if path.is_ident("pure") => options.pure = true,
+                Meta::NameValue(pair)
+                    if POLICIES.iter().any(|(name, _)| pair.path.is_ident(name)) =>
+                {
+                    let name = pair.path.get_ident().unwrap().clone();
+                    if options.policies.iter().any(|(seen, _)| *seen == name) {
+                        return Err(Error::new(
+                            meta.span(),
+                            format!("#[delayed] option `{name}` is given twice"),
+                        ));
+                    }
+                    options.policies.push((name, pair.value.clone()));
+                }
+                _ if POLICIES.iter().any(|(name, _)| meta.path().is_ident(name)) => {
+                    let (name, example) = POLICIES
+                        .iter()
+                        .find(|(name, _)| meta.path().is_ident(name))
+                        .unwrap();
+                    return Err(Error::new(
+                        meta.span(),
+                        format!("#[delayed] option `{name}` needs a value: write `#[delayed({example})]`"),
+                    ));
+                }
                 _ if meta.path().is_ident("blocking") || meta.path().is_ident("pure") => {
                     let name = meta.path().get_ident().unwrap();
                     return Err(Error::new(
@@ -65,7 +97,8 @@ impl Options {
                 _ => {
                     return Err(Error::new(
                         meta.span(),
-                        "unknown #[delayed] option: expected `blocking` or `pure`",
+                        "unknown #[delayed] option: expected `blocking`, `pure`, `limit = ...`, \
+                         `retry = ...`, `timeout = ...` or `priority = ...`",
                     ))
                 }
             }
@@ -136,7 +169,8 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         let register = if p.borrowed.is_some() {
             quote_spanned!(storage.span()=> let #local = __delayed_builder.borrow::<#storage>(#name);)
         } else {
-            quote_spanned!(storage.span()=> let #local = __delayed_builder.input::<#storage>(#name);)
+            let mutability = (!is_async).then(|| quote!(mut));
+            quote_spanned!(storage.span()=> let #mutability #local = __delayed_builder.input::<#storage>(#name);)
         };
         let hash = match (options.pure, p.borrowed.is_some()) {
             (false, _) => quote!(),
@@ -144,6 +178,16 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
             (true, false) => quote_spanned!(storage.span()=> __delayed_builder.hash_input::<#storage>(&#local);),
         };
         quote!(#register #hash)
+    });
+
+    let policies = options.policies.iter().map(|(name, expr)| {
+        let span = expr.span();
+        let value = match (name.to_string().as_str(), expr) {
+            ("limit", syn::Expr::Reference(_)) => quote!(#expr),
+            ("limit", _) => quote_spanned!(span=> &#expr),
+            _ => quote!(#expr),
+        };
+        quote_spanned!(span=> __delayed_builder.#name(#value);)
     });
 
     let pure = options.pure.then(|| {
@@ -160,7 +204,7 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         let take = syn::Ident::new("take", storage.span());
         let cloned = syn::Ident::new("cloned", storage.span());
         match (is_async, p.borrowed.is_some()) {
-            (false, false) => quote!(let #value = __delayed_deps.#take::<#storage>(#local);),
+            (false, false) => quote!(let #value = __delayed_deps.#take::<#storage>(&mut #local);),
             (false, true) => quote!(let #value = __delayed_deps.get(&#local);),
             (true, false) => quote!(let #value = __delayed_deps.#cloned::<#storage>(&#local);),
             (true, true) => quote!(let #value = __delayed_deps.hold(&#local);),
@@ -221,8 +265,9 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
             #(#lint_attrs)*
             #body_sig #block
 
-            let mut __delayed_builder = ::delayed::__private::Builder::new(#name_str);
+            let mut __delayed_builder = ::delayed::__private::Builder::new(&#name_str);
             #pure
+            #(#policies)*
             #(#register)*
             #finish
         }
