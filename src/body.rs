@@ -19,6 +19,7 @@ use crate::node::{Attempt, Body, Node};
 use crate::observe::{self, Watched};
 use crate::run;
 use crate::schedule;
+use crate::secede;
 use crate::spans;
 use crate::task::{Core, Task};
 
@@ -186,6 +187,7 @@ where
         let priority = node.core.lock().priority;
         let (tx, rx) = oneshot::channel();
         let task = Arc::clone(node);
+        let holder = secede::current();
         lane::submit(lane::Job {
             handle,
             priority,
@@ -195,7 +197,7 @@ where
                 if tx.is_closed() {
                     return;
                 }
-                let result = in_place(&task, deps);
+                let result = secede::enter(holder.as_ref(), || in_place(&task, deps));
                 if task.core.lock().is_finished() {
                     // Abandoned at its deadline: the node settled without
                     // being able to drop the body we held.

@@ -11,6 +11,7 @@ use crate::callback::Callback;
 use crate::join::Join;
 use crate::listeners::Listener;
 use crate::observe::{self, Watching};
+use crate::secede::Loan;
 use crate::task::{output_of, Phase};
 use crate::{run, schedule, sequential, Delayed, Error, Options};
 
@@ -51,8 +52,13 @@ pub struct Compute<T> {
     callbacks: Vec<Arc<dyn Callback>>,
     watching: Option<Watching>,
     sequential: bool,
-    /// The sequential scheduler's run, in sequential mode.
+    /// The sequential scheduler's run, in sequential mode, and its result
+    /// once it has one.
     local: Option<sequential::Run>,
+    local_result: Option<Result<(), Error>>,
+    /// The permit of the body that awaits this compute, lent out while it
+    /// waits.
+    loan: Loan,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,8 @@ impl<T: Send + Sync + 'static> Compute<T> {
             watching: None,
             sequential: false,
             local: None,
+            local_result: None,
+            loan: Loan::default(),
         }
     }
 
@@ -124,7 +132,17 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             State::Waiting => {}
         }
         if let Some(local) = &mut this.local {
-            let result = ready!(local.as_mut().poll(cx));
+            if this.local_result.is_none() {
+                match local.as_mut().poll(cx) {
+                    Poll::Ready(result) => this.local_result = Some(result),
+                    Poll::Pending => {
+                        this.loan.lend();
+                        return Poll::Pending;
+                    }
+                }
+            }
+            ready!(this.loan.poll_return(cx));
+            let result = this.local_result.take().unwrap_or(Ok(()));
             this.local = None;
             this.state = State::Finished;
             if let Some(watching) = this.watching.take() {
@@ -151,10 +169,13 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
                     }
                     this.waker = Some(waker);
                 }
+                drop(st);
+                this.loan.lend();
                 return Poll::Pending;
             }
         };
         drop(st);
+        ready!(this.loan.poll_return(cx));
         let was_waiting = this.state == State::Waiting;
         this.state = State::Finished;
         if let Some(watching) = this.watching.take() {

@@ -15,6 +15,7 @@ use crate::inputs::Inputs;
 use crate::node::{Begun, Body, Node};
 use crate::observe::{self, Watched};
 use crate::policy::Policy;
+use crate::secede::{self, Holder, Holding};
 use crate::task::Task;
 use crate::{run, schedule, spans};
 
@@ -123,8 +124,8 @@ where
 {
     let mut attempt = 1;
     loop {
-        let permit = match policy.limit {
-            Some(limit) => Some(limit.acquire(priority).await),
+        let holder = match policy.limit {
+            Some(limit) => Some(Holder::new(limit, limit.acquire(priority).await)),
             None => None,
         };
         if attempt == 1 {
@@ -133,7 +134,10 @@ where
         } else {
             tracing::debug!(attempt, "task started again");
         }
-        let body = B::attempt(node, deps.clone(), inline);
+        let body = Holding::new(
+            secede::enter(holder.as_ref(), || B::attempt(node, deps.clone(), inline)),
+            holder.clone(),
+        );
         let result = match policy.timeout {
             Some(after) => match timer(node, || tokio::time::timeout(after, body)) {
                 Ok(timed) => match timed.await {
@@ -144,7 +148,7 @@ where
             },
             None => body.await,
         };
-        drop(permit);
+        drop(holder);
         let err = match result {
             Ok(value) => return finish(node, watched, Ok(value)),
             Err(err) => err,

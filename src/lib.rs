@@ -165,6 +165,7 @@ mod progress;
 mod retry;
 mod run;
 mod schedule;
+mod secede;
 mod sequential;
 mod spans;
 mod task;
