@@ -16,9 +16,11 @@
 //! load-c.txt ── clean ──┘
 //! ```
 //!
-//! Building it runs nothing. `compute` then reads every file concurrently
-//! (`load` is an `async fn` on `tokio::fs`), cleans each one as soon as it is
-//! in, analyzes once all are clean, and writes the report.
+//! Building it runs nothing. `compute` then reads the files concurrently
+//! (`load` is an `async fn` on `tokio::fs`), at most `OPEN_FILES` at once
+//! under a `Limit`, cleans each one as soon as it is in, analyzes once all
+//! are clean, and writes the report. A read that fails with a transient
+//! error (interrupted, timed out) is retried twice with a backoff.
 //!
 //! The output goes into a fresh temporary folder, `delayed-pipeline-XXXXXX`,
 //! which is kept when the run succeeds:
@@ -49,7 +51,7 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
-use delayed::{delayed, Options, ProgressBar, Timeline};
+use delayed::{delayed, Limit, Options, ProgressBar, Retry, Timeline};
 
 const USAGE: &str = "usage: pipeline [DIR]\n\n\
     Summarizes the files of DIR, one number per line, or a built-in sample \
@@ -153,8 +155,28 @@ impl FromIterator<f64> for Stats {
 // The four steps. Each call builds a node; the bodies run at compute time.
 // ---------------------------------------------------------------------------
 
-/// Reads one file. Async: the reads of all files overlap.
-#[delayed]
+/// Files open at once: the reads overlap, but a folder of 100,000 files
+/// does not open 100,000 descriptors.
+static OPEN_FILES: Limit = Limit::new("open-files", 8);
+
+/// Retries reads that failed for a reason that may pass.
+fn transient_io() -> Retry {
+    Retry::attempts(3)
+        .exponential(std::time::Duration::from_millis(50))
+        .when(|err| {
+            std::error::Error::source(err)
+                .and_then(|cause| cause.downcast_ref::<io::Error>())
+                .is_some_and(|cause| {
+                    matches!(
+                        cause.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
+                    )
+                })
+        })
+}
+
+/// Reads one file. Async: the reads of up to `OPEN_FILES` files overlap.
+#[delayed(limit = OPEN_FILES, retry = transient_io())]
 async fn load(path: &Path) -> io::Result<Document> {
     let text = tokio::fs::read_to_string(path).await?;
     Ok(Document {
