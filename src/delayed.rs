@@ -242,6 +242,48 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         lane::while_waiting(|| futures::executor::block_on(compute))
     }
 
+    /// [`compute_blocking`](Delayed::compute_blocking) with [`Options`].
+    ///
+    /// With [`Options::sequential`] this is dask's `get_sync`: every node
+    /// runs on the calling thread, one at a time, async bodies included
+    /// (inside the shared runtime's context, so tokio's timers and I/O
+    /// work in them).
+    ///
+    /// # Errors
+    ///
+    /// As for [`compute_blocking`](Delayed::compute_blocking).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{delayed, Options};
+    ///
+    /// #[delayed]
+    /// async fn fetch(x: u64) -> u64 {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///     x
+    /// }
+    ///
+    /// #[delayed]
+    /// fn check(x: u64, caller: String) -> u64 {
+    ///     assert_eq!(std::thread::current().name(), Some(caller.as_str()));
+    ///     x + 1
+    /// }
+    ///
+    /// let me = std::thread::current().name().unwrap_or_default().to_string();
+    /// let result = check(fetch(41), me).compute_blocking_with(Options::new().sequential());
+    /// assert_eq!(result.unwrap(), 42);
+    /// ```
+    pub fn compute_blocking_with(&self, options: Options) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        let handle = run::fallback().map_err(|message| Error::runtime(self.key(), message))?;
+        let _context = handle.enter();
+        let compute = Compute::new(self.clone(), false, Some(handle.clone())).with_options(options);
+        lane::while_waiting(|| futures::executor::block_on(compute))
+    }
+
     /// Starts computing this node now, in the background, and returns it.
     ///
     /// The work goes on even if nobody awaits it, like dask's `persist` or a
