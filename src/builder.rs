@@ -90,6 +90,18 @@ impl Builder {
         self.token = Some(Token::new(path));
     }
 
+    /// `#[delayed(register)]`: every argument becomes an input node, so
+    /// that the call can be exported to a keyed graph.
+    pub fn registered(&mut self) {
+        self.origin = Origin::Registered;
+    }
+
+    /// An owned parameter of a registered function: a plain value becomes
+    /// a literal input node.
+    pub fn input_node<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Input<T> {
+        Input::Dep(self.push(arg.into_delayed()))
+    }
+
     /// Marks a join node: pure calls hash it by its parts' keys.
     pub(crate) fn joining(mut self) -> Builder {
         self.origin = Origin::Join;

@@ -66,6 +66,8 @@ enum Kind {
     Runtime(String),
     #[error("could not be drawn: {0}")]
     Draw(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Error {
@@ -114,6 +116,7 @@ impl Error {
             Kind::Timeout(after) => Kind::Timeout(*after),
             Kind::Runtime(message) => Kind::Runtime(message.clone()),
             Kind::Draw(message) => Kind::Draw(message.clone()),
+            Kind::Invalid(message) => Kind::Invalid(message.clone()),
         };
         Error {
             inner: Arc::new(Inner {
@@ -126,6 +129,12 @@ impl Error {
 
     pub(crate) fn runtime(key: Key, message: impl Into<String>) -> Error {
         Error::new(key, Kind::Runtime(message.into()))
+    }
+
+    /// A keyed graph is invalid at `key`; `message` says how, naming keys.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) fn invalid(key: Key, message: impl Into<String>) -> Error {
+        Error::new(key, Kind::Invalid(message.into()))
     }
 
     /// `visualize` could not write or render the graph of the task `key`.
@@ -235,6 +244,20 @@ impl Error {
         matches!(self.inner.kind, Kind::Failed(_))
     }
 
+    /// Whether a keyed graph was rejected before anything ran: malformed
+    /// JSON, a cycle, a missing key, an unknown function, a wrong number
+    /// of arguments or an argument of the wrong type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ok = delayed::Delayed::value(1_u64);
+    /// assert!(!ok.compute_blocking().is_err());
+    /// ```
+    pub fn is_invalid(&self) -> bool {
+        matches!(self.inner.kind, Kind::Invalid(_))
+    }
+
     /// Whether the failing task ran past its [`timeout`] and was stopped.
     ///
     /// [`timeout`]: crate::Delayed::timeout
@@ -286,6 +309,9 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Kind::Invalid(message) = &self.inner.kind {
+            return write!(f, "invalid graph: {message}");
+        }
         write!(f, "task `{}` {}", self.inner.key, self.inner.kind)?;
         match (self.inner.attempts, &self.inner.kind) {
             (1, _) => Ok(()),

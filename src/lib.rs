@@ -153,6 +153,9 @@ mod intern;
 mod into_delayed;
 mod join;
 mod key;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod keyed;
 mod lane;
 mod limit;
 mod listeners;
@@ -187,7 +190,7 @@ pub use crate::options::Options;
 pub use crate::progress::ProgressBar;
 pub use crate::retry::Retry;
 pub use crate::timeline::{Timeline, TimelineTask};
-pub use delayed_macros::delayed;
+pub use delayed_macros::{delayed, registry};
 
 /// The README's examples compile as doctests.
 #[cfg(doctest)]

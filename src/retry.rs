@@ -60,7 +60,7 @@ pub struct Retry {
 /// Which errors a policy retries.
 type Filter = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Backoff {
     None,
     Fixed(Duration),
@@ -274,6 +274,55 @@ impl Retry {
             err.is_failed() || err.is_timeout()
         };
         kind_ok && self.when.as_ref().is_none_or(|when| when(err))
+    }
+}
+
+impl PartialEq for Retry {
+    fn eq(&self, other: &Retry) -> bool {
+        self.attempts == other.attempts
+            && self.backoff == other.backoff
+            && self.max_delay == other.max_delay
+            && self.jitter == other.jitter
+            && self.seed == other.seed
+            && self.panics == other.panics
+            && match (&self.when, &other.when) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+/// The settings of a policy, for writing it out.
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+pub(crate) struct Settings {
+    pub(crate) attempts: u32,
+    pub(crate) fixed: Option<Duration>,
+    pub(crate) exponential: Option<Duration>,
+    pub(crate) max_delay: Option<Duration>,
+    pub(crate) jitter: f64,
+    pub(crate) seed: Option<u64>,
+    pub(crate) panics: bool,
+}
+
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+impl Retry {
+    pub(crate) fn settings(&self) -> Settings {
+        Settings {
+            attempts: self.attempts,
+            fixed: match self.backoff {
+                Backoff::Fixed(delay) => Some(delay),
+                _ => None,
+            },
+            exponential: match self.backoff {
+                Backoff::Exponential(delay) => Some(delay),
+                _ => None,
+            },
+            max_delay: (self.max_delay != Duration::MAX).then_some(self.max_delay),
+            jitter: self.jitter,
+            seed: self.seed,
+            panics: self.panics,
+        }
     }
 }
 

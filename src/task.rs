@@ -53,6 +53,9 @@ pub(crate) enum Origin {
     /// A join of other nodes (a `Vec`, tuple... argument): hashed by the
     /// keys of its parts.
     Join,
+    /// A call of a function registered for keyed graphs: one input per
+    /// parameter, in order, so that it can be exported.
+    Registered,
 }
 
 /// The scheduling state of one node, behind its lock.

@@ -43,6 +43,7 @@ pub fn delayed(attr: TokenStream, item: TokenStream) -> TokenStream {
 struct Options {
     blocking: bool,
     pure: bool,
+    register: bool,
     /// `limit = E`, `retry = E`, `timeout = E`, `priority = E`, in order.
     policies: Vec<(syn::Ident, syn::Expr)>,
 }
@@ -63,6 +64,7 @@ impl Options {
             match &meta {
                 Meta::Path(path) if path.is_ident("blocking") => options.blocking = true,
                 Meta::Path(path) if path.is_ident("pure") => options.pure = true,
+                Meta::Path(path) if path.is_ident("register") => options.register = true,
                 Meta::NameValue(pair)
                     if POLICIES.iter().any(|(name, _)| pair.path.is_ident(name)) =>
                 {
@@ -85,7 +87,10 @@ impl Options {
                         format!("#[delayed] option `{name}` needs a value: write `#[delayed({example})]`"),
                     ));
                 }
-                _ if meta.path().is_ident("blocking") || meta.path().is_ident("pure") => {
+                _ if ["blocking", "pure", "register"]
+                    .iter()
+                    .any(|flag| meta.path().is_ident(flag)) =>
+                {
                     let name = meta.path().get_ident().unwrap();
                     return Err(Error::new(
                         meta.span(),
@@ -97,7 +102,7 @@ impl Options {
                 _ => {
                     return Err(Error::new(
                         meta.span(),
-                        "unknown #[delayed] option: expected `blocking`, `pure`, `limit = ...`, \
+                        "unknown #[delayed] option: expected `blocking`, `pure`, `register`, `limit = ...`, \
                          `retry = ...`, `timeout = ...` or `priority = ...`",
                     ))
                 }
@@ -170,7 +175,11 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
             quote_spanned!(storage.span()=> let #local = __delayed_builder.borrow::<#storage>(#name);)
         } else {
             let mutability = (!is_async).then(|| quote!(mut));
-            quote_spanned!(storage.span()=> let #mutability #local = __delayed_builder.input::<#storage>(#name);)
+            let input = syn::Ident::new(
+                if options.register { "input_node" } else { "input" },
+                storage.span(),
+            );
+            quote_spanned!(storage.span()=> let #mutability #local = __delayed_builder.#input::<#storage>(#name);)
         };
         let hash = match (options.pure, p.borrowed.is_some()) {
             (false, _) => quote!(),
@@ -189,6 +198,13 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         };
         quote_spanned!(span=> __delayed_builder.#name(#value);)
     });
+
+    let registered = options
+        .register
+        .then(|| quote!(__delayed_builder.registered();));
+    let entry = options
+        .register
+        .then(|| entry(vis, name, &params, &sig.output));
 
     let pure = options.pure.then(|| {
         quote!(__delayed_builder.pure(::core::concat!(::core::module_path!(), "::", #name_str));)
@@ -266,12 +282,152 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
             #body_sig #block
 
             let mut __delayed_builder = ::delayed::__private::Builder::new(&#name_str);
+            #registered
             #pure
             #(#policies)*
             #(#register)*
             #finish
         }
+
+        #entry
     })
+}
+
+/// The registry entry of a `#[delayed(register)]` function: its name, a
+/// shape per parameter, and a call with input nodes.
+fn entry(
+    vis: &syn::Visibility,
+    name: &syn::Ident,
+    params: &[Param],
+    output: &ReturnType,
+) -> TokenStream2 {
+    let entry_name = format_ident!("__delayed_entry_{}", name);
+    let name_str = name.to_string();
+    let shapes = params.iter().map(|p| {
+        let param_name = p.name.to_string();
+        let shape = shape_of(&p.storage);
+        quote_spanned!(p.storage.span()=> (#param_name, ::delayed::keyed::__private::param(#shape)))
+    });
+    let nexts = params.iter().map(|p| {
+        let storage = &p.storage;
+        quote!(__delayed_args.take::<#storage>())
+    });
+    let output_span = match output {
+        ReturnType::Default => Span::call_site(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let new = quote_spanned!(output_span=> ::delayed::keyed::Entry::new);
+    quote! {
+        /// The registry entry of this function, for `delayed::registry!`.
+        #[doc(hidden)]
+        #vis fn #entry_name() -> ::delayed::keyed::Entry {
+            #new(
+                #name_str,
+                ::std::vec![#(#shapes),*],
+                |__delayed_args: &mut ::delayed::keyed::__private::Args| #name(#(#nexts),*),
+            )
+        }
+    }
+}
+
+/// The shape of a registered parameter of type `ty`: lists, options,
+/// `String`-keyed maps and small tuples can hold key references; any other
+/// type is a leaf.
+fn shape_of(ty: &Type) -> TokenStream2 {
+    let private = quote!(::delayed::keyed::__private);
+    match ty {
+        Type::Tuple(tuple) if (2..=4).contains(&tuple.elems.len()) => {
+            let parts = tuple.elems.iter().map(shape_of);
+            let function = format_ident!("tuple{}", tuple.elems.len());
+            quote_spanned!(ty.span()=> #private::#function(#(#parts),*))
+        }
+        Type::Paren(inner) => shape_of(&inner.elem),
+        Type::Path(path) if path.qself.is_none() => {
+            let Some(last) = path.path.segments.last() else {
+                return quote_spanned!(ty.span()=> #private::leaf::<#ty>());
+            };
+            let args: Vec<&Type> = match &last.arguments {
+                PathArguments::AngleBracketed(args) => args
+                    .args
+                    .iter()
+                    .filter_map(|arg| match arg {
+                        GenericArgument::Type(ty) => Some(ty),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let ident = last.ident.to_string();
+            match (ident.as_str(), args.as_slice()) {
+                ("Vec", [item]) => {
+                    let item = shape_of(item);
+                    quote_spanned!(ty.span()=> #private::vec(#item))
+                }
+                ("Option", [item]) => {
+                    let item = shape_of(item);
+                    quote_spanned!(ty.span()=> #private::option(#item))
+                }
+                ("HashMap" | "BTreeMap", [key, value]) if is_string(key) => {
+                    let value = shape_of(value);
+                    quote_spanned!(ty.span()=> #private::map::<#ty, _>(#value))
+                }
+                _ => quote_spanned!(ty.span()=> #private::leaf::<#ty>()),
+            }
+        }
+        _ => quote_spanned!(ty.span()=> #private::leaf::<#ty>()),
+    }
+}
+
+fn is_string(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none()
+        && path.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
+}
+
+/// `registry![load, clean, analyze, store]`: a `delayed::keyed::Registry`
+/// of `#[delayed(register)]` functions.
+///
+/// See the `delayed` crate for the documentation.
+#[proc_macro]
+pub fn registry(input: TokenStream) -> TokenStream {
+    match registry_impl(input.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn registry_impl(input: TokenStream2) -> syn::Result<TokenStream2> {
+    let paths = Punctuated::<syn::Path, Token![,]>::parse_terminated.parse2(input)?;
+    let mut seen: Vec<String> = Vec::new();
+    let mut inserts = Vec::new();
+    for path in paths {
+        let Some(last) = path.segments.last() else {
+            continue;
+        };
+        if !last.arguments.is_empty() {
+            return Err(Error::new(
+                last.arguments.span(),
+                "registry! takes function names, without generic arguments",
+            ));
+        }
+        let name = last.ident.to_string();
+        if seen.contains(&name) {
+            return Err(Error::new(
+                path.span(),
+                format!("`{name}` is listed twice: a registry holds one function per name"),
+            ));
+        }
+        seen.push(name);
+        let mut entry = path.clone();
+        if let Some(last) = entry.segments.last_mut() {
+            last.ident = format_ident!("__delayed_entry_{}", last.ident, span = last.ident.span());
+        }
+        inserts.push(quote_spanned!(path.span()=> __delayed_registry.insert(#entry());));
+    }
+    Ok(quote! {{
+        let mut __delayed_registry = ::delayed::keyed::Registry::new();
+        #(#inserts)*
+        __delayed_registry
+    }})
 }
 
 fn check_signature(options: &Options, item: &ItemFn) -> syn::Result<()> {

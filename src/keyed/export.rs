@@ -1,0 +1,222 @@
+//! From a `Delayed` graph to a keyed graph: every node a call of a
+//! registered function, keyed by its node's key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::json::task_key;
+use super::registry::Registry;
+use super::shape::Node;
+use super::spec::{Arg, Call, KeyedGraph, Policy, Task};
+use crate::task::{Origin, Phase, Task as Node_};
+use crate::{Delayed, Error};
+
+/// Walks a `Delayed` graph for export. Not a stable API.
+#[doc(hidden)]
+pub struct Exporter<'a> {
+    registry: &'a Registry,
+    /// Keys handed out so far, with their nodes' addresses.
+    keys: HashMap<String, usize>,
+    /// Registered nodes still to write.
+    queue: Vec<Arc<dyn Node_>>,
+}
+
+impl Exporter<'_> {
+    /// A reference to a registered call, which will be written too.
+    pub(crate) fn reference(&mut self, node: &Node) -> Result<Arg, String> {
+        let node = &node.0;
+        if node.core().origin != Origin::Registered {
+            return Err(format!(
+                "node `{}` is not a call of a registered function, so it has no place in a \
+                 keyed graph; mark `{}` #[delayed(register)], or compute it first",
+                node.core().key(),
+                node.core().name()
+            ));
+        }
+        let key = node.core().key().to_string();
+        let address = Arc::as_ptr(node).cast::<()>() as usize;
+        match self.keys.get(&key) {
+            Some(seen) if *seen == address => {}
+            Some(_) => {
+                return Err(format!(
+                    "two different nodes have the key `{key}`; keys must be unique"
+                ))
+            }
+            None => {
+                self.keys.insert(key.clone(), address);
+                self.queue.push(Arc::clone(node));
+            }
+        }
+        Ok(Arg::Ref(key))
+    }
+}
+
+impl KeyedGraph {
+    /// The keyed form of `root`'s graph: each node that has not run yet
+    /// becomes a key (its node's key) calling its registered function;
+    /// literal arguments and finished inputs become values.
+    ///
+    /// Policies set on nodes come along, except a [`Retry`](crate::Retry)'s
+    /// `when` filter, which is code. Limits are written by name: register
+    /// them on the registry that runs the graph.
+    ///
+    /// # Errors
+    ///
+    /// When a node that has not run is not a call of a registered function
+    /// (a `map` closure, say), when two nodes share a key, or when a node
+    /// failed. The error names the node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::keyed::{get, KeyedGraph};
+    ///
+    /// #[delayed::delayed(register)]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let registry = delayed::registry![inc];
+    /// let two = inc(inc(0).named("one")).named("two");
+    /// let graph = KeyedGraph::from_delayed(&two, &registry).unwrap();
+    /// assert_eq!(
+    ///     graph.to_json(),
+    ///     r#"{"one":{"fn":"inc","args":[0]},"two":{"fn":"inc","args":[{"ref":"one"}]}}"#
+    /// );
+    /// let again = KeyedGraph::from_json(&graph.to_json()).unwrap();
+    /// assert_eq!(get(&again, &registry, "two").await.unwrap(), 2);
+    /// # }
+    /// ```
+    pub fn from_delayed<T>(root: &Delayed<T>, registry: &Registry) -> Result<KeyedGraph, Error> {
+        let mut graph = KeyedGraph::new();
+        graph.add_delayed(root, registry)?;
+        Ok(graph)
+    }
+
+    /// Adds `root`'s graph to this one, as [`from_delayed`] does, and
+    /// returns `root`'s key; for graphs with several outputs.
+    ///
+    /// [`from_delayed`]: KeyedGraph::from_delayed
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_delayed`], and when a key is already in the graph
+    /// with a different task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::keyed::KeyedGraph;
+    ///
+    /// #[delayed::delayed(register)]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// let registry = delayed::registry![inc];
+    /// let shared = inc(1).named("shared");
+    /// let mut graph = KeyedGraph::new();
+    /// let a = graph.add_delayed(&inc(&shared).named("a"), &registry).unwrap();
+    /// let b = graph.add_delayed(&inc(&shared).named("b"), &registry).unwrap();
+    /// assert_eq!((a.as_str(), b.as_str()), ("a", "b"));
+    /// assert_eq!(graph.len(), 3);
+    /// ```
+    pub fn add_delayed<T>(
+        &mut self,
+        root: &Delayed<T>,
+        registry: &Registry,
+    ) -> Result<String, Error> {
+        let root = &root.node;
+        let root_key = root.core().key().to_string();
+        if let Some(value) = finished_value(registry, root) {
+            let task = Task::Value(value.map_err(|message| fail(root, message))?);
+            self.merge(&root_key, task)?;
+            return Ok(root_key);
+        }
+        let mut exporter = Exporter {
+            registry,
+            keys: HashMap::new(),
+            queue: Vec::new(),
+        };
+        exporter
+            .reference(&Node(Arc::clone(root)))
+            .map_err(|message| fail(root, message))?;
+        while let Some(node) = exporter.queue.pop() {
+            let key = node.core().key().to_string();
+            let task = call_of(&mut exporter, &node)?;
+            self.merge(&key, task)?;
+        }
+        Ok(root_key)
+    }
+
+    fn merge(&mut self, key: &str, task: Task) -> Result<(), Error> {
+        match self.tasks.get(key) {
+            Some(existing) if *existing != task => Err(Error::invalid(
+                task_key(key),
+                format!("key `{key}` is already in the graph with a different task"),
+            )),
+            _ => {
+                self.tasks.insert(key.to_string(), task);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn fail(node: &Arc<dyn Node_>, message: String) -> Error {
+    Error::invalid(node.core().key(), format!("cannot export: {message}"))
+}
+
+/// The output of a finished registered node, as JSON.
+fn finished_value(
+    registry: &Registry,
+    node: &Arc<dyn Node_>,
+) -> Option<Result<serde_json::Value, String>> {
+    let entry = registry.function(node.core().name())?;
+    (entry.to_value)(&**node)
+}
+
+/// The task that makes `node` again.
+fn call_of(exporter: &mut Exporter<'_>, node: &Arc<dyn Node_>) -> Result<Task, Error> {
+    let name = node.core().name();
+    let Some(entry) = exporter.registry.function(name) else {
+        return Err(fail(
+            node,
+            format!("function `{name}` is not in the registry"),
+        ));
+    };
+    if let Some(value) = (entry.to_value)(&**node) {
+        return Ok(Task::Value(value.map_err(|message| fail(node, message))?));
+    }
+    let (deps, policy) = {
+        let st = node.core().lock();
+        if let Phase::Failed(err) = &st.phase {
+            return Err(fail(node, format!("it failed: {err}")));
+        }
+        let deps: Vec<_> = st.deps.iter().cloned().map(Node).collect();
+        (deps, st.policy.clone())
+    };
+    if deps.len() != entry.params.len() {
+        return Err(fail(
+            node,
+            format!(
+                "it has {} inputs, but `{name}` takes {} parameters",
+                deps.len(),
+                entry.params.len()
+            ),
+        ));
+    }
+    let mut call = Call::new(name);
+    for (dep, (param, shape)) in deps.iter().zip(&entry.params) {
+        let arg = shape
+            .export_node(dep, exporter)
+            .map_err(|message| fail(node, format!("argument `{param}`: {message}")))?;
+        call.args.push(arg);
+    }
+    if let Some(policy) = policy {
+        call.policy = Policy {
+            limit: policy.limit.map(|limit| limit.name().to_string()),
+            retry: policy.retry.clone(),
+            timeout: policy.timeout,
+            priority: (policy.priority != 0).then_some(policy.priority),
+        };
+    }
+    Ok(Task::Call(call))
+}

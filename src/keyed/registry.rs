@@ -1,0 +1,291 @@
+//! The function registry: the functions a keyed graph may call, by name.
+
+use std::any::type_name;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::shape::{Node, Param};
+use crate::task::Task;
+use crate::{Delayed, Error, Limit};
+
+/// The functions (and limits) a keyed graph may use, by name.
+///
+/// Mark each function `#[delayed(register)]`, which also makes the
+/// compiler check that its parameters and result are serde types, and
+/// list them with [`registry!`](crate::registry), which rejects a name
+/// given twice.
+///
+/// # Examples
+///
+/// ```
+/// use delayed::keyed::{get, KeyedGraph};
+///
+/// #[delayed::delayed(register)]
+/// fn inc(x: u64) -> u64 { x + 1 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let registry = delayed::registry![inc];
+/// assert_eq!(registry.names().collect::<Vec<_>>(), ["inc"]);
+///
+/// let graph = KeyedGraph::from_json(r#"{
+///     "a": {"fn": "inc", "args": [1]},
+///     "b": {"fn": "inc", "args": [{"ref": "a"}]}
+/// }"#).unwrap();
+/// assert_eq!(get(&graph, &registry, "b").await.unwrap(), 3);
+/// # }
+/// ```
+#[derive(Default)]
+pub struct Registry {
+    functions: BTreeMap<&'static str, Entry>,
+    limits: BTreeMap<&'static str, &'static Limit>,
+}
+
+/// A registered function: its name, parameters, and how to call it with
+/// input nodes. Made by `#[delayed(register)]`; not built by hand.
+pub struct Entry {
+    name: &'static str,
+    pub(crate) params: Vec<(&'static str, Box<dyn Param>)>,
+    output: &'static str,
+    call: Make,
+    pub(crate) get: fn(Arc<dyn Task>) -> Output,
+    pub(crate) to_value: fn(&dyn Task) -> Option<Result<Value, String>>,
+}
+
+/// A computed output, as JSON.
+pub(crate) type Output = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
+
+/// How an entry makes its node from the input nodes.
+type Make = Box<dyn Fn(&mut Args) -> Arc<dyn Task> + Send + Sync>;
+
+/// The input nodes of a call, one per parameter. Not a stable API.
+#[doc(hidden)]
+pub struct Args {
+    nodes: std::vec::IntoIter<Arc<dyn Task>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(delayed::keyed::Registry::new().names().count(), 0);
+    /// ```
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a function's entry, replacing one of the same name; returns the
+    /// old one. [`registry!`](crate::registry) calls this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed(register)]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// let mut registry = delayed::keyed::Registry::new();
+    /// assert!(registry.insert(__delayed_entry_inc()).is_none());
+    /// ```
+    pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        self.functions.insert(entry.name, entry)
+    }
+
+    /// Registers a limit, so that keys can name it (`"limit": "http"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static HTTP: delayed::Limit = delayed::Limit::new("http", 16);
+    ///
+    /// let mut registry = delayed::keyed::Registry::new();
+    /// registry.limit(&HTTP);
+    /// ```
+    pub fn limit(&mut self, limit: &'static Limit) -> &mut Registry {
+        self.limits.insert(limit.name(), limit);
+        self
+    }
+
+    /// The registered function names, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(delayed::keyed::Registry::new().names().count(), 0);
+    /// ```
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.functions.keys().copied()
+    }
+
+    /// The function registered as `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed(register)]
+    /// fn load(path: String) -> String { path }
+    ///
+    /// let registry = delayed::registry![load];
+    /// let entry = registry.function("load").unwrap();
+    /// assert_eq!(entry.params().collect::<Vec<_>>(), ["path"]);
+    /// ```
+    pub fn function(&self, name: &str) -> Option<&Entry> {
+        self.functions.get(name)
+    }
+
+    pub(crate) fn limit_named(&self, name: &str) -> Option<&'static Limit> {
+        self.limits.get(name).copied()
+    }
+
+    /// The registered name closest to `name`, for "did you mean".
+    pub(crate) fn closest(&self, name: &str) -> Option<&'static str> {
+        self.names()
+            .map(|known| (distance(known, name), known))
+            .filter(|(d, known)| *d <= known.len().max(name.len()) / 3 + 1)
+            .min()
+            .map(|(_, known)| known)
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Entry {
+    /// Describes a function for the registry. `#[delayed(register)]` calls
+    /// this; not a stable API.
+    #[doc(hidden)]
+    pub fn new<R, F>(
+        name: &'static str,
+        params: Vec<(&'static str, Box<dyn Param>)>,
+        call: F,
+    ) -> Entry
+    where
+        R: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(&mut Args) -> Delayed<R> + Send + Sync + 'static,
+    {
+        Entry {
+            name,
+            params,
+            output: type_name::<R>(),
+            call: Box::new(move |args| call(args).node),
+            get: |task| {
+                Box::pin(async move {
+                    let key = task.core().key();
+                    let value = Delayed::<R>::from_task(task).compute().await?;
+                    serde_json::to_value(value).map_err(|err| Error::failed(key, Arc::new(err)))
+                })
+            },
+            to_value: |task| {
+                let value = task
+                    .output_any()
+                    .downcast_ref::<OnceLock<R>>()
+                    .and_then(OnceLock::get)?;
+                Some(serde_json::to_value(value).map_err(|err| err.to_string()))
+            },
+        }
+    }
+
+    /// The function's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed(register)]
+    /// fn load(path: String) -> String { path }
+    ///
+    /// assert_eq!(__delayed_entry_load().name(), "load");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The parameter names, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed(register)]
+    /// fn add(x: u64, y: u64) -> u64 { x + y }
+    ///
+    /// assert_eq!(__delayed_entry_add().params().collect::<Vec<_>>(), ["x", "y"]);
+    /// ```
+    pub fn params(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.params.iter().map(|(name, _)| *name)
+    }
+
+    /// The Rust type of the function's result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed(register)]
+    /// fn add(x: u64, y: u64) -> u64 { x + y }
+    ///
+    /// assert_eq!(__delayed_entry_add().output(), "u64");
+    /// ```
+    pub fn output(&self) -> &'static str {
+        self.output
+    }
+
+    /// Calls the function with one input node per parameter.
+    pub(crate) fn call(&self, nodes: Vec<Node>) -> Arc<dyn Task> {
+        let mut args = Args {
+            nodes: nodes
+                .into_iter()
+                .map(|node| node.0)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        };
+        (self.call)(&mut args)
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("params", &self.params().collect::<Vec<_>>())
+            .field("output", &self.output)
+            .finish()
+    }
+}
+
+impl Args {
+    /// The next parameter's input node, built by its shape, so of type `T`.
+    #[doc(hidden)]
+    pub fn take<T: Send + Sync + 'static>(&mut self) -> Delayed<T> {
+        match self.nodes.next() {
+            Some(node) => Delayed::from_task(node),
+            None => panic!("delayed: a registered call has fewer inputs than parameters"),
+        }
+    }
+}
+
+/// Edit distance between two names, for suggestions.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
