@@ -8,6 +8,7 @@ use super::json::task_key;
 use super::registry::Registry;
 use super::shape::Node;
 use super::spec::{Arg, Call, KeyedGraph, Policy, Task};
+use crate::key::KeyId;
 use crate::task::{Origin, Phase, Task as Node_};
 use crate::{Delayed, Error};
 
@@ -19,9 +20,36 @@ pub struct Exporter<'a> {
     keys: HashMap<String, usize>,
     /// Registered nodes still to write.
     queue: Vec<Arc<dyn Node_>>,
+    /// Named values, written as value keys.
+    values: Vec<(String, serde_json::Value)>,
 }
 
 impl Exporter<'_> {
+    /// The argument for a node that has its value: a reference to a value
+    /// key when the user named the node (`Delayed::value(dir).named("dir")`),
+    /// the value itself otherwise.
+    pub(crate) fn value(&mut self, node: &Node, value: serde_json::Value) -> Result<Arg, String> {
+        let named = matches!(node.0.core().lock().id, KeyId::Custom(_));
+        if !named {
+            return Ok(Arg::Value(value));
+        }
+        let key = node.0.core().key().to_string();
+        let address = Arc::as_ptr(&node.0).cast::<()>() as usize;
+        match self.keys.get(&key) {
+            Some(seen) if *seen == address => {}
+            Some(_) => {
+                return Err(format!(
+                    "two different nodes have the key `{key}`; keys must be unique"
+                ))
+            }
+            None => {
+                self.keys.insert(key.clone(), address);
+                self.values.push((key.clone(), value));
+            }
+        }
+        Ok(Arg::Ref(key))
+    }
+
     /// A reference to a registered call, which will be written too.
     pub(crate) fn reference(&mut self, node: &Node) -> Result<Arg, String> {
         let node = &node.0;
@@ -134,6 +162,7 @@ impl KeyedGraph {
             registry,
             keys: HashMap::new(),
             queue: Vec::new(),
+            values: Vec::new(),
         };
         exporter
             .reference(&Node(Arc::clone(root)))
@@ -142,6 +171,9 @@ impl KeyedGraph {
             let key = node.core().key().to_string();
             let task = call_of(&mut exporter, &node)?;
             self.merge(&key, task)?;
+        }
+        for (key, value) in std::mem::take(&mut exporter.values) {
+            self.merge(&key, Task::Value(value))?;
         }
         Ok(root_key)
     }

@@ -185,9 +185,11 @@ fn export_node<T: Serialize + 'static>(
     exporter: &mut Exporter<'_>,
 ) -> Result<Arg, String> {
     match finished::<T>(node) {
-        Some(value) => serde_json::to_value(value)
-            .map(Arg::Value)
-            .map_err(|err| format!("a `{}` could not be written: {err}", type_name::<T>())),
+        Some(value) => {
+            let value = serde_json::to_value(value)
+                .map_err(|err| format!("a `{}` could not be written: {err}", type_name::<T>()))?;
+            exporter.value(node, value)
+        }
         None => exporter.reference(node),
     }
 }
