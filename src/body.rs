@@ -137,7 +137,10 @@ where
     fn start(node: Arc<Node<T, Self>>, queue: &mut Vec<Arc<dyn Task>>) {
         let (driven, priority) = {
             let st = node.core.lock();
-            (st.policy.as_ref().is_some_and(|p| p.drives()), st.priority)
+            (
+                st.policy.as_ref().is_some_and(|p| p.drives()),
+                st.run_priority(),
+            )
         };
         if driven {
             if let Some(begun) = node.begin(false, true) {
@@ -184,7 +187,7 @@ where
             Ok(handle) => handle,
             Err(message) => return ready(Err(Error::runtime(node.core.key(), message))),
         };
-        let priority = node.core.lock().priority;
+        let priority = node.core.lock().run_priority();
         let (tx, rx) = oneshot::channel();
         let task = Arc::clone(node);
         let holder = secede::current();
@@ -198,6 +201,8 @@ where
                     return;
                 }
                 let result = secede::enter(holder.as_ref(), || in_place(&task, deps));
+                // The permit goes back with the result, not after it.
+                drop(holder);
                 if task.core.lock().is_finished() {
                     // Abandoned at its deadline: the node settled without
                     // being able to drop the body we held.

@@ -17,7 +17,7 @@ use crate::limit::Limit;
 use crate::node::{Body, Node};
 use crate::policy::Policy;
 use crate::retry::Retry;
-use crate::task::{output_of, Core, Origin, Task};
+use crate::task::{output_of, Core, Origin, Task, UNSET};
 use crate::{Delayed, IntoDelayed};
 
 /// An argument after conversion: a plain value, or a node to wait for.
@@ -81,7 +81,7 @@ impl Builder {
 
     /// `#[delayed(priority = P)]`.
     pub fn priority(&mut self, priority: i32) {
-        self.policy.get_or_insert_with(Policy::default).priority = priority;
+        self.policy.get_or_insert_with(Policy::default).priority = Some(priority);
     }
 
     /// Builds a pure node: its key is a hash of `path` and of the inputs
@@ -247,7 +247,7 @@ impl Builder {
             let mut core = Core::new(name, origin, id, deps);
             if let Some(policy) = policy {
                 let st = core.state_mut();
-                st.priority = policy.priority;
+                st.priority = policy.priority.unwrap_or(UNSET);
                 st.policy = Some(Arc::new(policy));
             }
             Arc::new(Node::new(core, body))

@@ -108,7 +108,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
             epoch: st.epoch,
             deps,
             policy,
-            priority: st.priority,
+            priority: st.run_priority(),
         })
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::limit::Limit;
 use crate::retry::Retry;
-use crate::task::Task;
+use crate::task::{Task, UNSET};
 use crate::Delayed;
 
 /// How a node's body runs, beyond "once, now". Shared by every handle to
@@ -15,7 +15,8 @@ pub(crate) struct Policy {
     pub(crate) limit: Option<&'static Limit>,
     pub(crate) retry: Option<Retry>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) priority: i32,
+    /// Unset: the node has no priority of its own (0, unless it inherits one).
+    pub(crate) priority: Option<i32>,
 }
 
 impl Policy {
@@ -30,7 +31,7 @@ pub(crate) fn update(task: &Arc<dyn Task>, change: impl FnOnce(&mut Policy)) {
     let mut st = task.core().lock();
     let mut policy = st.policy.as_deref().cloned().unwrap_or_default();
     change(&mut policy);
-    st.priority = policy.priority;
+    st.priority = policy.priority.unwrap_or(UNSET);
     st.policy = Some(Arc::new(policy));
 }
 
@@ -115,8 +116,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// The clock starts when the body starts: time spent waiting for
     /// inputs or for a [`Limit`] permit does not count. A blocking body
     /// cannot be stopped midway: at the deadline the node fails and the
-    /// body's thread finishes in the background, its result dropped. Sync
-    /// bodies run to the end; give the timeout to async or blocking work.
+    /// body's thread finishes in the background, its result dropped; under
+    /// a limit, it keeps its permit until it returns, since it still uses
+    /// the resource. Sync bodies run to the end; give the timeout to async
+    /// or blocking work.
     ///
     /// # Examples
     ///
@@ -183,7 +186,7 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// # }
     /// ```
     pub fn priority(self, priority: i32) -> Self {
-        update(&self.node, |policy| policy.priority = priority);
+        update(&self.node, |policy| policy.priority = Some(priority));
         self
     }
 }

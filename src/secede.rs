@@ -4,7 +4,10 @@
 //! deadlock if the sub-graph needed the same limit and no permit were
 //! left. So, like dask's `secede`/`rejoin`, a compute that has to wait
 //! gives its body's permit back, and takes one again (ahead of new work)
-//! before the body goes on. The body still never runs without its permit.
+//! before the body goes on. So a body runs with its permit, except in one
+//! case: when it gives up on a nested compute that had lent the permit out
+//! (a `select!` took another branch), it goes on without one until its
+//! next `.await`, where the permit is taken back.
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -35,6 +35,11 @@ pub(crate) trait Task: Send + Sync + 'static {
     fn run_here(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
+/// The priority of a node that has none of its own and inherits none. It
+/// passes nothing on, so a join node (priority unset) does not lift its
+/// inputs' negative priorities to 0.
+pub(crate) const UNSET: i32 = i32::MIN;
+
 /// What every node has, whatever its output type.
 pub(crate) struct Core {
     /// The function name, behind a thin pointer: one word, not two.
@@ -76,7 +81,8 @@ pub(crate) struct State {
     /// Limit, retries, timeout and priority, if any were set.
     pub(crate) policy: Option<Arc<Policy>>,
     /// The priority it runs at: its own, raised to that of the nodes
-    /// waiting for it (see `Delayed::priority`).
+    /// waiting for it (see `Delayed::priority`); `UNSET` when neither it
+    /// nor they have one.
     pub(crate) priority: i32,
 }
 
@@ -124,7 +130,7 @@ impl Core {
                 deps,
                 listeners: Listeners::None,
                 policy: None,
-                priority: 0,
+                priority: UNSET,
             }),
         }
     }
@@ -160,7 +166,19 @@ impl State {
 
     /// The node's own priority, before inheritance.
     pub(crate) fn base_priority(&self) -> i32 {
-        self.policy.as_ref().map_or(0, |policy| policy.priority)
+        self.policy
+            .as_ref()
+            .and_then(|policy| policy.priority)
+            .unwrap_or(UNSET)
+    }
+
+    /// The priority to queue at: an unset priority is the default, 0.
+    pub(crate) fn run_priority(&self) -> i32 {
+        if self.priority == UNSET {
+            0
+        } else {
+            self.priority
+        }
     }
 
     /// The policy, if a run must go through the policy driver.

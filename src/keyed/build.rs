@@ -444,7 +444,7 @@ fn apply(
             node.timeout = Some(timeout);
         }
         if let Some(priority) = policy.priority {
-            node.priority = priority;
+            node.priority = Some(priority);
         }
     });
     Ok(())

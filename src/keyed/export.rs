@@ -247,7 +247,7 @@ fn call_of(exporter: &mut Exporter<'_>, node: &Arc<dyn Node_>) -> Result<Task, E
             limit: policy.limit.map(|limit| limit.name().to_string()),
             retry: policy.retry.clone(),
             timeout: policy.timeout,
-            priority: (policy.priority != 0).then_some(policy.priority),
+            priority: policy.priority,
         };
     }
     Ok(Task::Call(call))
