@@ -253,8 +253,10 @@ impl Builder {
             Arc::new(Node::new(core, body))
         };
         let node = match token {
-            Some(token) => intern::get_or_insert::<T>(token.finish128(), make),
-            None => make(),
+            Some(token) if !intern::is_solo() => {
+                intern::get_or_insert::<T>(token.finish128(), make)
+            }
+            _ => make(),
         };
         Delayed::from_task(node)
     }

@@ -23,6 +23,26 @@ fn is_output<T: 'static>(task: &dyn Task) -> bool {
     cell.is::<OnceLock<T>>()
 }
 
+thread_local! {
+    /// Set while a keyed graph builds its nodes: each key gets a node of
+    /// its own, even for a pure function.
+    static SOLO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with interning off on this thread.
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+pub(crate) fn solo<R>(f: impl FnOnce() -> R) -> R {
+    let before = SOLO.with(|solo| solo.replace(true));
+    let result = f();
+    SOLO.with(|solo| solo.set(before));
+    result
+}
+
+/// Whether interning is off on this thread.
+pub(crate) fn is_solo() -> bool {
+    SOLO.with(std::cell::Cell::get)
+}
+
 /// The live node for `token`, or a new one from `make`.
 pub(crate) fn get_or_insert<T: 'static>(
     token: [u64; 2],

@@ -399,7 +399,8 @@ fn call_node<'a>(
         })?;
         nodes.push(node);
     }
-    let task = entry.call(nodes);
+    // A key's node is its own: never an equal pure node someone else holds.
+    let task = crate::intern::solo(|| entry.call(nodes));
     let policy = call.policy.or(graph.functions.get(&call.function));
     apply(registry, key, &task, &policy)?;
     crate::intern::rename(&task);

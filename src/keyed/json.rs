@@ -25,9 +25,11 @@ impl KeyedGraph {
     /// or a value, `{"value": 3}`. In arguments, `{"ref": "key"}` refers to
     /// another key's output, `{"value": ...}` is a literal taken as is, and
     /// any other JSON is a literal, with references allowed inside lists
-    /// and objects. A call may also set `limit` (a registered limit's
-    /// name), `retry` (`{"attempts": 3, "exponential_ms": 100}`),
-    /// `timeout_ms` and `priority`.
+    /// and objects (`{"map": {...}}` escapes an object whose one field is
+    /// `ref`, `value` or `map`). A call may also set `limit` (a registered
+    /// limit's name), `retry` (`{"attempts": 3, "exponential_ms": 100}`),
+    /// `timeout_ms` and `priority`. Durations are milliseconds, or strings
+    /// with a unit (`"250us"`) for exact values.
     ///
     /// # Errors
     ///
@@ -257,6 +259,16 @@ fn arg(value: Value) -> Arg {
         Value::Object(mut map) if map.len() == 1 && map.contains_key("value") => {
             Arg::Value(map.remove("value").unwrap_or(Value::Null))
         }
+        Value::Object(map)
+            if map.len() == 1 && matches!(map.get("map"), Some(Value::Object(_))) =>
+        {
+            match map.into_iter().next() {
+                Some((_, Value::Object(entries))) => {
+                    Arg::map(entries.into_iter().map(|(k, v)| (k, arg(v))))
+                }
+                _ => Arg::Value(Value::Null),
+            }
+        }
         Value::Array(items) => Arg::list(items.into_iter().map(arg)),
         Value::Object(map) => Arg::map(map.into_iter().map(|(k, v)| (k, arg(v)))),
         other => Arg::Value(other),
@@ -384,20 +396,48 @@ fn retry(key: &str, value: Value) -> Result<Retry, Error> {
     Ok(retry)
 }
 
-/// A duration in milliseconds, whole or not.
+/// A duration: a number of milliseconds, or a string with a unit
+/// (`"250us"`, `"1500ms"`, `"2s"`), which is how durations that are not
+/// whole milliseconds are written, exactly.
 fn millis(key: &str, field: &str, value: &Value) -> Result<Duration, Error> {
-    match value.as_f64() {
-        Some(ms) if ms.is_finite() && ms >= 0.0 && ms * 1e6 < u64::MAX as f64 => {
-            Ok(Duration::from_nanos((ms * 1e6).round() as u64))
-        }
-        _ => Err(invalid(
+    let parsed = match value {
+        Value::Number(n) => match n.as_u64() {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => n
+                .as_f64()
+                .filter(|ms| ms.is_finite() && *ms >= 0.0 && ms * 1e6 < u64::MAX as f64)
+                .map(|ms| Duration::from_nanos((ms * 1e6).round() as u64)),
+        },
+        Value::String(text) => with_unit(text),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        invalid(
             key,
             format!(
-                "`{field}` must be a number of milliseconds, not `{}`",
+                "`{field}` must be a number of milliseconds or a string such as \"250us\", not `{}`",
                 short(value)
             ),
-        )),
+        )
+    })
+}
+
+/// `"<digits><unit>"` with unit `ns`, `us`, `ms` or `s`.
+fn with_unit(text: &str) -> Option<Duration> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let per: u128 = match &text[digits.len()..] {
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => return None,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    let nanos = digits.parse::<u128>().ok()?.checked_mul(per)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+    Some(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 /// A value, cut short for an error message.
@@ -492,14 +532,23 @@ fn write_retry(out: &mut String, retry: &Retry, pretty: bool) {
     out.push('}');
 }
 
-/// A duration as JSON milliseconds: whole when it is.
+/// A duration as JSON: whole milliseconds as a number, anything else as
+/// an exact string with the largest unit that fits.
 fn ms(duration: Duration) -> String {
     let nanos = duration.as_nanos();
-    if nanos % 1_000_000 == 0 {
-        (nanos / 1_000_000).to_string()
-    } else {
-        Value::from(nanos as f64 / 1e6).to_string()
+    if nanos % 1_000_000 == 0 && u64::try_from(nanos / 1_000_000).is_ok() {
+        return (nanos / 1_000_000).to_string();
     }
+    let (count, unit) = if nanos % 1_000_000_000 == 0 {
+        (nanos / 1_000_000_000, "s")
+    } else if nanos % 1_000_000 == 0 {
+        (nanos / 1_000_000, "ms")
+    } else if nanos % 1_000 == 0 {
+        (nanos / 1_000, "us")
+    } else {
+        (nanos, "ns")
+    };
+    format!("\"{count}{unit}\"")
 }
 
 fn write_arg(out: &mut String, arg: &Arg, pretty: bool) {
@@ -530,6 +579,19 @@ fn write_arg(out: &mut String, arg: &Arg, pretty: bool) {
             }
             out.push(']');
         }
+        Arg::Map(entries) if entries.len() == 1 && entries.keys().all(|k| is_special_key(k)) => {
+            // `{"ref": ..}` would read as a reference: escape the map.
+            out.push('{');
+            string(out, "map");
+            out.push_str(sep);
+            out.push('{');
+            for (name, item) in entries {
+                string(out, name);
+                out.push_str(sep);
+                write_arg(out, item, pretty);
+            }
+            out.push_str("}}");
+        }
         Arg::Map(entries) => {
             out.push('{');
             for (i, (name, item)) in entries.iter().enumerate() {
@@ -545,6 +607,11 @@ fn write_arg(out: &mut String, arg: &Arg, pretty: bool) {
     }
 }
 
+/// The keys that make a one-entry object special when read.
+fn is_special_key(key: &str) -> bool {
+    matches!(key, "ref" | "value" | "map")
+}
+
 /// Whether a literal holds an object that reading would take for a
 /// reference or an escape, so it must be written escaped.
 fn looks_special(value: &Value) -> bool {
@@ -552,7 +619,7 @@ fn looks_special(value: &Value) -> bool {
     while let Some(value) = stack.pop() {
         match value {
             Value::Object(map) => {
-                if map.len() == 1 && (map.contains_key("ref") || map.contains_key("value")) {
+                if map.len() == 1 && map.keys().all(|k| is_special_key(k)) {
                     return true;
                 }
                 stack.extend(map.values());

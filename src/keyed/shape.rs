@@ -287,7 +287,9 @@ impl<S: Shape> Shape for OptionOf<S> {
                 Resolved::Node { task, .. } if task.output_any().is::<OnceLock<Self::Output>>() => {
                     Ok(Delayed::from_task(task))
                 }
-                _ => Ok(Some(self.0.build(arg, scope, at)?).into_delayed()),
+                // A value key reads as the literal would.
+                Resolved::Value(_) => reference(key, scope, at),
+                Resolved::Node { .. } => Ok(Some(self.0.build(arg, scope, at)?).into_delayed()),
             },
             Arg::List(_) | Arg::Map(_) => Ok(Some(self.0.build(arg, scope, at)?).into_delayed()),
         }
