@@ -59,6 +59,11 @@ pub struct Compute<T> {
     /// The permit of the body that awaits this compute, lent out while it
     /// waits.
     loan: Loan,
+    /// The cluster to run registered nodes on, and the run once started.
+    #[cfg(feature = "nats")]
+    cluster: Option<crate::cluster::Cluster>,
+    #[cfg(feature = "nats")]
+    remote: Option<crate::cluster::Run>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,10 @@ impl<T: Send + Sync + 'static> Compute<T> {
     pub(crate) fn with_options(mut self, options: Options) -> Self {
         self.callbacks = options.callbacks;
         self.sequential = options.sequential;
+        #[cfg(feature = "nats")]
+        {
+            self.cluster = options.cluster;
+        }
         self
     }
 
@@ -88,6 +97,10 @@ impl<T: Send + Sync + 'static> Compute<T> {
             local: None,
             local_result: None,
             loan: Loan::default(),
+            #[cfg(feature = "nats")]
+            cluster: None,
+            #[cfg(feature = "nats")]
+            remote: None,
         }
     }
 
@@ -120,6 +133,10 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             State::New => {
                 this.watching = observe::begin(&this.delayed.node, &this.callbacks);
                 this.state = State::Waiting;
+                #[cfg(feature = "nats")]
+                if let Some(cluster) = &this.cluster {
+                    this.remote = Some(crate::cluster::Run::assign(cluster, &this.delayed.node));
+                }
                 if this.sequential {
                     let root = Arc::clone(&this.delayed.node);
                     this.local = Some(Box::pin(sequential::run(root)));

@@ -135,7 +135,9 @@ where
             tracing::debug!(attempt, "task started again");
         }
         let body = Holding::new(
-            secede::enter(holder.as_ref(), || B::attempt(node, deps.clone(), inline)),
+            secede::enter(holder.as_ref(), || {
+                attempt_of(node, deps, policy, inline, attempt)
+            }),
             holder.clone(),
         );
         let result = match policy.timeout {
@@ -166,6 +168,35 @@ where
         }
         attempt += 1;
     }
+}
+
+/// One attempt: the body here, or on a worker when the node runs remotely.
+fn attempt_of<T, B>(
+    node: &Arc<Node<T, B>>,
+    deps: &Inputs,
+    policy: &Policy,
+    inline: bool,
+    attempt: u32,
+) -> crate::node::Attempt<T>
+where
+    T: Send + Sync + 'static,
+    B: Body<T>,
+{
+    #[cfg(feature = "nats")]
+    if let Some(remote) = &policy.remote {
+        let task: Arc<dyn crate::task::Task> = Arc::clone(node) as _;
+        let remote = remote.clone();
+        let key = node.core.key();
+        return Box::pin(async move {
+            let output = remote.cluster.run(task, remote.run, attempt).await?;
+            output
+                .downcast::<T>()
+                .map(|output| *output)
+                .map_err(|_| Error::runtime(key, "a worker's result has the wrong type"))
+        });
+    }
+    let _ = (policy, attempt);
+    B::attempt(node, deps.clone(), inline)
 }
 
 /// Reports the end of a run to its watchers and its span.

@@ -65,6 +65,47 @@ pub use self::build::{get, get_many};
 pub use self::registry::{Entry, Registry};
 pub use self::spec::{Arg, Call, KeyedGraph, Policy, Task};
 
+#[cfg(feature = "nats")]
+pub(crate) use self::cluster_support::*;
+
+/// What the cluster needs from keyed graphs: arguments in and out of JSON,
+/// and exports that inline values.
+#[cfg(feature = "nats")]
+mod cluster_support {
+    use std::sync::Arc;
+
+    use super::build::Scope;
+    use super::export::Exporter;
+    use super::registry::Registry;
+    use super::shape::Node;
+    use super::spec::Arg;
+    use crate::task::Task;
+
+    /// An argument from its JSON form.
+    pub(crate) fn arg_from_json(value: serde_json::Value) -> Arg {
+        super::json::arg(value)
+    }
+
+    /// An argument in its JSON form.
+    pub(crate) fn arg_to_json(arg: &Arg) -> serde_json::Value {
+        serde_json::from_str(&arg.to_json()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A scope with no keys, for arguments without references.
+    pub(crate) fn empty_scope() -> Scope<'static> {
+        Scope::empty()
+    }
+
+    /// An exporter that writes every finished input as a value.
+    pub(crate) fn inline_exporter(registry: &Registry) -> Exporter<'_> {
+        Exporter::inline(registry)
+    }
+
+    pub(crate) fn node_of(task: Arc<dyn Task>) -> Node {
+        Node(task)
+    }
+}
+
 /// What `#[delayed(register)]` expands to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {

@@ -141,6 +141,9 @@
 mod body;
 mod builder;
 mod callback;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod cluster;
 mod combinators;
 mod compute;
 mod delayed;

@@ -17,12 +17,25 @@ pub(crate) struct Policy {
     pub(crate) timeout: Option<Duration>,
     /// Unset: the node has no priority of its own (0, unless it inherits one).
     pub(crate) priority: Option<i32>,
+    /// Set while a compute runs the node on a cluster.
+    #[cfg(feature = "nats")]
+    pub(crate) remote: Option<crate::cluster::Remote>,
 }
 
 impl Policy {
     /// Whether a run needs the policy driver: anything but a priority.
     pub(crate) fn drives(&self) -> bool {
-        self.limit.is_some() || self.retry.is_some() || self.timeout.is_some()
+        self.limit.is_some() || self.retry.is_some() || self.timeout.is_some() || self.is_remote()
+    }
+
+    #[cfg(feature = "nats")]
+    fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    #[cfg(not(feature = "nats"))]
+    fn is_remote(&self) -> bool {
+        false
     }
 }
 

@@ -42,6 +42,16 @@ pub(crate) enum Resolved<'a> {
     Value(&'a Value),
 }
 
+impl Scope<'_> {
+    /// A scope with no keys.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn empty() -> Scope<'static> {
+        Scope {
+            built: HashMap::new(),
+        }
+    }
+}
+
 impl<'a> Scope<'a> {
     /// The key `key`, which the walk built before anything that refers to
     /// it.

@@ -22,14 +22,28 @@ pub struct Exporter<'a> {
     queue: Vec<Arc<dyn Node_>>,
     /// Named values, written as value keys.
     values: Vec<(String, serde_json::Value)>,
+    /// Write every value in place, named or not.
+    inline: bool,
 }
 
-impl Exporter<'_> {
+impl<'a> Exporter<'a> {
+    /// An exporter for one remote call: every value in place.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn inline(registry: &'a Registry) -> Exporter<'a> {
+        Exporter {
+            registry,
+            keys: HashMap::new(),
+            queue: Vec::new(),
+            values: Vec::new(),
+            inline: true,
+        }
+    }
+
     /// The argument for a node that has its value: a reference to a value
     /// key when the user named the node (`Delayed::value(dir).named("dir")`),
     /// the value itself otherwise.
     pub(crate) fn value(&mut self, node: &Node, value: serde_json::Value) -> Result<Arg, String> {
-        let named = matches!(node.0.core().lock().id, KeyId::Custom(_));
+        let named = !self.inline && matches!(node.0.core().lock().id, KeyId::Custom(_));
         if !named {
             return Ok(Arg::Value(value));
         }
@@ -163,6 +177,7 @@ impl KeyedGraph {
             keys: HashMap::new(),
             queue: Vec::new(),
             values: Vec::new(),
+            inline: false,
         };
         exporter
             .reference(&Node(Arc::clone(root)))

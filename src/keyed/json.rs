@@ -246,7 +246,7 @@ fn task(key: &str, value: Value) -> Result<Task, Error> {
 
 /// An argument: `{"ref": k}` and `{"value": v}` are special; lists and
 /// objects are searched for references.
-fn arg(value: Value) -> Arg {
+pub(crate) fn arg(value: Value) -> Arg {
     match value {
         Value::Object(mut map) if map.len() == 1 && map.contains_key("ref") => {
             match map.remove("ref") {

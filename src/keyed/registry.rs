@@ -56,6 +56,9 @@ pub struct Entry {
     call: Make,
     pub(crate) get: fn(Arc<dyn Task>) -> Output,
     pub(crate) to_value: fn(&dyn Task) -> Option<Result<Value, String>>,
+    /// Reads a result back from JSON, boxed as the function's output type.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) decode: fn(Value) -> Result<Box<dyn std::any::Any + Send>, String>,
 }
 
 /// A computed output, as JSON.
@@ -187,6 +190,11 @@ impl Entry {
                     let value = Delayed::<R>::from_task(task).compute().await?;
                     serde_json::to_value(value).map_err(|err| Error::failed(key, Arc::new(err)))
                 })
+            },
+            decode: |value| {
+                R::deserialize(value)
+                    .map(|output| Box::new(output) as Box<dyn std::any::Any + Send>)
+                    .map_err(|err| err.to_string())
             },
             to_value: |task| {
                 let value = task

@@ -513,6 +513,24 @@ impl Arg {
         Arg::Map(entries)
     }
 
+    /// This argument with every reference replaced by its value.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn substitute(self, values: &std::collections::HashMap<String, Value>) -> Arg {
+        match self {
+            Arg::Ref(key) => match values.get(&key) {
+                Some(value) => Arg::Value(value.clone()),
+                None => Arg::Ref(key),
+            },
+            Arg::List(items) => Arg::list(items.into_iter().map(|item| item.substitute(values))),
+            Arg::Map(entries) => Arg::map(
+                entries
+                    .into_iter()
+                    .map(|(name, item)| (name, item.substitute(values))),
+            ),
+            value => value,
+        }
+    }
+
     /// Calls `visit` on every key this argument refers to.
     pub(crate) fn refs<'a>(&'a self, visit: &mut impl FnMut(&'a str)) {
         let mut stack = vec![self];

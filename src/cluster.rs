@@ -1,0 +1,140 @@
+//! Scale-out: the same graphs on many machines, over NATS JetStream.
+//!
+//! Workers are plain processes built from your registry ([`Worker`]); they
+//! pull ready tasks from a JetStream work-queue stream. The client keeps
+//! the graph and does the dependency tracking, as dask's scheduler does:
+//! compute with `Options::new().cluster(&cluster)` and each node that calls
+//! a registered function runs on a worker, while other nodes run locally.
+//! Results go through JetStream's key-value store (big ones through its
+//! object store), keyed by run and task.
+//!
+//! The delivery guarantee is JetStream's: at least once. A worker that dies
+//! mid-task (`kill -9`) never acknowledges it, so after `ack_wait` (5 s)
+//! the task goes to another worker; after 3 deliveries it fails with an
+//! error naming the key, like dask's `KilledWorker`. So a side-effecting
+//! task may run twice; its result is stored under its key, and a second
+//! copy overwrites the first with the same value, which is harmless.
+//!
+//! All the core semantics hold remotely: shared nodes run once per compute;
+//! errors name the key; dropping the compute takes queued tasks out of the
+//! stream and stops running ones; a compute deletes its results when it
+//! ends (and results expire after an hour as a backstop); retries and
+//! timeouts apply to remote attempts.
+
+mod client;
+mod setup;
+mod store;
+mod wire;
+mod worker;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use self::client::{Cluster, RemoteTask};
+pub use self::worker::Worker;
+
+/// The NATS client this module is built on, for connection options
+/// (`async_nats::ConnectOptions`: token, user and password, nkey,
+/// credentials file, TLS) without a dependency of your own.
+pub use async_nats;
+
+use crate::policy;
+use crate::task::{Phase, Task};
+
+/// A cluster could not be reached or set up.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() {
+/// let registry = delayed::keyed::Registry::new();
+/// let err = delayed::cluster::Cluster::connect("nats://127.0.0.1:1", registry).await.unwrap_err();
+/// println!("{err}");
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterError(Arc<str>);
+
+impl ClusterError {
+    pub(crate) fn new(message: impl Into<String>) -> ClusterError {
+        ClusterError(message.into().into())
+    }
+}
+
+impl fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+/// Where a node runs remotely: its cluster and the compute's run.
+#[derive(Clone, Debug)]
+pub(crate) struct Remote {
+    pub(crate) cluster: Cluster,
+    pub(crate) run: Arc<str>,
+}
+
+/// The nodes one compute sent to a cluster. Dropped when the compute ends:
+/// the nodes run locally again, and the run's results are deleted.
+pub(crate) struct Run {
+    cluster: Cluster,
+    run: Arc<str>,
+    nodes: Vec<Arc<dyn Task>>,
+}
+
+impl Run {
+    /// Marks every unfinished node `root` needs that calls a function of
+    /// the cluster's registry to run remotely in a new run.
+    pub(crate) fn assign(cluster: &Cluster, root: &Arc<dyn Task>) -> Run {
+        let run: Arc<str> = client::unique_id().into();
+        let mut nodes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![Arc::clone(root)];
+        while let Some(task) = stack.pop() {
+            if !seen.insert(Arc::as_ptr(&task).cast::<()>() as usize) {
+                continue;
+            }
+            let deps: Vec<_> = {
+                let st = task.core().lock();
+                if matches!(st.phase, Phase::Done | Phase::Failed(_)) {
+                    continue;
+                }
+                st.deps.iter().cloned().collect()
+            };
+            if cluster.takes(&task) {
+                let remote = Remote {
+                    cluster: cluster.clone(),
+                    run: Arc::clone(&run),
+                };
+                policy::update(&task, |policy| policy.remote = Some(remote));
+                nodes.push(Arc::clone(&task));
+            }
+            stack.extend(deps);
+        }
+        Run {
+            cluster: cluster.clone(),
+            run,
+            nodes,
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for task in &self.nodes {
+            let mine = {
+                let st = task.core().lock();
+                st.policy
+                    .as_ref()
+                    .and_then(|policy| policy.remote.as_ref())
+                    .is_some_and(|remote| remote.run == self.run)
+            };
+            if mine {
+                policy::update(task, |policy| policy.remote = None);
+            }
+        }
+        self.cluster.forget(&self.run);
+    }
+}

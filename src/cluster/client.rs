@@ -1,0 +1,469 @@
+//! The client side: a connected cluster, and the remote attempt that a
+//! node's policy driver runs instead of its body.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use dashmap::{DashMap, DashSet};
+use futures::StreamExt;
+use tokio::sync::oneshot;
+
+use super::setup::{self, Queues};
+use super::store;
+use super::wire::{
+    result_key, CancelMsg, DoneMsg, Outcome, TaskMsg, CANCEL, INLINE_RESULT, MAX_DELIVERIES, TASKS,
+};
+use super::ClusterError;
+use crate::keyed::Registry;
+use crate::task::{Origin, Task};
+use crate::Error;
+
+/// A connection to a NATS JetStream server with workers behind it.
+///
+/// Compute with `Options::new().cluster(&cluster)` and every node that
+/// calls a function of this cluster's registry runs on a worker; other
+/// nodes run here. Cheap to clone.
+///
+/// ```no_run
+/// use delayed::{cluster::Cluster, delayed, Options};
+///
+/// #[delayed(register)]
+/// fn inc(x: u64) -> u64 { x + 1 }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cluster = Cluster::connect("nats://127.0.0.1:4222", delayed::registry![inc]).await?;
+/// let two = inc(inc(0));
+/// assert_eq!(two.compute_with(Options::new().cluster(&cluster)).await?, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    queues: Queues,
+    registry: Registry,
+    /// Where workers report to this client.
+    reply: String,
+    pending: DashMap<(String, String, u32), oneshot::Sender<DoneMsg>>,
+    /// Stream sequence of each published task, for the max-deliveries
+    /// advisory and for cancelling a queued task.
+    sequences: DashMap<u64, (String, String, u32)>,
+    /// Results of each run that are in the store.
+    stored: DashMap<String, HashSet<String>>,
+    /// Keys of the run that finished remotely, by run.
+    remote_done: DashSet<(String, String)>,
+    history: Mutex<Vec<RemoteTask>>,
+    listeners: Vec<tokio::task::AbortHandle>,
+}
+
+/// One task a worker finished for this client: which worker, and how many
+/// deliveries it took.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn show(cluster: &delayed::cluster::Cluster) {
+/// for task in cluster.history() {
+///     println!("{} ran on {} (delivered {} times)", task.key(), task.worker(), task.delivered());
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteTask {
+    key: String,
+    worker: String,
+    delivered: u64,
+    ok: bool,
+}
+
+impl RemoteTask {
+    /// The task's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The name of the worker that finished it.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// How many times JetStream delivered it: more than 1 when a worker
+    /// died (or stalled) and the task went to another.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Whether it succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.ok
+    }
+}
+
+impl Cluster {
+    /// Connects to the NATS server at `url`; `registry` says which
+    /// functions run remotely.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or JetStream is not enabled.
+    pub async fn connect(url: &str, registry: Registry) -> Result<Cluster, ClusterError> {
+        Cluster::connect_with(async_nats::ConnectOptions::new(), url, registry).await
+    }
+
+    /// [`connect`](Cluster::connect) with connection options: a token, a
+    /// user and password, an nkey, a credentials file, TLS.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Cluster::connect).
+    pub async fn connect_with(
+        options: async_nats::ConnectOptions,
+        url: &str,
+        registry: Registry,
+    ) -> Result<Cluster, ClusterError> {
+        let client = options
+            .connect(url)
+            .await
+            .map_err(|err| ClusterError::new(format!("cannot connect to {url}: {err}")))?;
+        Cluster::from_client(client, registry).await
+    }
+
+    /// A cluster on an already connected client.
+    ///
+    /// # Errors
+    ///
+    /// When JetStream is not enabled on the server.
+    pub async fn from_client(
+        client: async_nats::Client,
+        registry: Registry,
+    ) -> Result<Cluster, ClusterError> {
+        let queues = setup::open(&client).await?;
+        let reply = format!("delayed.done.{}", unique_id());
+        let subscribe = |subject: String| {
+            let client = client.clone();
+            async move {
+                client.subscribe(subject).await.map_err(|err| {
+                    ClusterError::new(format!("cannot subscribe for reports: {err}"))
+                })
+            }
+        };
+        let mut reports = subscribe(reply.clone()).await?;
+        let mut advisories = subscribe(MAX_DELIVERIES.to_string()).await?;
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let for_reports = weak.clone();
+            let reports_task = tokio::spawn(async move {
+                while let Some(message) = reports.next().await {
+                    let (Ok(done), Some(inner)) = (
+                        serde_json::from_slice::<DoneMsg>(&message.payload),
+                        for_reports.upgrade(),
+                    ) else {
+                        continue;
+                    };
+                    inner.deliver(done);
+                }
+            });
+            let for_advisories = weak.clone();
+            let advisories_task = tokio::spawn(async move {
+                while let Some(message) = advisories.next().await {
+                    let (Ok(advisory), Some(inner)) = (
+                        serde_json::from_slice::<serde_json::Value>(&message.payload),
+                        for_advisories.upgrade(),
+                    ) else {
+                        continue;
+                    };
+                    inner.killed(&advisory);
+                }
+            });
+            Inner {
+                client,
+                queues,
+                registry,
+                reply,
+                pending: DashMap::new(),
+                sequences: DashMap::new(),
+                stored: DashMap::new(),
+                remote_done: DashSet::new(),
+                history: Mutex::new(Vec::new()),
+                listeners: vec![reports_task.abort_handle(), advisories_task.abort_handle()],
+            }
+        });
+        Ok(Cluster { inner })
+    }
+
+    /// The tasks workers finished for this client, in order.
+    pub fn history(&self) -> Vec<RemoteTask> {
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The registry of the functions that run remotely.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Whether `task` runs remotely with this cluster.
+    pub(crate) fn takes(&self, task: &Arc<dyn Task>) -> bool {
+        task.core().origin == Origin::Registered
+            && self.inner.registry.function(task.core().name()).is_some()
+    }
+
+    /// Deletes the stored results of `run`.
+    pub(crate) fn forget(&self, run: &str) {
+        let Some((_, names)) = self.inner.stored.remove(run) else {
+            return;
+        };
+        self.inner.remote_done.retain(|(r, _)| r != run);
+        let inner = Arc::clone(&self.inner);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                for name in names {
+                    store::delete(&inner.queues, &name).await;
+                }
+            });
+        }
+    }
+
+    /// Runs one attempt of `task` on a worker, returning its output.
+    pub(crate) async fn run(
+        &self,
+        task: Arc<dyn Task>,
+        run: Arc<str>,
+        attempt: u32,
+    ) -> Result<Box<dyn Any + Send>, Error> {
+        let inner = &self.inner;
+        let key = task.core().key();
+        let key_text = key.to_string();
+        let name = task.core().name();
+        let Some(entry) = inner.registry.function(name) else {
+            return Err(Error::runtime(
+                key,
+                format!("`{name}` is not in the cluster's registry"),
+            ));
+        };
+        let fail = |message: String| Error::runtime(task.core().key(), message);
+        // Arguments: a reference for an input a worker made in this run,
+        // the value for any other (uploaded when big).
+        let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
+        let mut args = Vec::with_capacity(deps.len());
+        let mut exporter = crate::keyed::inline_exporter(&inner.registry);
+        for (i, (dep, (param, shape))) in deps.into_iter().zip(&entry.params).enumerate() {
+            let dep_key = dep.core().key().to_string();
+            let arg = if inner
+                .remote_done
+                .contains(&(run.to_string(), dep_key.clone()))
+            {
+                crate::keyed::Arg::Ref(dep_key)
+            } else {
+                shape
+                    .export_node(&crate::keyed::node_of(dep), &mut exporter)
+                    .map_err(|message| fail(format!("argument `{param}`: {message}")))?
+            };
+            let mut json = crate::keyed::arg_to_json(&arg);
+            if json.to_string().len() > INLINE_RESULT {
+                let upload = format!("{key_text}#{i}");
+                let name = result_key(&run, &upload);
+                store::put(&inner.queues, &name, &json)
+                    .await
+                    .map_err(fail)?;
+                inner
+                    .stored
+                    .entry(run.to_string())
+                    .or_default()
+                    .insert(name);
+                json = crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(upload));
+            }
+            args.push(json);
+        }
+        let message = TaskMsg {
+            run: run.to_string(),
+            key: key_text.clone(),
+            attempt,
+            function: name.to_string(),
+            args,
+            reply: inner.reply.clone(),
+        };
+        let payload = serde_json::to_vec(&message).map_err(|err| fail(err.to_string()))?;
+        let id = (run.to_string(), key_text.clone(), attempt);
+        let (tx, rx) = oneshot::channel();
+        inner.pending.insert(id.clone(), tx);
+        let mut guard = Outstanding {
+            inner: Arc::clone(inner),
+            id: Some(id.clone()),
+            sequence: None,
+        };
+        let ack = inner
+            .queues
+            .js
+            .publish(TASKS, payload.into())
+            .await
+            .map_err(|err| fail(format!("cannot publish the task: {err}")))?
+            .await
+            .map_err(|err| fail(format!("the task was not stored: {err}")))?;
+        inner.sequences.insert(ack.sequence, id);
+        guard.sequence = Some(ack.sequence);
+        let done = rx
+            .await
+            .map_err(|_| fail("the cluster connection closed".to_string()))?;
+        guard.id = None;
+        inner.sequences.remove(&ack.sequence);
+        let ok = matches!(done.outcome, Outcome::Done);
+        inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(RemoteTask {
+                key: key_text.clone(),
+                worker: done.worker.clone(),
+                delivered: done.delivered,
+                ok,
+            });
+        match done.outcome {
+            Outcome::Done => {
+                let name = result_key(&run, &key_text);
+                let value = store::get(&inner.queues, &name)
+                    .await
+                    .map_err(fail)?
+                    .ok_or_else(|| fail("the worker's result is not in the store".to_string()))?;
+                inner
+                    .stored
+                    .entry(run.to_string())
+                    .or_default()
+                    .insert(name);
+                inner.remote_done.insert((run.to_string(), key_text));
+                (entry.decode)(value).map_err(|message| {
+                    fail(format!("the worker's result does not read back: {message}"))
+                })
+            }
+            Outcome::Failed { message } => Err(Error::failed(key, Arc::new(Remote(message)))),
+            Outcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
+            Outcome::Invalid { message } => Err(Error::invalid(key, message)),
+            Outcome::Killed { deliveries } => Err(Error::failed(
+                key,
+                Arc::new(Remote(format!(
+                    "its worker died on each of {deliveries} deliveries (KilledWorker)"
+                ))),
+            )),
+        }
+    }
+}
+
+impl Inner {
+    fn deliver(&self, done: DoneMsg) {
+        if let Some((_, tx)) =
+            self.pending
+                .remove(&(done.run.clone(), done.key.clone(), done.attempt))
+        {
+            let _ = tx.send(done);
+        }
+    }
+
+    /// A max-deliveries advisory: the task it names failed for good.
+    fn killed(&self, advisory: &serde_json::Value) {
+        let Some(sequence) = advisory
+            .get("stream_seq")
+            .and_then(serde_json::Value::as_u64)
+        else {
+            return;
+        };
+        let deliveries = advisory
+            .get("deliveries")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let Some((_, (run, key, attempt))) = self.sequences.remove(&sequence) else {
+            return;
+        };
+        self.deliver(DoneMsg {
+            run,
+            key,
+            attempt,
+            worker: String::new(),
+            delivered: deliveries,
+            outcome: Outcome::Killed { deliveries },
+        });
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+    }
+}
+
+/// A published task nobody has heard back from. Dropped (the compute was
+/// cancelled, or timed out), it takes the task out of the queue if no
+/// worker has it yet, and asks the worker that has it to stop.
+struct Outstanding {
+    inner: Arc<Inner>,
+    id: Option<(String, String, u32)>,
+    sequence: Option<u64>,
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        self.inner.pending.remove(&id);
+        if let Some(sequence) = self.sequence {
+            self.inner.sequences.remove(&sequence);
+        }
+        let inner = Arc::clone(&self.inner);
+        let sequence = self.sequence;
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Some(sequence) = sequence {
+                    let _ = inner.queues.stream.delete_message(sequence).await;
+                }
+                let cancel = CancelMsg {
+                    run: id.0,
+                    key: id.1,
+                };
+                if let Ok(payload) = serde_json::to_vec(&cancel) {
+                    let _ = inner.client.publish(CANCEL, payload.into()).await;
+                }
+            });
+        }
+    }
+}
+
+/// An id no other client (or run) is likely to have: the process, the
+/// time and a random hasher seed.
+pub(crate) fn unique_id() -> String {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
+    format!("{:x}{seed:016x}", std::process::id())
+}
+
+/// An error a worker reported for a task.
+#[derive(Debug)]
+struct Remote(String);
+
+impl fmt::Display for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Remote {}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("reply", &self.inner.reply)
+            .field("registry", &self.inner.registry)
+            .finish()
+    }
+}
