@@ -5,6 +5,7 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use dashmap::{DashMap, DashSet};
 use futures::StreamExt;
@@ -299,21 +300,14 @@ impl Cluster {
             id: Some(id.clone()),
             sequence: None,
         };
-        let ack = inner
-            .queues
-            .js
-            .publish(TASKS, payload.into())
+        let ack = publish(inner, payload).await.map_err(fail)?;
+        inner.sequences.insert(ack, id);
+        guard.sequence = Some(ack);
+        let done = wait(inner, rx, &run, &key_text, attempt)
             .await
-            .map_err(|err| fail(format!("cannot publish the task: {err}")))?
-            .await
-            .map_err(|err| fail(format!("the task was not stored: {err}")))?;
-        inner.sequences.insert(ack.sequence, id);
-        guard.sequence = Some(ack.sequence);
-        let done = rx
-            .await
-            .map_err(|_| fail("the cluster connection closed".to_string()))?;
+            .map_err(fail)?;
         guard.id = None;
-        inner.sequences.remove(&ack.sequence);
+        inner.sequences.remove(&ack);
         let ok = matches!(done.outcome, Outcome::Done);
         inner
             .history
@@ -328,10 +322,7 @@ impl Cluster {
         match done.outcome {
             Outcome::Done => {
                 let name = result_key(&run, &key_text);
-                let value = store::get(&inner.queues, &name)
-                    .await
-                    .map_err(fail)?
-                    .ok_or_else(|| fail("the worker's result is not in the store".to_string()))?;
+                let value = read(inner, &name).await.map_err(fail)?;
                 inner
                     .stored
                     .entry(run.to_string())
@@ -351,6 +342,72 @@ impl Cluster {
                     "its worker died on each of {deliveries} deliveries (KilledWorker)"
                 ))),
             )),
+        }
+    }
+}
+
+/// Publishes a task, retrying for a while if the server is away (it may
+/// be restarting); returns the task's stream sequence.
+async fn publish(inner: &Inner, payload: Vec<u8>) -> Result<u64, String> {
+    let mut last = String::new();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250 * attempt.min(8))).await;
+        }
+        match inner.queues.js.publish(TASKS, payload.clone().into()).await {
+            Ok(ack) => match ack.await {
+                Ok(ack) => return Ok(ack.sequence),
+                Err(err) => last = format!("the task was not stored: {err}"),
+            },
+            Err(err) => last = format!("cannot publish the task: {err}"),
+        }
+    }
+    Err(last)
+}
+
+/// Reads a stored result, retrying for a while if the server is away.
+async fn read(inner: &Inner, name: &str) -> Result<serde_json::Value, String> {
+    let mut last = String::new();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250 * attempt.min(8))).await;
+        }
+        match store::get(&inner.queues, name).await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => return Err("the worker's result is not in the store".to_string()),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+/// Waits for the worker's report. A report can be lost while the server
+/// restarts; the result, stored before the report, is then found in the
+/// store when we look.
+async fn wait(
+    inner: &Inner,
+    mut report: oneshot::Receiver<DoneMsg>,
+    run: &str,
+    key: &str,
+    attempt: u32,
+) -> Result<DoneMsg, String> {
+    loop {
+        tokio::select! {
+            done = &mut report => {
+                return done.map_err(|_| "the cluster connection closed".to_string());
+            }
+            () = tokio::time::sleep(super::setup::ACK_WAIT) => {
+                if let Ok(Some(_)) = store::get(&inner.queues, &result_key(run, key)).await {
+                    return Ok(DoneMsg {
+                        run: run.to_string(),
+                        key: key.to_string(),
+                        attempt,
+                        worker: "(report lost)".to_string(),
+                        delivered: 0,
+                        outcome: Outcome::Done,
+                    });
+                }
+            }
         }
     }
 }

