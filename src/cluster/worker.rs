@@ -379,6 +379,11 @@ async fn run_task(
     }
     let node = crate::intern::solo(|| entry.call(nodes));
     match (entry.get)(node).await {
+        Ok(value) if (entry.decode)(value.clone()).is_err() => invalid(format!(
+            "the result of `{function}` does not survive JSON (NaN and infinite floats, \
+             for example, become null), so it cannot be sent: {}",
+            (entry.decode)(value).err().unwrap_or_default()
+        )),
         Ok(value) => match store::put(&shared.queues, &result_key(run, key), &value).await {
             Ok(()) => Outcome::Done,
             Err(message) => invalid(message),
