@@ -113,6 +113,13 @@ impl Run {
             }
             stack.extend(deps);
         }
+        let keys: std::collections::HashSet<String> = nodes
+            .iter()
+            .map(|task| task.core().key().to_string())
+            .collect();
+        for task in &nodes {
+            cluster.plan(task, &run, &keys);
+        }
         Run {
             cluster: cluster.clone(),
             run,

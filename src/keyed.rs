@@ -101,6 +101,11 @@ mod cluster_support {
         Exporter::inline(registry)
     }
 
+    /// An exporter that refers to registered inputs without following them.
+    pub(crate) fn shallow_exporter(registry: &Registry) -> Exporter<'_> {
+        Exporter::shallow(registry)
+    }
+
     pub(crate) fn node_of(task: Arc<dyn Task>) -> Node {
         Node(task)
     }

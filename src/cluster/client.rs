@@ -58,6 +58,10 @@ struct Inner {
     stored: DashMap<String, HashSet<String>>,
     /// Keys of the run that finished remotely, by run.
     remote_done: DashSet<(String, String)>,
+    /// Arguments planned when the run started, by (run, key): registered
+    /// inputs, even inside lists and maps, by reference, so that their
+    /// values go from worker to worker through the store.
+    planned: DashMap<(String, String), Vec<Option<serde_json::Value>>>,
     history: Mutex<Vec<RemoteTask>>,
     listeners: Vec<tokio::task::AbortHandle>,
 }
@@ -189,6 +193,7 @@ impl Cluster {
                 sequences: DashMap::new(),
                 stored: DashMap::new(),
                 remote_done: DashSet::new(),
+                planned: DashMap::new(),
                 history: Mutex::new(Vec::new()),
                 listeners: vec![reports_task.abort_handle(), advisories_task.abort_handle()],
             }
@@ -210,6 +215,40 @@ impl Cluster {
         &self.inner.registry
     }
 
+    /// Plans the arguments of `task`, which runs remotely in `run`: an
+    /// input that is a registered call of this run, alone or inside a list
+    /// or map, is passed by reference. Inputs that are not planned are
+    /// sent by value when the task runs.
+    pub(crate) fn plan(&self, task: &Arc<dyn Task>, run: &str, remote: &HashSet<String>) {
+        let Some(entry) = self.inner.registry.function(task.core().name()) else {
+            return;
+        };
+        let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
+        let mut exporter = crate::keyed::shallow_exporter(&self.inner.registry);
+        let planned: Vec<_> = deps
+            .into_iter()
+            .zip(&entry.params)
+            .map(|(dep, (_, shape))| {
+                let arg = shape
+                    .export_node(&crate::keyed::node_of(dep), &mut exporter)
+                    .ok()?;
+                let mut all_remote = true;
+                let mut any = false;
+                arg.refs(&mut |key| {
+                    any = true;
+                    all_remote &= remote.contains(key);
+                });
+                // Only plans that reach other workers' results are worth it.
+                (any && all_remote).then(|| crate::keyed::arg_to_json(&arg))
+            })
+            .collect();
+        if planned.iter().any(Option::is_some) {
+            self.inner
+                .planned
+                .insert((run.to_string(), task.core().key().to_string()), planned);
+        }
+    }
+
     /// Whether `task` runs remotely with this cluster.
     pub(crate) fn takes(&self, task: &Arc<dyn Task>) -> bool {
         task.core().origin == Origin::Registered
@@ -218,10 +257,11 @@ impl Cluster {
 
     /// Deletes the stored results of `run`.
     pub(crate) fn forget(&self, run: &str) {
+        self.inner.remote_done.retain(|(r, _)| r != run);
+        self.inner.planned.retain(|(r, _), _| r != run);
         let Some((_, names)) = self.inner.stored.remove(run) else {
             return;
         };
-        self.inner.remote_done.retain(|(r, _)| r != run);
         let inner = Arc::clone(&self.inner);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
@@ -253,21 +293,39 @@ impl Cluster {
         // Arguments: a reference for an input a worker made in this run,
         // the value for any other (uploaded when big).
         let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
+        let planned = inner
+            .planned
+            .get(&(run.to_string(), key_text.clone()))
+            .map(|planned| planned.clone())
+            .unwrap_or_default();
         let mut args = Vec::with_capacity(deps.len());
         let mut exporter = crate::keyed::inline_exporter(&inner.registry);
         for (i, (dep, (param, shape))) in deps.into_iter().zip(&entry.params).enumerate() {
             let dep_key = dep.core().key().to_string();
-            let arg = if inner
-                .remote_done
-                .contains(&(run.to_string(), dep_key.clone()))
-            {
-                crate::keyed::Arg::Ref(dep_key)
-            } else {
-                shape
-                    .export_node(&crate::keyed::node_of(dep), &mut exporter)
-                    .map_err(|message| fail(format!("argument `{param}`: {message}")))?
+            let plan = planned.get(i).cloned().flatten().filter(|plan| {
+                // Every input it refers to must be in the store by now.
+                let mut stored = true;
+                crate::keyed::arg_from_json(plan.clone()).refs(&mut |key| {
+                    stored &= inner
+                        .remote_done
+                        .contains(&(run.to_string(), key.to_string()));
+                });
+                stored
+            });
+            let mut json = match plan {
+                Some(plan) => plan,
+                None if inner
+                    .remote_done
+                    .contains(&(run.to_string(), dep_key.clone())) =>
+                {
+                    crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(dep_key))
+                }
+                None => crate::keyed::arg_to_json(
+                    &shape
+                        .export_node(&crate::keyed::node_of(dep), &mut exporter)
+                        .map_err(|message| fail(format!("argument `{param}`: {message}")))?,
+                ),
             };
-            let mut json = crate::keyed::arg_to_json(&arg);
             if json.to_string().len() > INLINE_RESULT {
                 let upload = format!("{key_text}#{i}");
                 let name = result_key(&run, &upload);

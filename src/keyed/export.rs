@@ -24,6 +24,9 @@ pub struct Exporter<'a> {
     values: Vec<(String, serde_json::Value)>,
     /// Write every value in place, named or not.
     inline: bool,
+    /// Refer to registered calls without writing them (one call's
+    /// arguments, for a worker).
+    shallow: bool,
 }
 
 impl<'a> Exporter<'a> {
@@ -36,6 +39,17 @@ impl<'a> Exporter<'a> {
             queue: Vec::new(),
             values: Vec::new(),
             inline: true,
+            shallow: false,
+        }
+    }
+
+    /// An exporter for one remote call's arguments as planned before the
+    /// run: registered inputs by reference, values in place.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn shallow(registry: &'a Registry) -> Exporter<'a> {
+        Exporter {
+            shallow: true,
+            ..Exporter::inline(registry)
         }
     }
 
@@ -76,6 +90,9 @@ impl<'a> Exporter<'a> {
             ));
         }
         let key = node.core().key().to_string();
+        if self.shallow {
+            return Ok(Arg::Ref(key));
+        }
         let address = Arc::as_ptr(node).cast::<()>() as usize;
         match self.keys.get(&key) {
             Some(seen) if *seen == address => {}
@@ -178,6 +195,7 @@ impl KeyedGraph {
             queue: Vec::new(),
             values: Vec::new(),
             inline: false,
+            shallow: false,
         };
         exporter
             .reference(&Node(Arc::clone(root)))
