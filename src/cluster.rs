@@ -17,9 +17,14 @@
 //!
 //! All the core semantics hold remotely: shared nodes run once per compute;
 //! errors name the key; dropping the compute takes queued tasks out of the
-//! stream and stops running ones; a compute deletes its results when it
-//! ends (and results expire after an hour as a backstop); retries and
-//! timeouts apply to remote attempts.
+//! stream and stops running ones; a result is deleted once the last remote
+//! task that reads it has finished, and what is left when the compute ends
+//! (outputs, results of tasks cut short) then (results also expire after
+//! an hour, a backstop for clients that died); retries and timeouts apply
+//! to remote attempts.
+//!
+//! A compute waits for workers: if none is running, or all died, its
+//! remote tasks stay queued until one starts.
 
 mod client;
 mod setup;

@@ -1057,6 +1057,46 @@ async fn a_timeout_stops_a_remote_task() {
 // Results in the stores.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_result_is_deleted_once_its_last_remote_reader_finished() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        let naps = env.log("naps");
+        // `a` is read by `b` only; `b` by `last`, which also waits for `slow`.
+        let a = step(log.path(), "a".to_string(), 1).named("a");
+        let b = step(log.path(), "b".to_string(), &a).named("b");
+        let slow = nap(naps.path(), "slow".to_string(), 2_000).named("slow");
+        let last = total(vec![b, slow]).named("last");
+        let options = env.options();
+        let compute = tokio::spawn(async move { last.compute_with(options).await });
+        log.wait_for("run b", Duration::from_secs(10)).await;
+        // While `slow` still runs, `a`'s result (key "a", 61 in hex) is gone
+        // and `b`'s (62) is still there for `last`.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let keys = env.result_keys().await;
+            let has = |hex: &str| keys.iter().any(|k| k.ends_with(hex));
+            if !has(".61") {
+                assert!(has(".62"), "b's result went too early: {keys:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a's result is still stored: {keys:?}"
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            naps.count("end slow") == 0,
+            "slow finished before the check"
+        );
+        assert_eq!(compute.await.unwrap().unwrap(), 3 + 2_000);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn results_are_deleted_after_the_compute_and_big_ones_use_the_object_store() {
     within(Duration::from_secs(30), async {
         let env = Env::start(2, 2).await;

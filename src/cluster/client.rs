@@ -62,6 +62,9 @@ struct Inner {
     /// inputs, even inside lists and maps, by reference, so that their
     /// values go from worker to worker through the store.
     planned: DashMap<(String, String), Vec<Option<serde_json::Value>>>,
+    /// Remote tasks of the run still to read each stored result, by (run,
+    /// key): at zero the result is deleted, not kept to the end.
+    uses: DashMap<(String, String), usize>,
     history: Mutex<Vec<RemoteTask>>,
     listeners: Vec<tokio::task::AbortHandle>,
 }
@@ -196,6 +199,7 @@ impl Cluster {
                 stored: DashMap::new(),
                 remote_done: DashSet::new(),
                 planned: DashMap::new(),
+                uses: DashMap::new(),
                 history: Mutex::new(Vec::new()),
                 listeners: vec![reports_task.abort_handle(), advisories_task.abort_handle()],
             }
@@ -227,23 +231,41 @@ impl Cluster {
         };
         let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
         let mut exporter = crate::keyed::shallow_exporter(&self.inner.registry);
+        let mut readers = Vec::new();
         let planned: Vec<_> = deps
             .into_iter()
             .zip(&entry.params)
             .map(|(dep, (_, shape))| {
-                let arg = shape
+                let direct = dep.core().key().to_string();
+                let plan = shape
                     .export_node(&crate::keyed::node_of(dep), &mut exporter)
-                    .ok()?;
-                let mut all_remote = true;
-                let mut any = false;
-                arg.refs(&mut |key| {
-                    any = true;
-                    all_remote &= remote.contains(key);
-                });
-                // Only plans that reach other workers' results are worth it.
-                (any && all_remote).then(|| crate::keyed::arg_to_json(&arg))
+                    .ok()
+                    .and_then(|arg| {
+                        let mut keys = Vec::new();
+                        arg.refs(&mut |key| keys.push(key.to_string()));
+                        // Only plans that reach other workers' results are
+                        // worth it.
+                        let useful =
+                            !keys.is_empty() && keys.iter().all(|key| remote.contains(key));
+                        useful.then(|| (crate::keyed::arg_to_json(&arg), keys))
+                    });
+                match plan {
+                    Some((json, keys)) => {
+                        readers.extend(keys);
+                        Some(json)
+                    }
+                    None => {
+                        if remote.contains(&direct) {
+                            readers.push(direct);
+                        }
+                        None
+                    }
+                }
             })
             .collect();
+        for key in readers {
+            *self.inner.uses.entry((run.to_string(), key)).or_insert(0) += 1;
+        }
         if planned.iter().any(Option::is_some) {
             self.inner
                 .planned
@@ -261,6 +283,7 @@ impl Cluster {
     pub(crate) fn forget(&self, run: &str) {
         self.inner.remote_done.retain(|(r, _)| r != run);
         self.inner.planned.retain(|(r, _), _| r != run);
+        self.inner.uses.retain(|(r, _), _| r != run);
         let names = self
             .inner
             .stored
@@ -356,6 +379,10 @@ impl Cluster {
             }
             args.push(json);
         }
+        let mut sent = Vec::new();
+        for arg in &args {
+            crate::keyed::arg_from_json(arg.clone()).refs(&mut |key| sent.push(key.to_string()));
+        }
         let message = TaskMsg {
             run: run.to_string(),
             key: key_text.clone(),
@@ -396,6 +423,7 @@ impl Cluster {
             Outcome::Done => {
                 let name = result_key(&run, &key_text);
                 let value = read(inner, &name).await.map_err(fail)?;
+                inner.used(&run, &sent);
                 inner
                     .stored
                     .entry(run.to_string())
@@ -486,6 +514,41 @@ async fn wait(
 }
 
 impl Inner {
+    /// A remote task of `run` read the stored results `keys`: delete each
+    /// one no other task of the run will read (and the task's own uploads).
+    fn used(self: &Arc<Self>, run: &str, keys: &[String]) {
+        let mut done = Vec::new();
+        for key in keys {
+            let id = (run.to_string(), key.clone());
+            let last = match self.uses.get_mut(&id) {
+                Some(mut left) => {
+                    *left = left.saturating_sub(1);
+                    *left == 0
+                }
+                // An upload of a big local value: read once.
+                None => key.contains('#'),
+            };
+            if last {
+                self.uses.remove(&id);
+                done.push(result_key(run, key));
+            }
+        }
+        if done.is_empty() {
+            return;
+        }
+        if let Some(mut names) = self.stored.get_mut(run) {
+            for name in &done {
+                names.remove(name);
+            }
+        }
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            for name in done {
+                store::delete(&inner.queues, &name).await;
+            }
+        });
+    }
+
     fn deliver(&self, done: DoneMsg) {
         if let Some((_, tx)) =
             self.pending
