@@ -9,7 +9,6 @@ use tokio::runtime::Handle;
 
 use crate::callback::Callback;
 use crate::join::Join;
-use crate::listeners::Listener;
 use crate::observe::{self, Watching};
 use crate::secede::Loan;
 use crate::task::{output_of, Phase};
@@ -174,18 +173,7 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             Phase::Failed(err) => Some(Err(err.clone())),
             Phase::Idle => Some(Err(Error::cancelled(node.core().key_locked(&st)))),
             _ => {
-                if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    let waker = cx.waker().clone();
-                    match this
-                        .waker
-                        .as_ref()
-                        .and_then(|old| st.listeners.find_waker(old))
-                    {
-                        Some(i) => st.listeners.replace(i, Listener::Waker(waker.clone())),
-                        None => st.listeners.push(Listener::Waker(waker.clone())),
-                    }
-                    this.waker = Some(waker);
-                }
+                st.listeners.register_waker(&mut this.waker, cx.waker());
                 drop(st);
                 this.loan.lend();
                 return Poll::Pending;

@@ -24,6 +24,20 @@ pub(crate) enum Listeners {
 }
 
 impl Listeners {
+    /// Registers `waker` to hear when the node finishes, in place of
+    /// `registered`, the waker this waiter registered before (if any).
+    pub(crate) fn register_waker(&mut self, registered: &mut Option<Waker>, waker: &Waker) {
+        if registered.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return;
+        }
+        let listener = Listener::Waker(waker.clone());
+        match registered.as_ref().and_then(|old| self.find_waker(old)) {
+            Some(i) => self.replace(i, listener),
+            None => self.push(listener),
+        }
+        *registered = Some(waker.clone());
+    }
+
     pub(crate) fn push(&mut self, listener: Listener) {
         *self = match mem::take(self) {
             Listeners::None => Listeners::One(listener),

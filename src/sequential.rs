@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::listeners::Listener;
 use crate::schedule;
 use crate::task::{Phase, Task};
 use crate::Error;
@@ -140,18 +139,7 @@ impl Future for Settled {
             st.demand += 1;
             this.demanded = true;
         }
-        if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            let waker = cx.waker().clone();
-            match this
-                .waker
-                .as_ref()
-                .and_then(|old| st.listeners.find_waker(old))
-            {
-                Some(i) => st.listeners.replace(i, Listener::Waker(waker.clone())),
-                None => st.listeners.push(Listener::Waker(waker.clone())),
-            }
-            this.waker = Some(waker);
-        }
+        st.listeners.register_waker(&mut this.waker, cx.waker());
         Poll::Pending
     }
 }
