@@ -50,7 +50,43 @@ pub struct Builder {
     deps: Inputs,
     token: Option<Token>,
     origin: Origin,
-    policy: Option<Policy>,
+    policy: Option<Arc<Policy>>,
+}
+
+/// The `#[delayed(limit = .., retry = .., ..)]` policies of a function:
+/// made on its first call and shared by all its nodes.
+#[doc(hidden)]
+pub struct Policies(Arc<Policy>);
+
+impl Policies {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Policies {
+        Policies(Arc::new(Policy::default()))
+    }
+
+    /// `#[delayed(limit = L)]`.
+    pub fn limit(mut self, limit: &'static Limit) -> Policies {
+        Arc::make_mut(&mut self.0).limit = Some(limit);
+        self
+    }
+
+    /// `#[delayed(retry = R)]`.
+    pub fn retry(mut self, retry: Retry) -> Policies {
+        Arc::make_mut(&mut self.0).retry = Some(retry);
+        self
+    }
+
+    /// `#[delayed(timeout = D)]`.
+    pub fn timeout(mut self, timeout: Duration) -> Policies {
+        Arc::make_mut(&mut self.0).timeout = Some(timeout);
+        self
+    }
+
+    /// `#[delayed(priority = P)]`.
+    pub fn priority(mut self, priority: i32) -> Policies {
+        Arc::make_mut(&mut self.0).priority = Some(priority);
+        self
+    }
 }
 
 impl Builder {
@@ -64,24 +100,9 @@ impl Builder {
         }
     }
 
-    /// `#[delayed(limit = L)]`.
-    pub fn limit(&mut self, limit: &'static Limit) {
-        self.policy.get_or_insert_with(Policy::default).limit = Some(limit);
-    }
-
-    /// `#[delayed(retry = R)]`.
-    pub fn retry(&mut self, retry: Retry) {
-        self.policy.get_or_insert_with(Policy::default).retry = Some(retry);
-    }
-
-    /// `#[delayed(timeout = D)]`.
-    pub fn timeout(&mut self, timeout: Duration) {
-        self.policy.get_or_insert_with(Policy::default).timeout = Some(timeout);
-    }
-
-    /// `#[delayed(priority = P)]`.
-    pub fn priority(&mut self, priority: i32) {
-        self.policy.get_or_insert_with(Policy::default).priority = Some(priority);
+    /// The function's `#[delayed(...)]` policies, shared by its nodes.
+    pub fn policies(&mut self, policies: &Policies) {
+        self.policy = Some(Arc::clone(&policies.0));
     }
 
     /// Builds a pure node: its key is a hash of `path` and of the inputs
@@ -248,7 +269,7 @@ impl Builder {
             if let Some(policy) = policy {
                 let st = core.state_mut();
                 st.priority = policy.priority.unwrap_or(UNSET);
-                st.policy = Some(Arc::new(policy));
+                st.policy = Some(policy);
             }
             Arc::new(Node::new(core, body))
         };

@@ -63,6 +63,14 @@
 //! - `#[delayed(pure)]`: the key is a hash of the function and its arguments
 //!   (which must be `Hash`), and equal calls alive at the same time are one
 //!   node.
+//! - `#[delayed(limit = L, retry = R, timeout = D, priority = P)]`: the
+//!   function's execution policies ([`Limit`], [`Retry`], a `Duration`, an
+//!   `i32`), as [`Delayed::limit`] and its siblings set them on one node.
+//!   The expressions are evaluated once, on the first call, and shared by
+//!   every node the function makes.
+//! - `#[delayed(register)]`: the function can be listed in a
+//!   [`registry!`] for keyed graphs (its parameters and result must be serde
+//!   types).
 //!
 //! Each parameter `p: T` accepts anything [`IntoDelayed<T>`]: a plain `T`, a
 //! `Delayed<T>`, a `&Delayed<T>`, and for collections a collection of
@@ -203,5 +211,5 @@ struct ReadmeDoctests;
 /// What `#[delayed]` expands to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::builder::{Arg, Builder, Deps, Held, Input, Ref};
+    pub use crate::builder::{Arg, Builder, Deps, Held, Input, Policies, Ref};
 }

@@ -189,14 +189,25 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         quote!(#register #hash)
     });
 
-    let policies = options.policies.iter().map(|(name, expr)| {
+    // The policies are made on the first call and shared by every node the
+    // function makes: one allocation per function, not per node.
+    let setters = options.policies.iter().map(|(name, expr)| {
         let span = expr.span();
         let value = match (name.to_string().as_str(), expr) {
             ("limit", syn::Expr::Reference(_)) => quote!(#expr),
             ("limit", _) => quote_spanned!(span=> &#expr),
             _ => quote!(#expr),
         };
-        quote_spanned!(span=> __delayed_builder.#name(#value);)
+        quote_spanned!(span=> .#name(#value))
+    });
+    let policies = (!options.policies.is_empty()).then(|| {
+        quote! {
+            static __DELAYED_POLICIES: ::std::sync::OnceLock<::delayed::__private::Policies> =
+                ::std::sync::OnceLock::new();
+            __delayed_builder.policies(__DELAYED_POLICIES.get_or_init(|| {
+                ::delayed::__private::Policies::new() #(#setters)*
+            }));
+        }
     });
 
     let registered = options
@@ -284,7 +295,7 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
             let mut __delayed_builder = ::delayed::__private::Builder::new(&#name_str);
             #registered
             #pure
-            #(#policies)*
+            #policies
             #(#register)*
             #finish
         }
