@@ -74,6 +74,32 @@ impl fmt::Display for ClusterError {
 
 impl std::error::Error for ClusterError {}
 
+/// Runs `attempt` until it succeeds, at most `tries` times, waiting 250 ms
+/// longer after each failure, up to `longest`: for a server that may be
+/// restarting. The error is the last attempt's.
+pub(crate) async fn patiently<T, F, Fut>(
+    tries: u64,
+    longest: std::time::Duration,
+    mut attempt: F,
+) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let step = std::time::Duration::from_millis(250);
+    let mut last = String::new();
+    for n in 0..tries.max(1) {
+        if n > 0 {
+            tokio::time::sleep((step * n as u32).min(longest)).await;
+        }
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
 /// Where a node runs remotely: its cluster and the compute's run.
 #[derive(Clone, Debug)]
 pub(crate) struct Remote {

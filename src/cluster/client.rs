@@ -450,36 +450,27 @@ impl Cluster {
 /// Publishes a task, retrying for a while if the server is away (it may
 /// be restarting); returns the task's stream sequence.
 async fn publish(inner: &Inner, payload: Vec<u8>) -> Result<u64, String> {
-    let mut last = String::new();
-    for attempt in 0..20 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(250 * attempt.min(8))).await;
-        }
-        match inner.queues.js.publish(TASKS, payload.clone().into()).await {
-            Ok(ack) => match ack.await {
-                Ok(ack) => return Ok(ack.sequence),
-                Err(err) => last = format!("the task was not stored: {err}"),
-            },
-            Err(err) => last = format!("cannot publish the task: {err}"),
-        }
-    }
-    Err(last)
+    super::patiently(20, Duration::from_secs(2), || async {
+        let ack = inner
+            .queues
+            .js
+            .publish(TASKS, payload.clone().into())
+            .await
+            .map_err(|err| format!("cannot publish the task: {err}"))?;
+        ack.await
+            .map(|ack| ack.sequence)
+            .map_err(|err| format!("the task was not stored: {err}"))
+    })
+    .await
 }
 
 /// Reads a stored result, retrying for a while if the server is away.
 async fn read(inner: &Inner, name: &str) -> Result<serde_json::Value, String> {
-    let mut last = String::new();
-    for attempt in 0..20 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(250 * attempt.min(8))).await;
-        }
-        match store::get(&inner.queues, name).await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => return Err("the worker's result is not in the store".to_string()),
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
+    super::patiently(20, Duration::from_secs(2), || {
+        store::get(&inner.queues, name)
+    })
+    .await?
+    .ok_or_else(|| "the worker's result is not in the store".to_string())
 }
 
 /// Waits for the worker's report. A report can be lost while the server

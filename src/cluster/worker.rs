@@ -408,17 +408,10 @@ async fn put_patiently(
     name: &str,
     value: &serde_json::Value,
 ) -> Result<(), String> {
-    let mut last = String::new();
-    for attempt in 0..40_u64 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(250 * attempt.min(4))).await;
-        }
-        match store::put(&shared.queues, name, value).await {
-            Ok(()) => return Ok(()),
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
+    super::patiently(40, Duration::from_secs(1), || {
+        store::put(&shared.queues, name, value)
+    })
+    .await
 }
 
 /// Replaces every reference in `arg` with the stored result it names.

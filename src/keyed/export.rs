@@ -62,18 +62,8 @@ impl<'a> Exporter<'a> {
             return Ok(Arg::Value(value));
         }
         let key = node.0.core().key().to_string();
-        let address = Arc::as_ptr(&node.0).cast::<()>() as usize;
-        match self.keys.get(&key) {
-            Some(seen) if *seen == address => {}
-            Some(_) => {
-                return Err(format!(
-                    "two different nodes have the key `{key}`; keys must be unique"
-                ))
-            }
-            None => {
-                self.keys.insert(key.clone(), address);
-                self.values.push((key.clone(), value));
-            }
+        if self.claim(&key, &node.0)? {
+            self.values.push((key.clone(), value));
         }
         Ok(Arg::Ref(key))
     }
@@ -93,20 +83,26 @@ impl<'a> Exporter<'a> {
         if self.shallow {
             return Ok(Arg::Ref(key));
         }
-        let address = Arc::as_ptr(node).cast::<()>() as usize;
-        match self.keys.get(&key) {
-            Some(seen) if *seen == address => {}
-            Some(_) => {
-                return Err(format!(
-                    "two different nodes have the key `{key}`; keys must be unique"
-                ))
-            }
-            None => {
-                self.keys.insert(key.clone(), address);
-                self.queue.push(Arc::clone(node));
-            }
+        if self.claim(&key, node)? {
+            self.queue.push(Arc::clone(node));
         }
         Ok(Arg::Ref(key))
+    }
+
+    /// Gives `key` to `node`: true the first time, false when `node` has it
+    /// already, an error when another node does.
+    fn claim(&mut self, key: &str, node: &Arc<dyn Node_>) -> Result<bool, String> {
+        let address = Arc::as_ptr(node).cast::<()>() as usize;
+        match self.keys.get(key) {
+            Some(seen) if *seen == address => Ok(false),
+            Some(_) => Err(format!(
+                "two different nodes have the key `{key}`; keys must be unique"
+            )),
+            None => {
+                self.keys.insert(key.to_string(), address);
+                Ok(true)
+            }
+        }
     }
 }
 
