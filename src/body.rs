@@ -111,7 +111,7 @@ where
         let Some(begun) = node.begin(false, true) else {
             return;
         };
-        if begun.policy.is_some() {
+        if begun.driven() {
             return drive::spawn(node, begun, queue);
         }
         let result = match node.take_body() {
@@ -138,7 +138,7 @@ where
         let (driven, priority) = {
             let st = node.core.lock();
             (
-                st.policy.as_ref().is_some_and(|p| p.drives()),
+                st.fetch || st.policy.as_ref().is_some_and(|p| p.drives()),
                 st.run_priority(),
             )
         };
@@ -226,7 +226,7 @@ where
         let Some(begun) = node.begin(true, false) else {
             return;
         };
-        if begun.policy.is_some() {
+        if begun.driven() {
             return drive::spawn(node, begun, queue);
         }
         let epoch = begun.epoch;

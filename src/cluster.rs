@@ -35,7 +35,7 @@ mod worker;
 use std::fmt;
 use std::sync::Arc;
 
-pub use self::client::{Cluster, RemoteTask};
+pub use self::client::{Cluster, Downloads, RemoteTask};
 pub use self::worker::Worker;
 
 /// The NATS client this module is built on, for connection options

@@ -63,6 +63,9 @@ pub struct Compute<T> {
     cluster: Option<crate::cluster::Cluster>,
     #[cfg(feature = "nats")]
     remote: Option<crate::cluster::Run>,
+    /// Reading back a hollow root (see `hollow.rs`).
+    #[cfg(feature = "nats")]
+    filling: Option<crate::hollow::Filling>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,8 @@ impl<T: Send + Sync + 'static> Compute<T> {
             cluster: None,
             #[cfg(feature = "nats")]
             remote: None,
+            #[cfg(feature = "nats")]
+            filling: None,
         }
     }
 
@@ -166,9 +171,39 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             }
             return Poll::Ready(result.map(|()| this.output()));
         }
+        #[cfg(feature = "nats")]
+        if let Some(filling) = &mut this.filling {
+            let filled = match filling.as_mut().poll(cx) {
+                Poll::Ready(filled) => filled,
+                Poll::Pending => {
+                    this.loan.lend();
+                    return Poll::Pending;
+                }
+            };
+            this.filling = None;
+            match filled {
+                Ok(true) => {}
+                // Reverted before it could be read: compute it again.
+                Ok(false) => {
+                    let mut ready = Vec::new();
+                    schedule::demand(&this.delayed.node, &mut ready);
+                    run::dispatch(ready, this.handle.as_ref());
+                }
+                Err(err) => return this.finish_with(cx, Some(Err(err))),
+            }
+        }
         let node = &this.delayed.node;
         let mut st = node.core().lock();
         let result = match &st.phase {
+            #[cfg(feature = "nats")]
+            Phase::Done if st.hollow => {
+                drop(st);
+                let root = vec![Arc::clone(node)];
+                this.filling = Some(Box::pin(
+                    async move { crate::hollow::materialize(&root).await },
+                ));
+                return Pin::new(this).poll(cx);
+            }
             Phase::Done => None,
             Phase::Failed(err) => Some(Err(err.clone())),
             Phase::Idle => Some(Err(Error::cancelled(node.core().key_locked(&st)))),
@@ -180,6 +215,18 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
             }
         };
         drop(st);
+        this.finish_with(cx, result)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Compute<T> {
+    /// Ends the compute: `None` when the node is done and its output here.
+    fn finish_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Option<Result<T, Error>>,
+    ) -> Poll<Result<T, Error>> {
+        let this = self;
         ready!(this.loan.poll_return(cx));
         let was_waiting = this.state == State::Waiting;
         this.state = State::Finished;

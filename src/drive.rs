@@ -4,8 +4,13 @@
 //! Nodes without such a policy never come here: they keep the fast paths
 //! in `body.rs`.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures::future::{Either, MapOk};
+use futures::TryFutureExt;
 
 use tracing::Instrument;
 
@@ -42,7 +47,7 @@ where
         let result = run(&task_node, begun, false, &mut guard.watched).await;
         guard.disarm();
         let mut ready = Vec::new();
-        task_node.settle(epoch, result, &mut ready);
+        conclude(&task_node, epoch, result, &mut ready);
         run::drain(&mut ready);
     });
     node.set_abort(epoch, join.abort_handle());
@@ -64,10 +69,49 @@ where
         watched: None,
     };
     let result = run(&node, begun, true, &mut guard.watched).await;
+    #[cfg(feature = "nats")]
+    if matches!(result, Ok(Made::Again)) {
+        // The guard hands the node back; the sequential compute sees it
+        // idle and sets it up again.
+        return;
+    }
     guard.task = None;
     let mut ready = Vec::new();
-    node.settle(epoch, result, &mut ready);
+    conclude(&node, epoch, result, &mut ready);
     run::dispatch(ready, None);
+}
+
+/// What one run of the driver made.
+pub(crate) enum Made<T> {
+    Value(T),
+    /// Left where it is, and the node is hollow (see `hollow.rs`): in a
+    /// cluster's store, or, for a join (`None`), in its inputs.
+    #[cfg(feature = "nats")]
+    Stored(Option<crate::cluster::Remote>),
+    /// An input it found hollow was reverted before it could be read: the
+    /// run must be set up again.
+    #[cfg(feature = "nats")]
+    Again,
+}
+
+/// Settles run `epoch` of `node` with what it made.
+fn conclude<T, B>(
+    node: &Arc<Node<T, B>>,
+    epoch: u32,
+    result: Result<Made<T>, Error>,
+    ready: &mut Vec<Arc<dyn Task>>,
+) where
+    T: Send + Sync + 'static,
+    B: Body<T>,
+{
+    match result {
+        Ok(Made::Value(value)) => node.settle(epoch, Ok(value), ready),
+        Err(err) => node.settle(epoch, Err(err), ready),
+        #[cfg(feature = "nats")]
+        Ok(Made::Stored(stored)) => node.settle_hollow(epoch, stored, ready),
+        #[cfg(feature = "nats")]
+        Ok(Made::Again) => schedule::restart(Arc::clone(node) as Arc<dyn Task>, epoch, ready),
+    }
 }
 
 /// A run in place that was dropped before it finished: the node goes back
@@ -95,12 +139,26 @@ async fn run<T, B>(
     begun: Begun,
     inline: bool,
     watched: &mut Option<Watched>,
-) -> Result<T, Error>
+) -> Result<Made<T>, Error>
 where
     T: Send + Sync + 'static,
     B: Body<T>,
 {
     let policy = begun.policy.unwrap_or_default();
+    #[cfg(feature = "nats")]
+    if begun.fetch {
+        if node.core.origin == crate::task::Origin::Join {
+            // A join of hollow inputs is hollow too: it runs when
+            // something here reads it.
+            *watched = observe::task_started(&node.core);
+            return finish(node, watched, Ok(Made::Stored(None)));
+        }
+        // A remote node passes its stored inputs by reference; it fills
+        // those it sends by value itself.
+        if policy.remote.is_none() && !crate::hollow::materialize(&begun.deps).await? {
+            return Ok(Made::Again);
+        }
+    }
     let span = node.span();
     spans::link(&span, &begun.deps);
     let result = attempts(node, &begun.deps, &policy, begun.priority, inline, watched)
@@ -117,7 +175,7 @@ async fn attempts<T, B>(
     priority: i32,
     inline: bool,
     watched: &mut Option<Watched>,
-) -> Result<T, Error>
+) -> Result<Made<T>, Error>
 where
     T: Send + Sync + 'static,
     B: Body<T>,
@@ -170,6 +228,12 @@ where
     }
 }
 
+/// The future of one attempt, as the driver sees it.
+type MadeAttempt<T> = Either<
+    MapOk<crate::node::Attempt<T>, fn(T) -> Made<T>>,
+    Pin<Box<dyn Future<Output = Result<Made<T>, Error>> + Send>>,
+>;
+
 /// One attempt: the body here, or on a worker when the node runs remotely.
 fn attempt_of<T, B>(
     node: &Arc<Node<T, B>>,
@@ -177,7 +241,7 @@ fn attempt_of<T, B>(
     policy: &Policy,
     inline: bool,
     attempt: u32,
-) -> crate::node::Attempt<T>
+) -> MadeAttempt<T>
 where
     T: Send + Sync + 'static,
     B: Body<T>,
@@ -187,30 +251,40 @@ where
         let task: Arc<dyn crate::task::Task> = Arc::clone(node) as _;
         let remote = remote.clone();
         let key = node.core.key();
-        return Box::pin(async move {
-            let output = remote.cluster.run(task, remote.run, attempt).await?;
-            output
-                .downcast::<T>()
-                .map(|output| *output)
-                .map_err(|_| Error::runtime(key, "a worker's result has the wrong type"))
-        });
+        return Either::Right(Box::pin(async move {
+            Ok(match remote.cluster.run(task, remote.run, attempt).await? {
+                Made::Value(output) => Made::Value(
+                    output
+                        .downcast::<T>()
+                        .map(|output| *output)
+                        .map_err(|_| Error::runtime(key, "a worker's result has the wrong type"))?,
+                ),
+                Made::Stored(stored) => Made::Stored(stored),
+                Made::Again => Made::Again,
+            })
+        }));
     }
     let _ = (policy, attempt);
-    B::attempt(node, deps.clone(), inline)
+    Either::Left(B::attempt(node, deps.clone(), inline).map_ok(Made::Value as fn(T) -> Made<T>))
 }
 
 /// Reports the end of a run to its watchers and its span.
 fn finish<T, B>(
     node: &Node<T, B>,
     watched: &mut Option<Watched>,
-    result: Result<T, Error>,
-) -> Result<T, Error>
+    result: Result<Made<T>, Error>,
+) -> Result<Made<T>, Error>
 where
     T: Send + Sync + 'static,
     B: Body<T>,
 {
     if let Some(watched) = watched.take() {
-        watched.finished(&node.core, observe::outcome(&result));
+        let outcome = match &result {
+            #[cfg(feature = "nats")]
+            Ok(Made::Again) => crate::Outcome::Cancelled,
+            _ => observe::outcome(&result),
+        };
+        watched.finished(&node.core, outcome);
     }
     report(&result);
     result

@@ -159,6 +159,8 @@ mod dot;
 mod drive;
 mod error;
 mod graph;
+#[cfg(feature = "nats")]
+mod hollow;
 mod inputs;
 mod intern;
 mod into_delayed;

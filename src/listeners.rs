@@ -54,7 +54,7 @@ impl Listeners {
         };
     }
 
-    fn as_slice(&self) -> &[Listener] {
+    pub(crate) fn as_slice(&self) -> &[Listener] {
         match self {
             Listeners::None => &[],
             Listeners::One(listener) => std::slice::from_ref(listener),

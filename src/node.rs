@@ -44,6 +44,15 @@ pub(crate) struct Begun {
     /// Set when the run must go through the policy driver.
     pub(crate) policy: Option<Arc<Policy>>,
     pub(crate) priority: i32,
+    /// Set when an input is hollow: it must be filled first.
+    pub(crate) fetch: bool,
+}
+
+impl Begun {
+    /// Whether the run goes through the policy driver.
+    pub(crate) fn driven(&self) -> bool {
+        self.policy.is_some() || self.fetch
+    }
 }
 
 /// A node: the shared state behind every `Delayed<T>` handle.
@@ -94,7 +103,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
             return None;
         }
         let policy = st.driving_policy();
-        let driven = policy.is_some();
+        let driven = policy.is_some() || st.fetch;
         st.phase = Phase::Running {
             abort: None,
             abortable: abortable || driven,
@@ -109,6 +118,7 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
             deps,
             policy,
             priority: st.run_priority(),
+            fetch: st.fetch,
         })
     }
 
@@ -175,6 +185,48 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
         schedule::notify(listeners, &outcome, ready);
     }
 
+    /// Finishes run `epoch` with the output left elsewhere: in the cluster
+    /// store of `stored`, or, for a join (`None`), in its inputs. The node
+    /// keeps its inputs and body, so that it can be filled, or run again
+    /// if the stored result goes away.
+    #[cfg(feature = "nats")]
+    pub(crate) fn settle_hollow(
+        &self,
+        epoch: u32,
+        stored: Option<crate::cluster::Remote>,
+        ready: &mut Vec<Arc<dyn Task>>,
+    ) {
+        let mut st = self.core.lock();
+        if st.epoch != epoch || !matches!(st.phase, Phase::Running { .. }) {
+            return;
+        }
+        st.phase = Phase::Done;
+        st.hollow = true;
+        if stored.is_some() {
+            crate::policy::update_locked(&mut st, |policy| policy.stored = stored);
+        }
+        let listeners = mem::take(&mut st.listeners);
+        drop(st);
+        schedule::notify(listeners, &Outcome::Stored, ready);
+    }
+
+    /// Sets the output of a hollow node that was filled; `false` if it is
+    /// not hollow any more (filled by another reader, or reverted).
+    #[cfg(feature = "nats")]
+    pub(crate) fn set_filled(&self, value: T) -> bool {
+        let mut st = self.core.lock();
+        if !st.hollow {
+            return self.output.get().is_some();
+        }
+        let _ = self.output.set(value);
+        crate::hollow::unmark(&mut st);
+        let deps = mem::take(&mut st.deps);
+        drop(st);
+        self.try_drop_body();
+        drop(deps);
+        true
+    }
+
     /// The node's address, which identifies it while it lives.
     pub(crate) fn address(&self) -> usize {
         (self as *const Self).cast::<()>() as usize
@@ -221,6 +273,11 @@ impl<T: Send + Sync + 'static, B: Body<T>> Task for Node<T, B> {
 
     fn run_here(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(crate::drive::here(self))
+    }
+
+    #[cfg(feature = "nats")]
+    fn fill(self: Arc<Self>) -> crate::hollow::Filling {
+        Box::pin(crate::hollow::fill(self))
     }
 }
 

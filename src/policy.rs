@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::limit::Limit;
 use crate::retry::Retry;
-use crate::task::{Task, UNSET};
+use crate::task::{State, Task, UNSET};
 use crate::Delayed;
 
 /// How a node's body runs, beyond "once, now". Shared by every handle to
@@ -20,6 +20,9 @@ pub(crate) struct Policy {
     /// Set while a compute runs the node on a cluster.
     #[cfg(feature = "nats")]
     pub(crate) remote: Option<crate::cluster::Remote>,
+    /// Where the output of a hollow node is stored.
+    #[cfg(feature = "nats")]
+    pub(crate) stored: Option<crate::cluster::Remote>,
 }
 
 impl Policy {
@@ -41,7 +44,11 @@ impl Policy {
 
 /// Changes the policy of `task`, for its next runs.
 pub(crate) fn update(task: &Arc<dyn Task>, change: impl FnOnce(&mut Policy)) {
-    let mut st = task.core().lock();
+    update_locked(&mut task.core().lock(), change);
+}
+
+/// [`update`], when the caller holds the node's lock.
+pub(crate) fn update_locked(st: &mut State, change: impl FnOnce(&mut Policy)) {
     let mut policy = st.policy.as_deref().cloned().unwrap_or_default();
     change(&mut policy);
     st.priority = policy.priority.unwrap_or(UNSET);

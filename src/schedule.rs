@@ -14,6 +14,10 @@ use crate::task::{Phase, Task};
 /// How a node ended, as told to the nodes and computes waiting on it.
 pub(crate) enum Outcome {
     Done,
+    /// Done, with the output left elsewhere (the node is hollow): its
+    /// dependents fill it before they read it.
+    #[cfg(feature = "nats")]
+    Stored,
     /// Failed for good: dependents fail with the same error.
     Failed(Error),
     /// Stopped before it finished (its runtime went away): dependents go back
@@ -52,10 +56,11 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
         let priority = st.priority;
         let mut pending = 0;
         let mut failure = None;
+        let mut fetch = false;
         for (i, dep) in st.deps.iter().enumerate() {
             let mut ds = dep.core().lock();
             match &ds.phase {
-                Phase::Done => {}
+                Phase::Done => fetch |= ds.hollow,
                 Phase::Failed(err) => {
                     failure = Some((i, err.clone()));
                     break;
@@ -79,6 +84,7 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
                 }
             }
         }
+        st.fetch = fetch;
         match failure {
             Some((registered, err)) => {
                 st.phase = Phase::Failed(err.clone());
@@ -183,6 +189,17 @@ pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Ar
                 continue;
             };
             match outcome {
+                #[cfg(feature = "nats")]
+                Outcome::Stored => {
+                    *pending -= 1;
+                    let ready_now = *pending == 0;
+                    st.fetch = true;
+                    if ready_now {
+                        st.phase = Phase::Ready;
+                        drop(st);
+                        ready.push(task);
+                    }
+                }
                 Outcome::Done => {
                     *pending -= 1;
                     if *pending == 0 {
@@ -210,6 +227,21 @@ pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Ar
             }
         }
     }
+}
+
+/// Sets up run `epoch` of `task` again from the start, its inputs
+/// included: an input it found hollow was reverted before it could be
+/// read, so it must run again first.
+#[cfg(feature = "nats")]
+pub(crate) fn restart(task: Arc<dyn Task>, epoch: u32, ready: &mut Vec<Arc<dyn Task>>) {
+    {
+        let mut st = task.core().lock();
+        if st.epoch != epoch || !matches!(st.phase, Phase::Running { .. }) {
+            return;
+        }
+        st.phase = Phase::Claimed;
+    }
+    activate(vec![task], ready);
 }
 
 /// Takes back the demand of a sequential compute whose run of `task` (run

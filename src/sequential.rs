@@ -22,7 +22,18 @@ pub(crate) type Run = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
 /// Runs every unfinished node `root` needs, in order, then returns.
 pub(crate) async fn run(root: Arc<dyn Task>) -> Result<(), Error> {
-    for task in order(&root) {
+    run_once(&root).await?;
+    // A hollow root (see `hollow.rs`) is filled before it is read; if that
+    // finds a reverted input, its nodes run again.
+    #[cfg(feature = "nats")]
+    while !crate::hollow::materialize(std::slice::from_ref(&root)).await? {
+        run_once(&root).await?;
+    }
+    Ok(())
+}
+
+async fn run_once(root: &Arc<dyn Task>) -> Result<(), Error> {
+    for task in order(root) {
         loop {
             match claim(&task) {
                 Claim::Done => break,
@@ -84,14 +95,16 @@ fn claim(task: &Arc<dyn Task>) -> Claim {
         Phase::Idle => {}
         _ => return Claim::Wait(Arc::clone(task)),
     }
+    let mut fetch = false;
     for dep in st.deps.iter() {
         let ds = dep.core().lock();
         match &ds.phase {
-            Phase::Done => {}
+            Phase::Done => fetch |= ds.hollow,
             Phase::Failed(err) => return Claim::Failed(err.clone()),
             _ => return Claim::Wait(Arc::clone(dep)),
         }
     }
+    st.fetch = fetch;
     st.demand += 1;
     st.epoch = st.epoch.wrapping_add(1);
     st.priority = st.base_priority();

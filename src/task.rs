@@ -33,6 +33,11 @@ pub(crate) trait Task: Send + Sync + 'static {
     /// Runs a node the sequential scheduler claimed, in place: its
     /// blocking and async work runs inside the returned future.
     fn run_here(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// Fills the output of a hollow node: reads it back from the cluster
+    /// store, or runs a hollow join over its (filled) inputs. `Ok(false)`
+    /// when the node was reverted meanwhile and must run again.
+    #[cfg(feature = "nats")]
+    fn fill(self: Arc<Self>) -> crate::hollow::Filling;
 }
 
 /// The priority of a node that has none of its own and inherits none. It
@@ -71,6 +76,14 @@ pub(crate) enum Origin {
 pub(crate) struct State {
     pub(crate) id: KeyId,
     pub(crate) interned: bool,
+    /// Done, but the output cell is empty: the value stays in a cluster's
+    /// store (or, for a join, in its inputs) until something here reads
+    /// it. See `hollow.rs`.
+    pub(crate) hollow: bool,
+    /// An input was hollow when this run was set up: the run goes through
+    /// the policy driver, which fills such inputs before the body reads
+    /// them.
+    pub(crate) fetch: bool,
     pub(crate) phase: Phase,
     pub(crate) epoch: u32,
     pub(crate) demand: u32,
@@ -120,6 +133,8 @@ impl Core {
             state: Mutex::new(State {
                 id,
                 interned: false,
+                hollow: false,
+                fetch: false,
                 phase: if origin == Origin::Literal {
                     Phase::Done
                 } else {

@@ -1170,6 +1170,141 @@ async fn results_of_remote_tasks_that_outlive_a_failed_compute_are_deleted() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn intermediate_results_go_from_worker_to_worker_not_through_the_client() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let paths = write_inputs(env.dir.path());
+
+        // The seed pipeline: only the output comes back here.
+        let report = pipeline(&paths, &env.path("out.txt"))
+            .compute_with(env.options())
+            .await
+            .unwrap();
+        assert_eq!(report, SEED_REPORT);
+        assert_eq!(env.cluster.history().len(), 8);
+        let read = env.cluster.downloads();
+        assert_eq!(read.results(), 1, "{read:?}");
+        // The report and the store's marker around it.
+        assert!(
+            (SEED_REPORT.len() as u64..200).contains(&read.bytes()),
+            "{read:?}"
+        );
+
+        // Two big results (about 290 and 350 KB) that workers sum, then a
+        // list of the sums: only the last sum comes back.
+        let big = |n: u64, name: &str| numbers(n).named(name.to_string());
+        let sum = total(vec![
+            total(big(50_000, "big-1")).named("sum-1"),
+            total(big(60_000, "big-2")).named("sum-2"),
+        ])
+        .named("sum");
+        let expected = (0..50_000_u64).sum::<u64>() + (0..60_000_u64).sum::<u64>();
+        assert_eq!(sum.compute_with(env.options()).await.unwrap(), expected);
+        let read = env.cluster.downloads();
+        assert_eq!(read.results(), 2, "{read:?}");
+        assert!(read.bytes() < 1_000, "{read:?}");
+
+        // The sequential scheduler registers no readers on the nodes it
+        // runs, so it cannot tell: it reads every result back.
+        let seq = pipeline(&paths, &env.path("seq.txt"))
+            .compute_with(env.options().sequential())
+            .await
+            .unwrap();
+        assert_eq!(seq, SEED_REPORT);
+        assert_eq!(env.cluster.downloads().results(), 2 + 8);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_result_read_here_is_downloaded_once() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let n = 100_000_u64;
+        // `big` is read by a closure here and by a worker.
+        let big = numbers(n).named("big");
+        let len = big.map(|v| v.len() as u64).named("len");
+        let sum = total(&big).named("sum");
+        let (len, sum) = delayed::compute_with((len, sum), env.options())
+            .await
+            .unwrap();
+        assert_eq!(len, n);
+        assert_eq!(sum, (0..n).sum::<u64>());
+        let read = env.cluster.downloads();
+        // `big` once (about 590 KB), `sum` once.
+        assert_eq!(read.results(), 2, "{read:?}");
+        assert!(read.bytes() > 500_000, "{read:?}");
+        assert_eq!(env.cluster.history().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_result_is_read_back_when_wanted_here_and_run_again_once_deleted() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        let naps = env.log("naps");
+        // `s` and `t` are read only by workers, so they stay in the store.
+        let s = step(log.path(), "s".to_string(), 1_499).named("s");
+        let slow = nap(naps.path(), "slow".to_string(), &s).named("slow");
+        let t = step(log.path(), "t".to_string(), 5).named("t");
+        let u = step(log.path(), "u".to_string(), &t).named("u");
+        let root = total(vec![slow, u]).named("root");
+        let options = env.options();
+        let compute = tokio::spawn(async move { root.compute_with(options).await });
+        naps.wait_for("start slow", Duration::from_secs(10)).await;
+        assert_eq!(env.cluster.downloads().results(), 0);
+
+        // While `slow` reads it on a worker, a compute here wants `s`: it
+        // is read back, not run again.
+        let plus = s.map(|x| x + 1).compute().await.unwrap();
+        assert_eq!(plus, 1_501);
+        assert_eq!(env.cluster.downloads().results(), 1);
+        assert_eq!(naps.count("end slow"), 0, "slow finished before the check");
+
+        assert_eq!(compute.await.unwrap().unwrap(), 1_500 + 7);
+        assert_eq!(env.cluster.downloads().results(), 2);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+
+        // `s` was read back, so it is done here; `t` was not, and its
+        // result is gone: it runs again, here (no cluster this time).
+        assert_eq!(s.compute().await.unwrap(), 1_500);
+        assert_eq!(t.compute().await.unwrap(), 6);
+        assert_eq!(log.count("run s"), 1);
+        assert_eq!(log.count("run t"), 2);
+        assert_eq!(env.cluster.history().len(), 5);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_computes_share_remote_nodes() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        let naps = env.log("naps");
+        let shared = step(log.path(), "shared".to_string(), 9).named("shared");
+        // One compute ends soon after `shared`; the other reads it later.
+        let fast = step(log.path(), "fast".to_string(), &shared).named("fast");
+        let wait = nap(naps.path(), "wait".to_string(), 500).named("wait");
+        let later_step = step(log.path(), "later".to_string(), &shared).named("later-step");
+        let later = total(vec![later_step, wait]).named("later");
+        let (fast, later) = tokio::join!(
+            fast.compute_with(env.options()),
+            later.compute_with(env.options())
+        );
+        assert_eq!(fast.unwrap(), 11);
+        assert_eq!(later.unwrap(), 11 + 500);
+        // Whichever run it went with, the other compute read its result.
+        assert_eq!(log.count("run shared"), 1);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Faults, with worker processes.
 

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use super::wire::{
     result_key, CancelMsg, DoneMsg, Outcome, TaskMsg, CANCEL, INLINE_RESULT, MAX_DELIVERIES, TASKS,
 };
 use super::ClusterError;
+use crate::drive::Made;
 use crate::keyed::Registry;
+use crate::listeners::Listener;
 use crate::task::{Origin, Task};
 use crate::Error;
 
@@ -65,6 +68,12 @@ struct Inner {
     /// Remote tasks of the run still to read each stored result, by (run,
     /// key): at zero the result is deleted, not kept to the end.
     uses: DashMap<(String, String), usize>,
+    /// Nodes whose result stays in the store, by (run, key): reverted when
+    /// the result is deleted.
+    hollow: DashMap<(String, String), Arc<dyn Task>>,
+    /// Results read back here, and their bytes.
+    downloads: AtomicU64,
+    downloaded: AtomicU64,
     history: Mutex<Vec<RemoteTask>>,
     listeners: Vec<tokio::task::AbortHandle>,
 }
@@ -111,6 +120,33 @@ impl RemoteTask {
     /// Whether it succeeded.
     pub fn succeeded(&self) -> bool {
         self.ok
+    }
+}
+
+/// Results a client read back from the store: see [`Cluster::downloads`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn show(cluster: &delayed::cluster::Cluster) {
+/// assert!(cluster.downloads().bytes() >= cluster.downloads().results());
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Downloads {
+    results: u64,
+    bytes: u64,
+}
+
+impl Downloads {
+    /// How many results.
+    pub fn results(&self) -> u64 {
+        self.results
+    }
+
+    /// Their size as stored (JSON), in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -200,6 +236,9 @@ impl Cluster {
                 remote_done: DashSet::new(),
                 planned: DashMap::new(),
                 uses: DashMap::new(),
+                hollow: DashMap::new(),
+                downloads: AtomicU64::new(0),
+                downloaded: AtomicU64::new(0),
                 history: Mutex::new(Vec::new()),
                 listeners: vec![reports_task.abort_handle(), advisories_task.abort_handle()],
             }
@@ -214,6 +253,25 @@ impl Cluster {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// What this client has read back from the store: results a node here
+    /// (or the compute's output) needed. Results that only other workers
+    /// read go from worker to worker and are not counted.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn show(cluster: &delayed::cluster::Cluster) {
+    /// let read = cluster.downloads();
+    /// println!("{} results, {} bytes", read.results(), read.bytes());
+    /// # }
+    /// ```
+    pub fn downloads(&self) -> Downloads {
+        Downloads {
+            results: self.inner.downloads.load(Ordering::Relaxed),
+            bytes: self.inner.downloaded.load(Ordering::Relaxed),
+        }
     }
 
     /// The registry of the functions that run remotely.
@@ -281,6 +339,13 @@ impl Cluster {
 
     /// Deletes the stored results of `run`.
     pub(crate) fn forget(&self, run: &str) {
+        // Before the deletes: a reader here then runs them again.
+        self.inner.hollow.retain(|(r, _), task| {
+            if r == run {
+                crate::hollow::revert(task);
+            }
+            r != run
+        });
         self.inner.remote_done.retain(|(r, _)| r != run);
         self.inner.planned.retain(|(r, _), _| r != run);
         self.inner.uses.retain(|(r, _), _| r != run);
@@ -310,13 +375,14 @@ impl Cluster {
         }
     }
 
-    /// Runs one attempt of `task` on a worker, returning its output.
+    /// Runs one attempt of `task` on a worker, returning its output, or
+    /// leaving it in the store when only remote tasks of the run read it.
     pub(crate) async fn run(
         &self,
         task: Arc<dyn Task>,
         run: Arc<str>,
         attempt: u32,
-    ) -> Result<Box<dyn Any + Send>, Error> {
+    ) -> Result<Made<Box<dyn Any + Send>>, Error> {
         let inner = &self.inner;
         let key = task.core().key();
         let key_text = key.to_string();
@@ -358,11 +424,17 @@ impl Cluster {
                 {
                     crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(dep_key))
                 }
-                None => crate::keyed::arg_to_json(
-                    &shape
-                        .export_node(&crate::keyed::node_of(dep), &mut exporter)
-                        .map_err(|message| fail(format!("argument `{param}`: {message}")))?,
-                ),
+                None => {
+                    // Sent by value: read back first if it is hollow.
+                    if !crate::hollow::materialize(std::slice::from_ref(&dep)).await? {
+                        return Ok(Made::Again);
+                    }
+                    crate::keyed::arg_to_json(
+                        &shape
+                            .export_node(&crate::keyed::node_of(dep), &mut exporter)
+                            .map_err(|message| fail(format!("argument `{param}`: {message}")))?,
+                    )
+                }
             };
             if json.to_string().len() > INLINE_RESULT {
                 let upload = format!("{key_text}#{i}");
@@ -421,18 +493,23 @@ impl Cluster {
             });
         match done.outcome {
             Outcome::Done => {
-                let name = result_key(&run, &key_text);
-                let value = read(inner, &name).await.map_err(fail)?;
                 inner.used(&run, &sent);
                 inner
                     .stored
                     .entry(run.to_string())
                     .or_default()
-                    .insert(name);
-                inner.remote_done.insert((run.to_string(), key_text));
-                (entry.decode)(value).map_err(|message| {
-                    fail(format!("the worker's result does not read back: {message}"))
-                })
+                    .insert(result_key(&run, &key_text));
+                inner
+                    .remote_done
+                    .insert((run.to_string(), key_text.clone()));
+                if only_remote_readers(&task, &run) {
+                    inner.hollow.insert((run.to_string(), key_text), task);
+                    return Ok(Made::Stored(Some(super::Remote {
+                        cluster: self.clone(),
+                        run,
+                    })));
+                }
+                self.download(&task, &run).await.map(Made::Value)
             }
             Outcome::Failed { message } => Err(Error::failed(key, Arc::new(Remote(message)))),
             Outcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
@@ -445,6 +522,67 @@ impl Cluster {
             )),
         }
     }
+}
+
+impl Cluster {
+    /// Reads the stored result of `task` in `run` back here.
+    pub(crate) async fn download(
+        &self,
+        task: &Arc<dyn Task>,
+        run: &str,
+    ) -> Result<Box<dyn Any + Send>, Error> {
+        let key = task.core().key();
+        let fail = |message: String| Error::runtime(key.clone(), message);
+        let name = task.core().name();
+        let entry = self
+            .inner
+            .registry
+            .function(name)
+            .ok_or_else(|| fail(format!("`{name}` is not in the cluster's registry")))?;
+        let (value, bytes) = read(&self.inner, &result_key(run, &key.to_string()))
+            .await
+            .map_err(fail)?;
+        self.inner.downloads.fetch_add(1, Ordering::Relaxed);
+        self.inner.downloaded.fetch_add(bytes, Ordering::Relaxed);
+        (entry.decode)(value)
+            .map_err(|message| fail(format!("the worker's result does not read back: {message}")))
+    }
+}
+
+/// Whether every node waiting for `task` is a remote task of `run`, or a
+/// join that only such tasks wait for: then they read its result by
+/// reference, and it stays in the store (the node becomes hollow).
+fn only_remote_readers(task: &Arc<dyn Task>, run: &str) -> bool {
+    let readers = |task: &Arc<dyn Task>| -> Option<Vec<Arc<dyn Task>>> {
+        let st = task.core().lock();
+        st.listeners
+            .as_slice()
+            .iter()
+            .map(|listener| match listener {
+                Listener::Node(reader, _) => Some(Arc::clone(reader)),
+                Listener::Waker(_) => None,
+            })
+            .collect()
+    };
+    let remote_in_run = |task: &Arc<dyn Task>| {
+        task.core()
+            .lock()
+            .policy
+            .as_ref()
+            .and_then(|policy| policy.remote.as_ref())
+            .is_some_and(|remote| &*remote.run == run)
+    };
+    let Some(direct) = readers(task).filter(|readers| !readers.is_empty()) else {
+        return false;
+    };
+    direct.iter().all(|reader| {
+        if reader.core().origin != Origin::Join {
+            return remote_in_run(reader);
+        }
+        readers(reader)
+            .filter(|readers| !readers.is_empty())
+            .is_some_and(|readers| readers.iter().all(remote_in_run))
+    })
 }
 
 /// Publishes a task, retrying for a while if the server is away (it may
@@ -464,10 +602,11 @@ async fn publish(inner: &Inner, payload: Vec<u8>) -> Result<u64, String> {
     .await
 }
 
-/// Reads a stored result, retrying for a while if the server is away.
-async fn read(inner: &Inner, name: &str) -> Result<serde_json::Value, String> {
+/// Reads a stored result and its size, retrying for a while if the
+/// server is away.
+async fn read(inner: &Inner, name: &str) -> Result<(serde_json::Value, u64), String> {
     super::patiently(20, Duration::from_secs(2), || {
-        store::get(&inner.queues, name)
+        store::get_sized(&inner.queues, name)
     })
     .await?
     .ok_or_else(|| "the worker's result is not in the store".to_string())
@@ -521,6 +660,10 @@ impl Inner {
             };
             if last {
                 self.uses.remove(&id);
+                // Before the delete: a reader here then runs it again.
+                if let Some((_, task)) = self.hollow.remove(&id) {
+                    crate::hollow::revert(&task);
+                }
                 done.push(result_key(run, key));
             }
         }

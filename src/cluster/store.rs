@@ -34,6 +34,11 @@ pub(crate) async fn put(queues: &Queues, name: &str, value: &Value) -> Result<()
 
 /// The value stored as `name`, if there is one.
 pub(crate) async fn get(queues: &Queues, name: &str) -> Result<Option<Value>, String> {
+    Ok(get_sized(queues, name).await?.map(|(value, _)| value))
+}
+
+/// The value stored as `name` and its size in bytes, if there is one.
+pub(crate) async fn get_sized(queues: &Queues, name: &str) -> Result<Option<(Value, u64)>, String> {
     let Some(bytes) = queues
         .results
         .get(name)
@@ -42,8 +47,9 @@ pub(crate) async fn get(queues: &Queues, name: &str) -> Result<Option<Value>, St
     else {
         return Ok(None);
     };
+    let size = bytes.len() as u64;
     match serde_json::from_slice::<Stored>(&bytes).map_err(|err| err.to_string())? {
-        Stored::Inline { value } => Ok(Some(value)),
+        Stored::Inline { value } => Ok(Some((value, size))),
         Stored::Object => {
             use tokio::io::AsyncReadExt;
             let mut object = queues
@@ -57,7 +63,7 @@ pub(crate) async fn get(queues: &Queues, name: &str) -> Result<Option<Value>, St
                 .await
                 .map_err(|err| format!("cannot read a stored result: {err}"))?;
             serde_json::from_slice(&bytes)
-                .map(Some)
+                .map(|value| Some((value, bytes.len() as u64)))
                 .map_err(|err| err.to_string())
         }
     }
