@@ -1,9 +1,11 @@
-//! Scale-out over NATS JetStream: per-task overhead, throughput as workers
-//! are added, and a `kill -9` of a worker mid-run.
+//! Scale-out over NATS JetStream: per-task overhead, what crosses to the
+//! client with big intermediates, throughput as workers are added, and a
+//! `kill -9` of a worker mid-run.
 //!
 //! ```text
 //! cargo bench --features nats --bench cluster            # needs nats-server on PATH
 //! cargo bench --features nats --bench cluster -- --quick # smaller shapes
+//! cargo bench --features nats --bench cluster -- kill    # one shape
 //! ```
 //!
 //! Starts its own `nats-server -js` on a free loopback port. Workers are
@@ -28,8 +30,19 @@ async fn nap(i: u64) -> u64 {
     i * 2
 }
 
+/// `n` numbers from `from`: about 7 bytes each as JSON.
+#[delayed(register)]
+fn numbers(from: u64, n: u64) -> Vec<u64> {
+    (from..from + n).collect()
+}
+
+#[delayed(register)]
+fn sum(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
 fn registry() -> delayed::keyed::Registry {
-    delayed::registry![empty, nap]
+    delayed::registry![empty, nap, numbers, sum]
 }
 
 struct Server(Child, #[allow(dead_code)] tempfile::TempDir);
@@ -225,6 +238,63 @@ async fn scaling(url: &str, tasks: u64, counts: &[usize]) {
     }
 }
 
+/// Big intermediates that only workers read: what crosses to the client
+/// when only the final sum comes back, against a compute that also asks
+/// for every intermediate (what the client read before hollow nodes).
+async fn intermediates(url: &str, parts: u64, each: u64) {
+    let cluster = Cluster::connect(url, registry()).await.expect("connects");
+    let _stops = workers(url, 4, 2).await;
+    let build = || {
+        let bigs: Vec<_> = (0..parts).map(|i| numbers(i * each, each)).collect();
+        let sums: Vec<_> = bigs.iter().map(sum).collect();
+        (sum(sums), bigs)
+    };
+    let expected: u64 = (0..parts * each).sum();
+    // Warm up.
+    let (total, _) = build();
+    total
+        .compute_with(Options::new().cluster(&cluster))
+        .await
+        .expect("runs");
+
+    let before = cluster.downloads();
+    let (total, _) = build();
+    let start = Instant::now();
+    let out = total
+        .compute_with(Options::new().cluster(&cluster))
+        .await
+        .expect("runs");
+    let only_sum = start.elapsed();
+    assert_eq!(out, expected);
+    let after = cluster.downloads();
+    let read = |a: delayed::cluster::Downloads, b: delayed::cluster::Downloads| {
+        (a.results() - b.results(), a.bytes() - b.bytes())
+    };
+    let (sum_results, sum_bytes) = read(after, before);
+
+    let (total, bigs) = build();
+    let start = Instant::now();
+    let (out, _) = delayed::compute_with((total, bigs), Options::new().cluster(&cluster))
+        .await
+        .expect("runs");
+    let everything = start.elapsed();
+    assert_eq!(out, expected);
+    let (all_results, all_bytes) = read(cluster.downloads(), after);
+
+    println!(
+        "\n{parts} intermediates of {each} numbers, each summed by a worker, then summed; 4 workers of concurrency 2:\n"
+    );
+    println!("| compute | results read back | bytes read back | makespan |");
+    println!("|---|---|---|---|");
+    println!("| the final sum (intermediates stay in the store) | {sum_results} | {sum_bytes} | {only_sum:.2?} |");
+    println!("| the sum and every intermediate | {all_results} | {all_bytes} | {everything:.2?} |");
+    println!(
+        "| ratio | | {:.5} | {:.2} |",
+        sum_bytes as f64 / all_bytes as f64,
+        only_sum.as_secs_f64() / everything.as_secs_f64()
+    );
+}
+
 struct Workers(Vec<Child>);
 
 impl Drop for Workers {
@@ -303,16 +373,30 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    // `cargo bench ... -- intermediates` runs that shape only.
+    let shapes = ["overhead", "intermediates", "scaling", "kill"];
+    let chosen: Vec<String> = std::env::args()
+        .filter(|a| shapes.contains(&a.as_str()))
+        .collect();
+    let runs = |shape: &str| chosen.is_empty() || chosen.iter().any(|c| c == shape);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let (_server, url) = start_server().await;
-        overhead(&url, if quick { 200 } else { 1000 }).await;
-        if quick {
-            scaling(&url, 200, &[1, 2, 4]).await;
-            kill_one(&url, 400).await;
-        } else {
-            scaling(&url, 2000, &[1, 2, 4, 8]).await;
-            kill_one(&url, 1000).await;
+        if runs("overhead") {
+            overhead(&url, if quick { 200 } else { 1000 }).await;
+        }
+        if runs("intermediates") {
+            intermediates(&url, 16, if quick { 50_000 } else { 150_000 }).await;
+        }
+        if runs("scaling") {
+            if quick {
+                scaling(&url, 200, &[1, 2, 4]).await;
+            } else {
+                scaling(&url, 2000, &[1, 2, 4, 8]).await;
+            }
+        }
+        if runs("kill") {
+            kill_one(&url, if quick { 400 } else { 1000 }).await;
         }
     });
 }

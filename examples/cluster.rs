@@ -196,6 +196,12 @@ async fn run(url: Option<String>) -> Result<()> {
     println!("  {:5.2} s: done", elapsed.as_secs_f64());
 
     println!("\nresult: {output}");
+    let read = cluster.downloads();
+    println!(
+        "results read back here: {} ({} bytes); the others went from worker to worker",
+        read.results(),
+        read.bytes()
+    );
     let local = pipeline().compute().await?;
     println!("the same as computed locally: {}", local == output);
     if local != output {

@@ -8,6 +8,13 @@
 //! Results go through JetStream's key-value store (big ones through its
 //! object store), keyed by run and task.
 //!
+//! Only what is read here comes here: a result that only other remote
+//! tasks of the compute read is never downloaded (its node is *hollow*:
+//! done, with its output in the store). The compute's output, and a result
+//! a local node reads, are downloaded once; [`Cluster::downloads`] counts
+//! them. A hollow node that something here wants later is read back while
+//! its compute runs, or runs again once its result is deleted.
+//!
 //! The delivery guarantee is JetStream's: at least once. A worker that dies
 //! mid-task (`kill -9`) never acknowledges it, so after `ack_wait` (5 s)
 //! the task goes to another worker; after 3 deliveries it fails with an
