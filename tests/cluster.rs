@@ -1281,6 +1281,40 @@ async fn a_stored_result_is_read_back_when_wanted_here_and_run_again_once_delete
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_that_finds_a_stored_result_deleted_runs_it_again() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        let naps = env.log("naps");
+        // `s` is read by `r1` only; its result is deleted once `r1` is
+        // done, while `long` keeps the compute (and its run) going.
+        let s = step(log.path(), "s".to_string(), 299).named("s");
+        let r1 = nap(naps.path(), "r1".to_string(), &s).named("r1");
+        let long = nap(naps.path(), "long".to_string(), 3_000).named("long");
+        let root = total(vec![r1, long]).named("root");
+        let options = env.options();
+        let compute = tokio::spawn(async move { root.compute_with(options).await });
+        naps.wait_for("start r1", Duration::from_secs(10)).await;
+
+        // Here, `s` is wanted by a join that waits 1 s for a local input:
+        // by the time it reads `s`, `s` is gone, so `s` runs again.
+        let local = Delayed::value(7_u64).then(|x| async move {
+            sleep(Duration::from_secs(1)).await;
+            x
+        });
+        let both = delayed::join((&s, local)).map(|(s, x)| s + x);
+        let value = both.compute().await.unwrap();
+        assert_eq!(value, 300 + 7);
+        assert!(naps.count("end r1") == 1 && naps.count("end long") == 0);
+        assert_eq!(log.count("run s"), 2);
+
+        assert_eq!(compute.await.unwrap().unwrap(), 300 + 3_000);
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_computes_share_remote_nodes() {
     within(Duration::from_secs(30), async {
         let env = Env::start(2, 2).await;
