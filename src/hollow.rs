@@ -129,7 +129,8 @@ where
             };
             if deps.iter().any(unfilled) {
                 // An input was reverted while we filled the others.
-                return Ok(revert(&(Arc::clone(&node) as Arc<dyn Task>)));
+                revert(&(Arc::clone(&node) as Arc<dyn Task>));
+                return Ok(false);
             }
             B::attempt(&node, deps, true).await
         }
@@ -138,15 +139,13 @@ where
 }
 
 /// Turns a hollow node back into an idle one that runs again when wanted.
-/// Returns `false`, for callers that report "not filled".
-pub(crate) fn revert(task: &Arc<dyn Task>) -> bool {
+pub(crate) fn revert(task: &Arc<dyn Task>) {
     let mut st = task.core().lock();
     if st.hollow {
         unmark(&mut st);
         st.phase = Phase::Idle;
         st.demand = 0;
     }
-    false
 }
 
 /// Clears the hollow mark and the stored location.

@@ -210,8 +210,8 @@ impl<T: Send + Sync + 'static, B: Body<T>> Node<T, B> {
         schedule::notify(listeners, &Outcome::Stored, ready);
     }
 
-    /// Sets the output of a hollow node that was filled; `false` if it is
-    /// not hollow any more (filled by another reader, or reverted).
+    /// Sets the output of a hollow node that was filled. `false` when it
+    /// was reverted meanwhile (another reader filling it first is fine).
     #[cfg(feature = "nats")]
     pub(crate) fn set_filled(&self, value: T) -> bool {
         let mut st = self.core.lock();
