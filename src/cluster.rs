@@ -31,10 +31,12 @@
 //! to remote attempts.
 //!
 //! A compute waits for workers: if none is running, or all died, its
-//! remote tasks stay queued until one starts.
+//! remote tasks stay queued until one starts (a warning says so after
+//! 5 s). [`Cluster::workers`] lists the workers that answer.
 
 mod client;
 mod setup;
+mod status;
 mod store;
 mod wire;
 mod worker;
@@ -43,6 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use self::client::{Cluster, Downloads, RemoteTask};
+pub use self::status::WorkerStatus;
 pub use self::worker::Worker;
 
 /// The NATS client this module is built on, for connection options

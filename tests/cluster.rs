@@ -14,7 +14,9 @@
 //! results deleted after the compute, big results and arguments through
 //! the object store; `kill -9` of a worker mid-task; a task that kills
 //! every worker (KilledWorker); a server restart mid-run; SIGTERM letting a
-//! worker finish its task.
+//! worker finish its task; results that only workers read staying in the
+//! store, read back or made again when wanted here; workers' status and
+//! the warning when none answers.
 //!
 //! Registered functions run in other processes, so they count their runs
 //! in log files whose paths they take as arguments.
@@ -1335,6 +1337,108 @@ async fn concurrent_computes_share_remote_nodes() {
         // Whichever run it went with, the other compute read its result.
         assert_eq!(log.count("run shared"), 1);
         env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Workers' status.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_answer_with_their_name_concurrency_and_running_tasks() {
+    within(Duration::from_secs(30), async {
+        let env = Env::start(2, 3).await;
+        // In-process workers subscribe once their task gets going.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let workers = loop {
+            let workers = env.cluster.workers().await.unwrap();
+            if workers.len() == 2 || Instant::now() > deadline {
+                break workers;
+            }
+        };
+        let names: Vec<_> = workers.iter().map(|w| w.name()).collect();
+        assert_eq!(names, ["w1", "w2"]);
+        for worker in &workers {
+            assert_eq!(worker.concurrency(), 3);
+            assert_eq!(worker.running(), 0);
+            assert!(worker.functions().iter().any(|f| f == "step"));
+            // The workers' registry lacks it.
+            assert!(!worker.functions().iter().any(|f| f == "not_on_worker"));
+        }
+
+        let naps = env.log("naps");
+        let long = nap(naps.path(), "long".to_string(), 20_000);
+        let options = env.options();
+        let compute = tokio::spawn(async move { long.compute_with(options).await });
+        naps.wait_for("start long", Duration::from_secs(10)).await;
+        let workers = env.cluster.workers().await.unwrap();
+        let running: usize = workers.iter().map(|w| w.running()).sum();
+        assert_eq!(running, 1, "{workers:?}");
+        compute.abort();
+    })
+    .await;
+}
+
+/// WARN events of the whole test process, by message.
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Warnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            WARNINGS.lock().unwrap().push(message.0);
+        }
+    }
+}
+
+fn record_warnings() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(Warnings);
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_compute_with_no_workers_warns_and_runs_once_a_worker_starts() {
+    within(Duration::from_secs(30), async {
+        record_warnings();
+        let env = Env::start(0, 1).await;
+        assert!(env.cluster.workers().await.unwrap().is_empty());
+        let log = env.log("steps");
+        let lonely = step(log.path(), "lonely".to_string(), 41);
+        let options = env.options();
+        let compute = tokio::spawn(async move { lonely.compute_with(options).await });
+        let warned = || {
+            WARNINGS
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|w| w.contains("no worker answers"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !warned() {
+            assert!(Instant::now() < deadline, "no warning");
+            assert!(!compute.is_finished());
+            sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(log.count("run lonely"), 0);
+
+        let _late = LocalWorker::start(&env.server.url(), "late", 1).await;
+        assert_eq!(compute.await.unwrap().unwrap(), 42);
+        assert_eq!(env.cluster.history()[0].worker(), "late");
     })
     .await;
 }

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -74,6 +74,10 @@ struct Inner {
     /// Results read back here, and their bytes.
     downloads: AtomicU64,
     downloaded: AtomicU64,
+    /// Whether we warned that no worker answers, and whether a task is
+    /// asking now.
+    idle_warned: AtomicBool,
+    checking: AtomicBool,
     history: Mutex<Vec<RemoteTask>>,
     listeners: Vec<tokio::task::AbortHandle>,
 }
@@ -239,6 +243,8 @@ impl Cluster {
                 hollow: DashMap::new(),
                 downloads: AtomicU64::new(0),
                 downloaded: AtomicU64::new(0),
+                idle_warned: AtomicBool::new(false),
+                checking: AtomicBool::new(false),
                 history: Mutex::new(Vec::new()),
                 listeners: vec![reports_task.abort_handle(), advisories_task.abort_handle()],
             }
@@ -272,6 +278,11 @@ impl Cluster {
             results: self.inner.downloads.load(Ordering::Relaxed),
             bytes: self.inner.downloaded.load(Ordering::Relaxed),
         }
+    }
+
+    /// The NATS connection.
+    pub(crate) fn nats(&self) -> &async_nats::Client {
+        &self.inner.client
     }
 
     /// The registry of the functions that run remotely.
@@ -638,6 +649,7 @@ async fn wait(
                         outcome: Outcome::Done,
                     });
                 }
+                inner.check_for_workers(key).await;
             }
         }
     }
@@ -683,7 +695,26 @@ impl Inner {
         });
     }
 
+    /// Warns, once until a worker reports again, when no worker answers
+    /// while tasks wait: they stay queued until one starts.
+    async fn check_for_workers(&self, key: &str) {
+        if self.idle_warned.load(Ordering::Relaxed) || self.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let none = super::status::list(&self.client)
+            .await
+            .is_ok_and(|workers| workers.is_empty());
+        self.checking.store(false, Ordering::Release);
+        if none && !self.idle_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                task.key = key,
+                "no worker answers: remote tasks stay queued until a worker starts"
+            );
+        }
+    }
+
     fn deliver(&self, done: DoneMsg) {
+        self.idle_warned.store(false, Ordering::Relaxed);
         if let Some((_, tx)) =
             self.pending
                 .remove(&(done.run.clone(), done.key.clone(), done.attempt))

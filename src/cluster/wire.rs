@@ -14,6 +14,8 @@ pub(crate) const CONSUMER: &str = "delayed-workers";
 pub(crate) const RESULTS: &str = "delayed_results";
 /// The object store of results too big for the key-value bucket.
 pub(crate) const OBJECTS: &str = "delayed_objects";
+/// Where clients ask which workers are alive; each answers.
+pub(crate) const WORKERS: &str = "delayed.workers";
 /// Where clients ask workers to stop a task.
 pub(crate) const CANCEL: &str = "delayed.cancel";
 /// The advisory JetStream sends when a task ran out of deliveries.

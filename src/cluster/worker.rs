@@ -11,8 +11,9 @@ use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::setup::{self, Queues, ACK_WAIT, MAX_MESSAGE};
+use super::status::WorkerStatus;
 use super::store;
-use super::wire::{result_key, CancelMsg, DoneMsg, Outcome, TaskMsg, CANCEL};
+use super::wire::{result_key, CancelMsg, DoneMsg, Outcome, TaskMsg, CANCEL, WORKERS};
 use super::ClusterError;
 use crate::keyed::{Arg, Registry};
 
@@ -164,6 +165,28 @@ impl Worker {
                 }
             }
         });
+        let mut pings = client.subscribe(WORKERS).await.map_err(|err| {
+            ClusterError::new(format!("cannot subscribe to status requests: {err}"))
+        })?;
+        let answering = Arc::clone(&shared);
+        let concurrency = self.concurrency;
+        let ping_task = tokio::spawn(async move {
+            let mut functions: Vec<String> =
+                answering.registry.names().map(str::to_string).collect();
+            functions.sort();
+            while let Some(message) = pings.next().await {
+                let Some(reply) = message.reply else { continue };
+                let status = WorkerStatus::new(
+                    answering.name.clone(),
+                    concurrency,
+                    answering.running.len(),
+                    functions.clone(),
+                );
+                if let Ok(payload) = serde_json::to_vec(&status) {
+                    let _ = answering.client.publish(reply, payload.into()).await;
+                }
+            }
+        });
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -213,6 +236,7 @@ impl Worker {
         // Stop pulling; finish what we hold.
         while tasks.join_next().await.is_some() {}
         cancel_task.abort();
+        ping_task.abort();
         let _ = client.flush().await;
         Ok(())
     }
