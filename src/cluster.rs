@@ -84,6 +84,22 @@ impl fmt::Display for ClusterError {
 
 impl std::error::Error for ClusterError {}
 
+/// Connects to `url`, or to any of several comma-separated URLs.
+pub(crate) async fn connect(
+    options: async_nats::ConnectOptions,
+    url: &str,
+) -> Result<async_nats::Client, ClusterError> {
+    let servers = url
+        .split(',')
+        .map(|one| one.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| ClusterError::new(format!("bad server URL in `{url}`: {err}")))?;
+    options
+        .connect(servers)
+        .await
+        .map_err(|err| ClusterError::new(format!("cannot connect to {url}: {err}")))
+}
+
 /// Runs `attempt` until it succeeds, at most `tries` times, waiting 250 ms
 /// longer after each failure, up to `longest`: for a server that may be
 /// restarting. The error is the last attempt's.

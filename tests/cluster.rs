@@ -1691,6 +1691,18 @@ async fn sigterm_lets_a_worker_finish_its_task_then_exit() {
 // ---------------------------------------------------------------------------
 // Connection options.
 
+#[tokio::test]
+async fn a_bad_server_url_is_a_clear_error() {
+    let err = Cluster::connect("nats://127.0.0.1:4222,nats://127.0.0.1:port", registry())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad server URL in `nats://127.0.0.1:4222,nats://127.0.0.1:port`"),
+        "{err}"
+    );
+}
+
 /// A server that wants a token: the options given to `connect_with` and
 /// `Worker::serve`'s client reach it, and a client without the token is
 /// refused with a clear error.

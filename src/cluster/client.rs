@@ -74,6 +74,8 @@ struct Inner {
     /// Results read back here, and their bytes.
     downloads: AtomicU64,
     downloaded: AtomicU64,
+    /// Tasks published, to tell one publish from another.
+    published: AtomicU64,
     /// Whether we warned that no worker answers, and whether a task is
     /// asking now.
     idle_warned: AtomicBool,
@@ -155,7 +157,9 @@ impl Downloads {
 }
 
 impl Cluster {
-    /// Connects to the NATS server at `url`; `registry` says which
+    /// Connects to the NATS server at `url`, or to one of several, comma
+    /// separated (`"nats://a:4222,nats://b:4222"`: give every server of a
+    /// NATS cluster, so that any one may be down); `registry` says which
     /// functions run remotely.
     ///
     /// # Errors
@@ -176,10 +180,7 @@ impl Cluster {
         url: &str,
         registry: Registry,
     ) -> Result<Cluster, ClusterError> {
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|err| ClusterError::new(format!("cannot connect to {url}: {err}")))?;
+        let client = super::connect(options, url).await?;
         Cluster::from_client(client, registry).await
     }
 
@@ -243,6 +244,7 @@ impl Cluster {
                 hollow: DashMap::new(),
                 downloads: AtomicU64::new(0),
                 downloaded: AtomicU64::new(0),
+                published: AtomicU64::new(0),
                 idle_warned: AtomicBool::new(false),
                 checking: AtomicBool::new(false),
                 history: Mutex::new(Vec::new()),
@@ -483,7 +485,14 @@ impl Cluster {
             id: Some(id.clone()),
             sequence: None,
         };
-        let ack = publish(inner, payload).await.map_err(fail)?;
+        // Unique to this publish, the same across its retries: a node can
+        // run again in the same run (a stored result it made was deleted).
+        let message_id = format!(
+            "{}.{attempt}.{}",
+            result_key(&run, &key_text),
+            inner.published.fetch_add(1, Ordering::Relaxed)
+        );
+        let ack = publish(inner, &message_id, payload).await.map_err(fail)?;
         inner.sequences.insert(ack, id);
         guard.sequence = Some(ack);
         let done = wait(inner, rx, &run, &key_text, attempt)
@@ -597,13 +606,17 @@ fn only_remote_readers(task: &Arc<dyn Task>, run: &str) -> bool {
 }
 
 /// Publishes a task, retrying for a while if the server is away (it may
-/// be restarting); returns the task's stream sequence.
-async fn publish(inner: &Inner, payload: Vec<u8>) -> Result<u64, String> {
+/// be restarting); returns the task's stream sequence. `id` names this
+/// publish, so that JetStream drops a second copy sent because the first
+/// one's ack was lost.
+async fn publish(inner: &Inner, id: &str, payload: Vec<u8>) -> Result<u64, String> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
     super::patiently(20, Duration::from_secs(2), || async {
         let ack = inner
             .queues
             .js
-            .publish(TASKS, payload.clone().into())
+            .publish_with_headers(TASKS, headers.clone(), payload.clone().into())
             .await
             .map_err(|err| format!("cannot publish the task: {err}"))?;
         ack.await

@@ -1,9 +1,41 @@
 //! Opening the JetStream pieces that clients and workers share: the task
 //! stream, its consumer, and the result stores.
+//!
+//! # Replicas
+//!
+//! Whoever comes first creates the pieces; later comers open them as they
+//! are. The task stream, the result bucket and the object store are
+//! created with `min(3, cluster size)` replicas, the consumer with its
+//! stream's, so that on a NATS cluster of three or more servers everything
+//! survives the loss of any one server:
+//!
+//! - Connected to a lone server (its `INFO` names no NATS cluster), one
+//!   replica, as JetStream allows no more outside a cluster.
+//! - Connected to a server of a cluster, three replicas; if JetStream
+//!   cannot place that many (fewer servers with JetStream: "no suitable
+//!   peers for placement", or "insufficient resources"), one fewer, and so
+//!   on down to one. So the count is what JetStream itself can place, and
+//!   `min(3, size)` for a cluster of `size` servers with JetStream.
+//!
+//! The size is asked of JetStream rather than read from the servers the
+//! `INFO` lists (`connect_urls`), which counts servers without JetStream,
+//! misses servers that are down or not yet routed, and is empty with
+//! `no_advertise`. A stream created while one server of three was away for
+//! good keeps two replicas; the count of an existing piece is never
+//! changed here (`nats stream edit --replicas 3` does it).
+//!
+//! A replicated result bucket or object store is read from its leader
+//! only: `allow_direct` is turned off on the stream behind it (and the
+//! store opened again to see it). Direct gets, which any replica answers,
+//! may miss a result that a worker has just stored and reported, when the
+//! replica that answers is behind, as happens around a server's failure;
+//! the leader has every acknowledged write.
 
+use std::future::Future;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+use async_nats::jetstream::{self, consumer, kv, object_store, stream, ErrorCode};
 
 use super::wire::{CONSUMER, OBJECTS, RESULTS, STREAM, TASKS};
 use super::ClusterError;
@@ -19,6 +51,8 @@ pub(crate) const MAX_DELIVER: i64 = 3;
 pub(crate) const RESULT_TTL: Duration = Duration::from_secs(3600);
 /// The largest task message, as the stream enforces it.
 pub(crate) const MAX_MESSAGE: i32 = 1024 * 1024;
+/// The most replicas of each piece: any one server may fail.
+pub(crate) const MAX_REPLICAS: usize = 3;
 
 /// The shared pieces, created by whoever comes first.
 pub(crate) struct Queues {
@@ -29,19 +63,46 @@ pub(crate) struct Queues {
     pub(crate) objects: object_store::ObjectStore,
 }
 
+/// Opens (or creates) the shared pieces. A request that times out is
+/// tried again for about 10 s: JetStream may be electing a leader because
+/// a server just went away.
 pub(crate) async fn open(client: &async_nats::Client) -> Result<Queues, ClusterError> {
+    let mut last = None;
+    for wait in [0, 250, 500, 1_000, 2_000, 2_000, 2_000, 2_000] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        match open_once(client).await {
+            Ok(queues) => return Ok(queues),
+            Err(err) if err.to_string().contains("timed out") => last = Some(err),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| ClusterError::new("cannot open JetStream")))
+}
+
+async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> {
     let js = jetstream::new(client.clone());
-    let stream = js
-        .get_or_create_stream(stream::Config {
+    let replicas = replicas_to_try(client);
+    let stream = match with_fewer_replicas(replicas, |num_replicas| {
+        js.get_or_create_stream(stream::Config {
             name: STREAM.into(),
             subjects: vec![TASKS.into()],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             max_message_size: MAX_MESSAGE,
+            num_replicas,
             ..Default::default()
         })
-        .await
-        .map_err(|err| ClusterError::new(format!("cannot open the task stream: {err}")))?;
+    })
+    .await
+    {
+        Ok(stream) => stream,
+        // Another process made it first, perhaps with other replicas.
+        Err(create) => js
+            .get_stream(STREAM)
+            .await
+            .map_err(|_| ClusterError::new(format!("cannot open the task stream: {create}")))?,
+    };
+    // No `num_replicas`: the consumer has its stream's.
     let consumer = stream
         .get_or_create_consumer(
             CONSUMER,
@@ -57,15 +118,17 @@ pub(crate) async fn open(client: &async_nats::Client) -> Result<Queues, ClusterE
         .map_err(|err| ClusterError::new(format!("cannot open the workers' consumer: {err}")))?;
     let results = match js.get_key_value(RESULTS).await {
         Ok(store) => store,
-        Err(_) => match js
-            .create_key_value(kv::Config {
+        Err(_) => match with_fewer_replicas(replicas, |num_replicas| {
+            js.create_key_value(kv::Config {
                 bucket: RESULTS.into(),
                 history: 1,
                 max_age: RESULT_TTL,
                 storage: stream::StorageType::File,
+                num_replicas,
                 ..Default::default()
             })
-            .await
+        })
+        .await
         {
             Ok(store) => store,
             // Another process made it first.
@@ -74,22 +137,38 @@ pub(crate) async fn open(client: &async_nats::Client) -> Result<Queues, ClusterE
             })?,
         },
     };
+    let results = if read_from_leader(&js, &format!("KV_{RESULTS}")).await {
+        js.get_key_value(RESULTS)
+            .await
+            .map_err(|err| ClusterError::new(format!("cannot open the result store: {err}")))?
+    } else {
+        results
+    };
     let objects = match js.get_object_store(OBJECTS).await {
         Ok(store) => store,
-        Err(_) => match js
-            .create_object_store(object_store::Config {
+        Err(_) => match with_fewer_replicas(replicas, |num_replicas| {
+            js.create_object_store(object_store::Config {
                 bucket: OBJECTS.into(),
                 max_age: RESULT_TTL,
                 storage: stream::StorageType::File,
+                num_replicas,
                 ..Default::default()
             })
-            .await
+        })
+        .await
         {
             Ok(store) => store,
             Err(create) => js.get_object_store(OBJECTS).await.map_err(|_| {
                 ClusterError::new(format!("cannot open the object store: {create}"))
             })?,
         },
+    };
+    let objects = if read_from_leader(&js, &format!("OBJ_{OBJECTS}")).await {
+        js.get_object_store(OBJECTS)
+            .await
+            .map_err(|err| ClusterError::new(format!("cannot open the object store: {err}")))?
+    } else {
+        objects
     };
     Ok(Queues {
         js,
@@ -98,4 +177,91 @@ pub(crate) async fn open(client: &async_nats::Client) -> Result<Queues, ClusterE
         results,
         objects,
     })
+}
+
+/// The replicas to ask for first: [`MAX_REPLICAS`] when the server we are
+/// connected to is part of a NATS cluster, else 1.
+fn replicas_to_try(client: &async_nats::Client) -> usize {
+    if client.server_info().cluster.is_some() {
+        MAX_REPLICAS
+    } else {
+        1
+    }
+}
+
+/// Turns direct gets off on stream `name` if it has several replicas, so
+/// that only its leader answers reads; true if it has (then a store on it
+/// must be opened again: stores read the setting when they open).
+async fn read_from_leader(js: &jetstream::Context, name: &str) -> bool {
+    let Ok(stream) = js.get_stream(name).await else {
+        return false;
+    };
+    let config = stream.cached_info().config.clone();
+    if config.num_replicas <= 1 {
+        return false;
+    }
+    if config.allow_direct {
+        let config = stream::Config {
+            allow_direct: false,
+            ..config
+        };
+        if let Err(err) = js.update_stream(&config).await {
+            tracing::warn!(
+                stream = name,
+                error = %err,
+                "cannot turn direct gets off: a replica that is behind may miss results"
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs `create` with `most` replicas, then with fewer while JetStream
+/// answers that it cannot place that many; the last answer otherwise.
+async fn with_fewer_replicas<T, E, F, Fut>(most: usize, mut create: F) -> Result<T, E>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::error::Error + 'static,
+{
+    let mut replicas = most.max(1);
+    loop {
+        let err = match create(replicas).await {
+            Err(err) if replicas > 1 => err,
+            result => return result,
+        };
+        replicas = match refused_replicas(&err) {
+            Some(code) if code == ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED => 1,
+            Some(_) => replicas - 1,
+            None => return Err(err),
+        };
+        tracing::info!(
+            error = %err,
+            replicas,
+            "JetStream cannot place that many replicas; asking for fewer"
+        );
+    }
+}
+
+/// The JetStream error code in `err` (or its sources), if it says there
+/// are not enough servers for the replicas asked for.
+fn refused_replicas(err: &(dyn std::error::Error + 'static)) -> Option<ErrorCode> {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(create) = err.downcast_ref::<CreateStreamError>() {
+            if let CreateStreamErrorKind::JetStream(js) = create.kind() {
+                let code = js.error_code();
+                return [
+                    ErrorCode::CLUSTER_NO_PEERS,
+                    ErrorCode::INSUFFICIENT_RESOURCES,
+                    ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED,
+                ]
+                .contains(&code)
+                .then_some(code);
+            }
+        }
+        next = err.source();
+    }
+    None
 }

@@ -105,8 +105,9 @@ impl Worker {
         self
     }
 
-    /// Connects to the NATS server at `url` and works until ctrl-c or
-    /// SIGTERM.
+    /// Connects to the NATS server at `url` (or to one of several, comma
+    /// separated: `"nats://a:4222,nats://b:4222"`) and works until ctrl-c
+    /// or SIGTERM.
     ///
     /// # Errors
     ///
@@ -126,10 +127,7 @@ impl Worker {
         options: async_nats::ConnectOptions,
         url: &str,
     ) -> Result<(), ClusterError> {
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|err| ClusterError::new(format!("cannot connect to {url}: {err}")))?;
+        let client = super::connect(options, url).await?;
         self.serve(client, shutdown_signal()).await
     }
 
@@ -450,11 +448,13 @@ async fn resolve(shared: &Shared, run: &str, arg: Arg) -> Result<Arg, String> {
         if values.contains_key(&key) {
             continue;
         }
-        let value = store::get(&shared.queues, &result_key(run, &key))
-            .await?
-            .ok_or_else(|| {
-                format!("input `{key}` is not in the result store (it may have expired)")
-            })?;
+        let name = result_key(run, &key);
+        // A read can fail while the server restarts or a leader is elected.
+        let value = super::patiently(40, Duration::from_secs(1), || {
+            store::get(&shared.queues, &name)
+        })
+        .await?
+        .ok_or_else(|| format!("input `{key}` is not in the result store (it may have expired)"))?;
         values.insert(key, value);
     }
     Ok(arg.substitute(&values))

@@ -1,4 +1,6 @@
-//! A real `nats-server -js` and worker processes for the cluster tests.
+//! A real `nats-server -js` and worker processes for the cluster tests,
+//! and a NATS cluster of several such servers ([`ServerCluster`]) for the
+//! high-availability tests.
 //!
 //! Include it with `#[path = "common/nats.rs"] mod nats;`. The including
 //! test binary must define the worker entry point, a test named
@@ -28,7 +30,8 @@ use delayed::keyed::Registry;
 
 /// The name of the test that runs a worker when [`URL_VAR`] is set.
 pub const WORKER_TEST: &str = "worker_process";
-/// The NATS URL a worker process connects to.
+/// The NATS URL a worker process connects to, or several separated by
+/// commas, tried in order (see [`ServerCluster::url_list`]).
 pub const URL_VAR: &str = "DELAYED_TEST_WORKER_URL";
 /// A worker process's name, also readable by the functions it runs.
 pub const NAME_VAR: &str = "DELAYED_TEST_WORKER_NAME";
@@ -321,6 +324,17 @@ impl WorkerProcess {
         }
     }
 
+    /// How many times the worker connected (it prints a line each time):
+    /// more than once after it lost its server.
+    pub fn connections(&self) -> usize {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(READY))
+            .count()
+    }
+
     /// Whether the worker returned from `Worker::run_with` (it printed so).
     pub fn stopped_cleanly(&self) -> bool {
         self.printed(STOPPED)
@@ -422,8 +436,381 @@ pub fn worker_main(registry: impl FnOnce() -> Registry) {
     let worker = Worker::new(registry())
         .name(name.clone())
         .concurrency(concurrency);
-    runtime
-        .block_on(worker.run_with(options, &url))
-        .unwrap_or_else(|err| panic!("worker {name} failed: {err}"));
+    if url.contains(',') {
+        // Several servers (a `ServerCluster`'s `url_list`): connect with
+        // all, in order, to fail over between them.
+        let urls: Vec<String> = url.split(',').map(str::to_owned).collect();
+        runtime.block_on(async {
+            let client = connect_in_order(options, &urls)
+                .await
+                .unwrap_or_else(|err| panic!("worker {name} cannot connect to {url}: {err}"));
+            worker
+                .serve(client, terminated())
+                .await
+                .unwrap_or_else(|err| panic!("worker {name} failed: {err}"));
+        });
+    } else {
+        runtime
+            .block_on(worker.run_with(options, &url))
+            .unwrap_or_else(|err| panic!("worker {name} failed: {err}"));
+    }
     println!("{STOPPED} {name}");
+}
+
+/// Completes on SIGTERM or ctrl-c, as `Worker::run` stops.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A cluster of servers.
+
+/// The NATS cluster name [`ServerCluster`] gives its servers.
+pub const CLUSTER_NAME: &str = "delayed-test";
+
+/// `size` `nats-server`s with JetStream, routed into one NATS cluster (and
+/// so one JetStream meta group), each on free loopback ports (one for
+/// clients, one for routes) with its own name (`n1`, `n2`, ...), config
+/// file, log and store in one temporary folder. Every server is killed
+/// when this is dropped.
+pub struct ServerCluster {
+    nodes: Vec<ClusterNode>,
+    dir: tempfile::TempDir,
+}
+
+/// One server of a [`ServerCluster`].
+struct ClusterNode {
+    name: String,
+    port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ServerCluster {
+    /// Starts `size` servers and waits (at most 30 s) until every one
+    /// serves, is routed to all the others, and JetStream answers on it
+    /// (which needs a meta leader).
+    pub async fn start(size: usize) -> ServerCluster {
+        assert!(size >= 1, "a cluster needs a server");
+        let dir = tempfile::Builder::new()
+            .prefix("delayed-nats-cluster-")
+            .tempdir()
+            .expect("a temporary folder for the cluster");
+        let mut cluster = ServerCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        // A port we probed may be taken before a server binds it: then that
+        // server exits, and we start again on other ports.
+        for _ in 0..5 {
+            cluster.configure(size);
+            for i in 0..size {
+                cluster.spawn(i);
+            }
+            match cluster.ready(Duration::from_secs(30)).await {
+                Ok(()) => return cluster,
+                Err(reason) if (0..size).all(|i| cluster.is_running(i)) => {
+                    panic!(
+                        "the NATS cluster did not start: {reason}\n{}",
+                        cluster.logs()
+                    )
+                }
+                Err(reason) => {
+                    eprintln!("the NATS cluster did not start ({reason}); trying other ports");
+                    cluster.kill_all();
+                }
+            }
+        }
+        panic!(
+            "the NATS cluster did not start on any of 5 sets of ports:\n{}",
+            cluster.logs()
+        );
+    }
+
+    /// How many servers it has, running or not.
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Server `i`'s client URL, `nats://127.0.0.1:PORT`.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// Every server's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.size()).map(|i| self.url(i)).collect()
+    }
+
+    /// Every server's client URL, from server `first` on (then around).
+    pub fn urls_from(&self, first: usize) -> Vec<String> {
+        let mut urls = self.urls();
+        urls.rotate_left(first % self.size());
+        urls
+    }
+
+    /// Every server's client URL, separated by commas: what
+    /// [`WorkerProcess`] takes to connect a worker to all of them. The
+    /// worker tries them in this order.
+    pub fn url_list(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// [`url_list`](ServerCluster::url_list) from server `first` on: a
+    /// worker started with it connects to that server while it serves.
+    pub fn url_list_from(&self, first: usize) -> String {
+        self.urls_from(first).join(",")
+    }
+
+    /// Server `i`'s `server_name`, as stream infos name leaders and peers.
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// The index of the server called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|node| node.name == name)
+    }
+
+    /// Whether server `i` is running (it was not killed, nor did it exit).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        let node = &mut self.nodes[i];
+        match node.child.as_mut().map(|child| child.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                node.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
+    /// A client connected with every server's URL (to any one), so that
+    /// it fails over.
+    pub async fn connect(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .connect(self.urls())
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to the NATS cluster: {err}"))
+    }
+
+    /// A client connected with every server's URL, to server `first`
+    /// while it serves (then to the next, and around), so that it fails
+    /// over when that one goes.
+    pub async fn connect_to(&self, first: usize) -> async_nats::Client {
+        connect_in_order(async_nats::ConnectOptions::new(), &self.urls_from(first))
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to the NATS cluster: {err}"))
+    }
+
+    /// Server `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+    }
+
+    /// Every server's log, one after the other.
+    pub fn logs(&self) -> String {
+        (0..self.size())
+            .map(|i| format!("--- {}:\n{}", self.name(i), self.log(i)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Kills server `i` (SIGKILL) and reaps it; its store stays.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `i` again (killing it first if it runs) on the same
+    /// ports with the same store; waits (at most 30 s) until it serves, is
+    /// routed to every other running server, and JetStream answers on it.
+    /// It catches up with the streams on its own, afterwards.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.spawn(i);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.ready(left).await {
+                Ok(()) => return,
+                // The port may take a moment to be free again.
+                Err(reason) if !self.is_running(i) && Instant::now() < deadline => {
+                    eprintln!("{} did not restart ({reason}); again", self.name(i));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(reason) => panic!(
+                    "{} did not rejoin the cluster within 30 s: {reason}\n{}",
+                    self.name(i),
+                    self.logs()
+                ),
+            }
+        }
+    }
+
+    /// New ports and config files for `size` servers, routed to each other.
+    fn configure(&mut self, size: usize) {
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 2 * size {
+            ports.insert(free_port());
+        }
+        let ports: Vec<u16> = ports.into_iter().collect();
+        let routes: Vec<String> = ports[size..]
+            .iter()
+            .map(|port| format!("    \"nats-route://127.0.0.1:{port}\""))
+            .collect();
+        self.nodes = (0..size)
+            .map(|i| {
+                let name = format!("n{}", i + 1);
+                let folder = self.dir.path().join(&name);
+                // Nothing left of an attempt on other ports.
+                let _ = std::fs::remove_dir_all(&folder);
+                std::fs::create_dir_all(&folder).expect("a folder for a server");
+                let store = folder.join("jetstream");
+                let config = folder.join("nats-server.conf");
+                let text = format!(
+                    "server_name: \"{name}\"\n\
+                     listen: \"127.0.0.1:{port}\"\n\
+                     jetstream {{\n    store_dir: \"{store}\"\n}}\n\
+                     cluster {{\n    name: \"{CLUSTER_NAME}\"\n    \
+                     listen: \"127.0.0.1:{route_port}\"\n    \
+                     routes: [\n{routes}\n    ]\n}}\n",
+                    port = ports[i],
+                    store = store.display(),
+                    route_port = ports[size + i],
+                    routes = routes.join("\n"),
+                );
+                std::fs::write(&config, text).expect("the server's config file");
+                ClusterNode {
+                    name,
+                    port: ports[i],
+                    config,
+                    log: folder.join("nats-server.log"),
+                    child: None,
+                }
+            })
+            .collect();
+    }
+
+    /// Starts the process of server `i` without waiting for it.
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("the server's log file");
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&node.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn();
+        node.child = Some(match child {
+            Ok(child) => child,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!("{NOT_FOUND}"),
+            Err(err) => panic!("cannot start nats-server: {err}"),
+        });
+    }
+
+    /// Waits until every running server is ready; the error says why not
+    /// when a server exited or `within` passed.
+    async fn ready(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut waiting: Vec<usize> = (0..self.size()).filter(|&i| self.is_running(i)).collect();
+        let running = waiting.len();
+        loop {
+            let mut still = Vec::new();
+            for i in waiting {
+                if !self.is_running(i) {
+                    return Err(format!("{} exited", self.name(i)));
+                }
+                if let Err(reason) = self.serves(i, running).await {
+                    still.push((i, reason));
+                }
+            }
+            let Some((_, reason)) = still.first() else {
+                return Ok(());
+            };
+            if Instant::now() > deadline {
+                return Err(format!("not ready within {within:?}: {reason}"));
+            }
+            waiting = still.into_iter().map(|(i, _)| i).collect();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether server `i` serves clients, is routed to the other `running
+    /// - 1` servers, and answers JetStream requests.
+    async fn serves(&self, i: usize, running: usize) -> Result<(), String> {
+        let name = self.name(i);
+        let connect = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_millis(500))
+            .connect(self.url(i));
+        let client = match tokio::time::timeout(Duration::from_secs(2), connect).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => return Err(format!("{name} does not take clients: {err}")),
+            Err(_) => return Err(format!("{name} does not take clients")),
+        };
+        // The first INFO lists the client URLs of the servers it has routes
+        // to, and its own.
+        let known = client.server_info().connect_urls.len();
+        if known < running {
+            return Err(format!("{name} knows {known} of {running} servers"));
+        }
+        let js = async_nats::jetstream::new(client);
+        match tokio::time::timeout(Duration::from_secs(2), js.query_account()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(format!("JetStream on {name}: {err}")),
+            Err(_) => Err(format!("JetStream on {name} does not answer")),
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for i in 0..self.size() {
+            self.kill(i);
+        }
+    }
+}
+
+impl Drop for ServerCluster {
+    fn drop(&mut self) {
+        self.kill_all();
+        if std::thread::panicking() {
+            for i in 0..self.size() {
+                let log = self.log(i);
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                eprintln!("--- the end of {}'s log:\n{tail}", self.name(i));
+            }
+        }
+    }
+}
+
+/// Connects to the first of `urls` that serves, and when it goes away,
+/// to the next (or to servers they told about).
+pub async fn connect_in_order(
+    options: async_nats::ConnectOptions,
+    urls: &[String],
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    options.retain_servers_order().connect(urls).await
 }
