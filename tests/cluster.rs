@@ -434,17 +434,7 @@ impl Env {
 
     /// Messages in the task stream (queued or held by a worker).
     async fn queued(&self) -> u64 {
-        let mut stream = self
-            .js
-            .get_stream("DELAYED_TASKS")
-            .await
-            .expect("the task stream");
-        stream
-            .info()
-            .await
-            .expect("the stream's info")
-            .state
-            .messages
+        nats::queued(&self.js).await
     }
 
     /// Keys in the result bucket.

@@ -177,20 +177,6 @@ async fn wait_until_settled(js: &jetstream::Context, within: Duration) -> Vec<Pl
     }
 }
 
-/// Messages in the task stream (queued or held by a worker).
-async fn queued(js: &jetstream::Context) -> u64 {
-    let mut stream = js
-        .get_stream("DELAYED_TASKS")
-        .await
-        .expect("the task stream");
-    stream
-        .info()
-        .await
-        .expect("the stream's info")
-        .state
-        .messages
-}
-
 /// The runs the workers logged: how many times each task ran.
 fn runs(log: &Path) -> BTreeMap<u64, usize> {
     let mut runs = BTreeMap::new();
@@ -470,7 +456,7 @@ async fn run_through_a_kill(victim: Victim, rejoin: bool) {
     // Nothing left in the queue; the stream has a leader among the living.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left = queued(&js).await;
+        let left = nats::queued(&js).await;
         if left == 0 {
             break;
         }

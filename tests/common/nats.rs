@@ -814,3 +814,17 @@ pub async fn connect_in_order(
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     options.retain_servers_order().connect(urls).await
 }
+
+/// Messages in the task stream (queued or held by a worker).
+pub async fn queued(js: &async_nats::jetstream::Context) -> u64 {
+    let mut stream = js
+        .get_stream("DELAYED_TASKS")
+        .await
+        .expect("the task stream");
+    stream
+        .info()
+        .await
+        .expect("the stream's info")
+        .state
+        .messages
+}
