@@ -34,6 +34,7 @@
 //! remote tasks stay queued until one starts (a warning says so after
 //! 5 s). [`Cluster::workers`] lists the workers that answer.
 
+mod attempt;
 mod client;
 mod setup;
 mod status;
