@@ -16,8 +16,8 @@
 //! every worker (KilledWorker); a server restart mid-run; SIGTERM letting a
 //! worker finish its task; results that only workers read staying in the
 //! store, read back or made again when wanted here; workers' status and
-//! the warning when none answers; a token, a user and password, and an
-//! nkey passed through the connection options; a bad server URL.
+//! the warning when none answers; a token, a user and password, an nkey
+//! and TLS passed through the connection options; a bad server URL.
 //!
 //! Registered functions run in other processes, so they count their runs
 //! in log files whose paths they take as arguments.
@@ -1694,11 +1694,12 @@ async fn a_bad_server_url_is_a_clear_error() {
     );
 }
 
-/// A server that wants credentials, given as `authorization { .. }`: the
-/// options given to `connect_with` and to `Worker::serve`'s client reach
-/// it, and a client without them is refused with a clear error.
+/// A server that wants credentials (`security`: its `authorization` or
+/// `tls` block): the options given to `connect_with` and to
+/// `Worker::serve`'s client reach it, and a client without them is refused
+/// with a clear error.
 async fn credentials_pass_through(
-    authorization: &str,
+    security: &str,
     options: impl Fn() -> async_nats::ConnectOptions,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -1717,7 +1718,7 @@ async fn credentials_pass_through(
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\nauthorization {{ {authorization} }}\n",
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\n{security}\n",
             dir.path().join("store").display().to_string()
         ),
     )
@@ -1771,7 +1772,7 @@ async fn credentials_pass_through(
 async fn a_token_is_passed_through() {
     within(
         Duration::from_secs(30),
-        credentials_pass_through("token: \"s3cret\"", || {
+        credentials_pass_through("authorization { token: \"s3cret\" }", || {
             async_nats::ConnectOptions::with_token("s3cret".to_string())
         }),
     )
@@ -1782,12 +1783,15 @@ async fn a_token_is_passed_through() {
 async fn a_user_and_password_are_passed_through() {
     within(
         Duration::from_secs(30),
-        credentials_pass_through("user: \"ann\", password: \"pa55\"", || {
-            async_nats::ConnectOptions::with_user_and_password(
-                "ann".to_string(),
-                "pa55".to_string(),
-            )
-        }),
+        credentials_pass_through(
+            "authorization { user: \"ann\", password: \"pa55\" }",
+            || {
+                async_nats::ConnectOptions::with_user_and_password(
+                    "ann".to_string(),
+                    "pa55".to_string(),
+                )
+            },
+        ),
     )
     .await;
 }
@@ -1799,9 +1803,36 @@ async fn an_nkey_is_passed_through() {
     within(
         Duration::from_secs(30),
         credentials_pass_through(
-            &format!("users: [ {{ nkey: \"{}\" }} ]", user.public_key()),
+            &format!(
+                "authorization {{ users: [ {{ nkey: \"{}\" }} ] }}",
+                user.public_key()
+            ),
             || async_nats::ConnectOptions::with_nkey(seed.clone()),
         ),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_options_are_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .expect("a self-signed certificate");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let security = format!(
+        "tls {{ cert_file: {:?}, key_file: {:?} }}",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    within(
+        Duration::from_secs(30),
+        credentials_pass_through(&security, || {
+            async_nats::ConnectOptions::new()
+                .require_tls(true)
+                .add_root_certificates(cert.clone())
+        }),
     )
     .await;
 }
