@@ -1289,16 +1289,28 @@ async fn a_reader_that_finds_a_stored_result_deleted_runs_it_again() {
         let compute = tokio::spawn(async move { root.compute_with(options).await });
         naps.wait_for("start r1", Duration::from_secs(10)).await;
 
-        // Here, `s` is wanted by a join that waits 1 s for a local input:
-        // by the time it reads `s`, `s` is gone, so `s` runs again.
-        let local = Delayed::value(7_u64).then(|x| async move {
-            sleep(Duration::from_secs(1)).await;
-            x
+        // Here, `s` is wanted by a join that also waits for a local input,
+        // which is let go only once `s`'s result is gone: the join finds
+        // `s` reverted, so `s` runs again.
+        let (go, gate) = tokio::sync::watch::channel(false);
+        let local = Delayed::value(7_u64).then(move |x| {
+            let mut gate = gate.clone();
+            async move {
+                let _ = gate.wait_for(|open| *open).await;
+                x
+            }
         });
         let both = delayed::join((&s, local)).map(|(s, x)| s + x);
-        let value = both.compute().await.unwrap();
-        assert_eq!(value, 300 + 7);
-        assert!(naps.count("end r1") == 1 && naps.count("end long") == 0);
+        let waiting = tokio::spawn(async move { both.compute().await });
+        // The result of `s` (key "s", 73 in hex) is deleted once `r1` is done.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while env.result_keys().await.iter().any(|k| k.ends_with(".73")) {
+            assert!(Instant::now() < deadline, "s's result is still stored");
+            sleep(Duration::from_millis(20)).await;
+        }
+        go.send(true).unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), 300 + 7);
+        assert_eq!(naps.count("end r1"), 1);
         assert_eq!(log.count("run s"), 2);
 
         assert_eq!(compute.await.unwrap().unwrap(), 300 + 3_000);
