@@ -1241,7 +1241,7 @@ async fn a_stored_result_is_read_back_when_wanted_here_and_run_again_once_delete
         let log = env.log("steps");
         let naps = env.log("naps");
         // `s` and `t` are read only by workers, so they stay in the store.
-        let s = step(log.path(), "s".to_string(), 1_499).named("s");
+        let s = step(log.path(), "s".to_string(), 2_999).named("s");
         let slow = nap(naps.path(), "slow".to_string(), &s).named("slow");
         let t = step(log.path(), "t".to_string(), 5).named("t");
         let u = step(log.path(), "u".to_string(), &t).named("u");
@@ -1254,17 +1254,17 @@ async fn a_stored_result_is_read_back_when_wanted_here_and_run_again_once_delete
         // While `slow` reads it on a worker, a compute here wants `s`: it
         // is read back, not run again.
         let plus = s.map(|x| x + 1).compute().await.unwrap();
-        assert_eq!(plus, 1_501);
+        assert_eq!(plus, 3_001);
         assert_eq!(env.cluster.downloads().results(), 1);
         assert_eq!(naps.count("end slow"), 0, "slow finished before the check");
 
-        assert_eq!(compute.await.unwrap().unwrap(), 1_500 + 7);
+        assert_eq!(compute.await.unwrap().unwrap(), 3_000 + 7);
         assert_eq!(env.cluster.downloads().results(), 2);
         env.wait_until_results_deleted(Duration::from_secs(5)).await;
 
         // `s` was read back, so it is done here; `t` was not, and its
         // result is gone: it runs again, here (no cluster this time).
-        assert_eq!(s.compute().await.unwrap(), 1_500);
+        assert_eq!(s.compute().await.unwrap(), 3_000);
         assert_eq!(t.compute().await.unwrap(), 6);
         assert_eq!(log.count("run s"), 1);
         assert_eq!(log.count("run t"), 2);
