@@ -17,7 +17,7 @@ mod tasks;
 
 use delayed::cluster::Worker;
 
-const USAGE: &str = "usage: worker NATS_URL [--name NAME] [--concurrency N]";
+const USAGE: &str = "usage: worker NATS_URL[,NATS_URL...] [--name NAME] [--concurrency N]";
 
 #[tokio::main]
 async fn main() {
