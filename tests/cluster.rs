@@ -17,7 +17,9 @@
 //! worker finish its task; results that only workers read staying in the
 //! store, read back or made again when wanted here; workers' status and
 //! the warning when none answers; a token, a user and password, an nkey
-//! and TLS passed through the connection options; a bad server URL.
+//! and TLS passed through the connection options; a bad server URL; 24
+//! random graphs of remote and local nodes, each equal to its local
+//! result with every remote node run once.
 //!
 //! Registered functions run in other processes, so they count their runs
 //! in log files whose paths they take as arguments.
@@ -684,6 +686,88 @@ async fn a_keyed_graph_runs_remotely() {
             .await
             .unwrap();
         assert_eq!(stats.sum, 131);
+    })
+    .await;
+}
+
+/// A small deterministic generator (xorshift), so that a failing graph can
+/// be built again from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// A random graph of registered calls (`step`, `total`: remote), closures,
+/// plain `#[delayed]` calls and joins (local), and some of its nodes as
+/// outputs. The same seed builds the same graph.
+fn random_graph(seed: u64, log: &str) -> (Vec<Delayed<u64>>, usize) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut nodes: Vec<Delayed<u64>> = (0..3).map(|i| Delayed::value(i as u64 + 1)).collect();
+    let mut remote = 0;
+    let size = 12 + rng.below(18);
+    for i in 0..size {
+        // Mostly recent nodes, so that the graph is deep.
+        let pick = |rng: &mut Rng| nodes[nodes.len() - 1 - rng.below(nodes.len().min(5))].clone();
+        let tag = format!("n{seed}-{i}");
+        let node = match rng.below(6) {
+            0 | 1 => {
+                remote += 1;
+                step(log.to_string(), tag.clone(), pick(&mut rng)).named(tag)
+            }
+            2 => {
+                remote += 1;
+                let parts: Vec<_> = (0..1 + rng.below(3)).map(|_| pick(&mut rng)).collect();
+                total(parts).named(tag)
+            }
+            3 => pick(&mut rng).map(|x| x * 3 % 1_000_003),
+            4 => double(pick(&mut rng)),
+            _ => delayed::join((pick(&mut rng), pick(&mut rng))).map(|(a, b)| a + b),
+        };
+        nodes.push(node);
+    }
+    let outputs = (0..1 + rng.below(3))
+        .map(|_| nodes[nodes.len() - 1 - rng.below(4)].clone())
+        .collect();
+    (outputs, remote)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_mixed_graphs_computed_remotely_equal_local_results() {
+    within(Duration::from_secs(60), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        let (mut ran, mut read_back) = (0, 0);
+        for seed in 1..=24_u64 {
+            let (local, _) = random_graph(seed, &env.path("local.log"));
+            let expected = delayed::compute(local).await.unwrap();
+            let before = env.cluster.history().len();
+            let read = env.cluster.downloads().results();
+            let (outputs, remote) = random_graph(seed, &log.path());
+            let got = delayed::compute_with(outputs, env.options()).await.unwrap();
+            assert_eq!(got, expected, "seed {seed}");
+            let history = env.cluster.history();
+            // Every registered node the outputs need ran once, remotely;
+            // only what is read here came here.
+            assert!(history.len() - before <= remote, "seed {seed}");
+            assert_each_once_ok(&history[before..]);
+            let downloads = env.cluster.downloads().results() - read;
+            assert!(downloads as usize <= history.len() - before, "seed {seed}");
+            eprintln!(
+                "PROBE seed {seed} ran {} read {downloads}",
+                history.len() - before
+            );
+            ran += history.len() - before;
+            read_back += downloads as usize;
+        }
+        // Results that only workers read stayed in the store.
+        assert!(read_back < ran, "{read_back} of {ran} results came here");
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
     })
     .await;
 }

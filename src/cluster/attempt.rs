@@ -42,9 +42,17 @@ impl Cluster {
         // Arguments: a reference for an input a worker made in this run,
         // the value for any other (uploaded when big).
         let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
+        // A node that runs again in the same run (a result it made was
+        // deleted, and something here wanted it) sends every input by
+        // value: the store keeps an input for the reads counted when the
+        // run was planned, one per reader.
+        let again = inner
+            .completed
+            .contains(&(run.to_string(), key_text.clone()));
         let planned = inner
             .planned
             .get(&(run.to_string(), key_text.clone()))
+            .filter(|_| !again)
             .map(|planned| planned.clone())
             .unwrap_or_default();
         let mut args = Vec::with_capacity(deps.len());
@@ -63,9 +71,10 @@ impl Cluster {
             });
             let mut json = match plan {
                 Some(plan) => plan,
-                None if inner
-                    .remote_done
-                    .contains(&(run.to_string(), dep_key.clone())) =>
+                None if !again
+                    && inner
+                        .remote_done
+                        .contains(&(run.to_string(), dep_key.clone())) =>
                 {
                     crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(dep_key))
                 }
@@ -146,6 +155,7 @@ impl Cluster {
         match done.outcome {
             Outcome::Done => {
                 inner.used(&run, &sent);
+                inner.completed.insert((run.to_string(), key_text.clone()));
                 inner
                     .stored
                     .entry(run.to_string())
@@ -154,7 +164,7 @@ impl Cluster {
                 inner
                     .remote_done
                     .insert((run.to_string(), key_text.clone()));
-                if only_remote_readers(&task, &run) {
+                if only_remote_readers(inner, &task, &run) {
                     inner.hollow.insert((run.to_string(), key_text), task);
                     return Ok(Made::Stored(Some(super::Remote {
                         cluster: self.clone(),
@@ -201,10 +211,11 @@ impl Cluster {
     }
 }
 
-/// Whether every node waiting for `task` is a remote task of `run`, or a
-/// join that only such tasks wait for: then they read its result by
-/// reference, and it stays in the store (the node becomes hollow).
-fn only_remote_readers(task: &Arc<dyn Task>, run: &str) -> bool {
+/// Whether every node waiting for `task` is a remote task of `run` that
+/// reads its result by reference, directly or through a join that only
+/// such tasks wait for: then its result stays in the store (the node
+/// becomes hollow), kept for the reads counted when the run was planned.
+fn only_remote_readers(inner: &Inner, task: &Arc<dyn Task>, run: &str) -> bool {
     let readers = |task: &Arc<dyn Task>| -> Option<Vec<Arc<dyn Task>>> {
         let st = task.core().lock();
         st.listeners
@@ -216,24 +227,32 @@ fn only_remote_readers(task: &Arc<dyn Task>, run: &str) -> bool {
             })
             .collect()
     };
-    let remote_in_run = |task: &Arc<dyn Task>| {
-        task.core()
+    let input = task.core().key().to_string();
+    let reads_by_ref = |reader: &Arc<dyn Task>| {
+        let remote_in_run = reader
+            .core()
             .lock()
             .policy
             .as_ref()
             .and_then(|policy| policy.remote.as_ref())
-            .is_some_and(|remote| &*remote.run == run)
+            .is_some_and(|remote| &*remote.run == run);
+        remote_in_run
+            && inner.by_ref.contains(&(
+                run.to_string(),
+                reader.core().key().to_string(),
+                input.clone(),
+            ))
     };
     let Some(direct) = readers(task).filter(|readers| !readers.is_empty()) else {
         return false;
     };
     direct.iter().all(|reader| {
         if reader.core().origin != Origin::Join {
-            return remote_in_run(reader);
+            return reads_by_ref(reader);
         }
         readers(reader)
             .filter(|readers| !readers.is_empty())
-            .is_some_and(|readers| readers.iter().all(remote_in_run))
+            .is_some_and(|readers| readers.iter().all(reads_by_ref))
     })
 }
 

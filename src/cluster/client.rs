@@ -64,6 +64,12 @@ pub(super) struct Inner {
     /// Remote tasks of the run still to read each stored result, by (run,
     /// key): at zero the result is deleted, not kept to the end.
     pub(super) uses: DashMap<(String, String), usize>,
+    /// Which remote task of a run reads which stored result by reference:
+    /// (run, reader, input).
+    pub(super) by_ref: DashSet<(String, String, String)>,
+    /// Remote tasks of each run that finished, by (run, key): one that
+    /// runs again sends its inputs by value.
+    pub(super) completed: DashSet<(String, String)>,
     /// Nodes whose result stays in the store, by (run, key): reverted when
     /// the result is deleted.
     pub(super) hollow: DashMap<(String, String), Arc<dyn Task>>,
@@ -237,6 +243,8 @@ impl Cluster {
                 remote_done: DashSet::new(),
                 planned: DashMap::new(),
                 uses: DashMap::new(),
+                by_ref: DashSet::new(),
+                completed: DashSet::new(),
                 hollow: DashMap::new(),
                 downloads: AtomicU64::new(0),
                 downloaded: AtomicU64::new(0),
@@ -330,8 +338,16 @@ impl Cluster {
                 }
             })
             .collect();
+        let reader = task.core().key().to_string();
         for key in readers {
-            *self.inner.uses.entry((run.to_string(), key)).or_insert(0) += 1;
+            *self
+                .inner
+                .uses
+                .entry((run.to_string(), key.clone()))
+                .or_insert(0) += 1;
+            self.inner
+                .by_ref
+                .insert((run.to_string(), reader.clone(), key));
         }
         if planned.iter().any(Option::is_some) {
             self.inner
@@ -356,6 +372,8 @@ impl Cluster {
             r != run
         });
         self.inner.remote_done.retain(|(r, _)| r != run);
+        self.inner.completed.retain(|(r, _)| r != run);
+        self.inner.by_ref.retain(|(r, _, _)| r != run);
         self.inner.planned.retain(|(r, _), _| r != run);
         self.inner.uses.retain(|(r, _), _| r != run);
         let names = self
@@ -406,6 +424,8 @@ impl Inner {
                 if let Some((_, task)) = self.hollow.remove(&id) {
                     crate::hollow::revert(&task);
                 }
+                // Readers that come later send it by value.
+                self.remote_done.remove(&id);
                 done.push(result_key(run, key));
             }
         }
