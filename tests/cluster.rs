@@ -19,7 +19,8 @@
 //! the warning when none answers; a token, a user and password, an nkey
 //! and TLS passed through the connection options; a bad server URL; 24
 //! random graphs of remote and local nodes, each equal to its local
-//! result with every remote node run once.
+//! result with every remote node run once, and 16 more computed by two
+//! computes at once.
 //!
 //! Registered functions run in other processes, so they count their runs
 //! in log files whose paths they take as arguments.
@@ -767,6 +768,32 @@ async fn random_mixed_graphs_computed_remotely_equal_local_results() {
         }
         // Results that only workers read stayed in the store.
         assert!(read_back < ran, "{read_back} of {ran} results came here");
+        env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_graphs_computed_by_two_computes_at_once_equal_local_results() {
+    within(Duration::from_secs(60), async {
+        let env = Env::start(2, 2).await;
+        let log = env.log("steps");
+        for seed in 101..=116_u64 {
+            let (local, _) = random_graph(seed, &env.path("local.log"));
+            let expected = delayed::compute(local).await.unwrap();
+            // Two computes share the graph, each with its own run: one on
+            // the outputs, one on them backwards.
+            let (outputs, _) = random_graph(seed, &log.path());
+            let backwards: Vec<_> = outputs.iter().rev().cloned().collect();
+            let (forwards, backwards) = tokio::join!(
+                delayed::compute_with(outputs, env.options()),
+                delayed::compute_with(backwards, env.options())
+            );
+            assert_eq!(forwards.unwrap(), expected, "seed {seed}");
+            let mut backwards = backwards.unwrap();
+            backwards.reverse();
+            assert_eq!(backwards, expected, "seed {seed}");
+        }
         env.wait_until_results_deleted(Duration::from_secs(5)).await;
     })
     .await;
