@@ -116,9 +116,13 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
         )
         .await
         .map_err(|err| ClusterError::new(format!("cannot open the workers' consumer: {err}")))?;
-    let results = match js.get_key_value(RESULTS).await {
-        Ok(store) => store,
-        Err(_) => match with_fewer_replicas(replicas, |num_replicas| {
+    let results = open_store(
+        "result store",
+        &js,
+        &format!("KV_{RESULTS}"),
+        replicas,
+        || js.get_key_value(RESULTS),
+        |num_replicas| {
             js.create_key_value(kv::Config {
                 bucket: RESULTS.into(),
                 history: 1,
@@ -127,26 +131,16 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
                 num_replicas,
                 ..Default::default()
             })
-        })
-        .await
-        {
-            Ok(store) => store,
-            // Another process made it first.
-            Err(create) => js.get_key_value(RESULTS).await.map_err(|_| {
-                ClusterError::new(format!("cannot open the result store: {create}"))
-            })?,
         },
-    };
-    let results = if read_from_leader(&js, &format!("KV_{RESULTS}")).await {
-        js.get_key_value(RESULTS)
-            .await
-            .map_err(|err| ClusterError::new(format!("cannot open the result store: {err}")))?
-    } else {
-        results
-    };
-    let objects = match js.get_object_store(OBJECTS).await {
-        Ok(store) => store,
-        Err(_) => match with_fewer_replicas(replicas, |num_replicas| {
+    )
+    .await?;
+    let objects = open_store(
+        "object store",
+        &js,
+        &format!("OBJ_{OBJECTS}"),
+        replicas,
+        || js.get_object_store(OBJECTS),
+        |num_replicas| {
             js.create_object_store(object_store::Config {
                 bucket: OBJECTS.into(),
                 max_age: RESULT_TTL,
@@ -154,22 +148,9 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
                 num_replicas,
                 ..Default::default()
             })
-        })
-        .await
-        {
-            Ok(store) => store,
-            Err(create) => js.get_object_store(OBJECTS).await.map_err(|_| {
-                ClusterError::new(format!("cannot open the object store: {create}"))
-            })?,
         },
-    };
-    let objects = if read_from_leader(&js, &format!("OBJ_{OBJECTS}")).await {
-        js.get_object_store(OBJECTS)
-            .await
-            .map_err(|err| ClusterError::new(format!("cannot open the object store: {err}")))?
-    } else {
-        objects
-    };
+    )
+    .await?;
     Ok(Queues {
         js,
         stream,
@@ -177,6 +158,42 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
         results,
         objects,
     })
+}
+
+/// Opens a store with `get`, or makes it with `create` (with as many
+/// replicas as JetStream can place; another process may make it first);
+/// a replicated one is then opened again to read from its leader.
+async fn open_store<S, G, GetFut, GetErr, C, MakeFut, MakeErr>(
+    what: &str,
+    js: &jetstream::Context,
+    stream: &str,
+    replicas: usize,
+    get: G,
+    create: C,
+) -> Result<S, ClusterError>
+where
+    G: Fn() -> GetFut,
+    GetFut: Future<Output = Result<S, GetErr>>,
+    GetErr: std::fmt::Display,
+    C: FnMut(usize) -> MakeFut,
+    MakeFut: Future<Output = Result<S, MakeErr>>,
+    MakeErr: std::error::Error + 'static,
+{
+    let store = match get().await {
+        Ok(store) => store,
+        Err(_) => match with_fewer_replicas(replicas, create).await {
+            Ok(store) => store,
+            Err(made) => get()
+                .await
+                .map_err(|_| ClusterError::new(format!("cannot open the {what}: {made}")))?,
+        },
+    };
+    if read_from_leader(js, stream).await {
+        return get()
+            .await
+            .map_err(|err| ClusterError::new(format!("cannot open the {what}: {err}")));
+    }
+    Ok(store)
 }
 
 /// The replicas to ask for first: [`MAX_REPLICAS`] when the server we are
