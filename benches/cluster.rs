@@ -3,9 +3,9 @@
 //! `kill -9` of a worker mid-run.
 //!
 //! ```text
-//! cargo bench --features nats --bench cluster            # needs nats-server on PATH
-//! cargo bench --features nats --bench cluster -- --quick # smaller shapes
-//! cargo bench --features nats --bench cluster -- kill    # one shape
+//! cargo bench -p delayed-benches --features nats --bench cluster            # needs nats-server on PATH
+//! cargo bench -p delayed-benches --features nats --bench cluster -- --quick # smaller shapes
+//! cargo bench -p delayed-benches --features nats --bench cluster -- kill    # one shape
 //! ```
 //!
 //! Starts its own `nats-server -js` on a free loopback port. Workers are

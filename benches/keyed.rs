@@ -2,7 +2,7 @@
 //! 200,000 keys, to show that each step is linear in the number of keys.
 //!
 //! ```text
-//! cargo bench --bench keyed
+//! cargo bench -p delayed-benches --bench keyed
 //! ```
 //!
 //! The graph is the seed's shape, widened: `n / 2` loads, each cleaned,

@@ -3,9 +3,9 @@
 //! `tokio::sync::Semaphore`, in the same run.
 //!
 //! ```text
-//! cargo bench --bench limits                 # 10,000 loads; about 1.5 minutes
-//! cargo bench --bench limits -- --quick      # 1,000 loads: a smoke run of seconds
-//! DELAYED_BENCH_QUICK=1 cargo bench --bench limits   # the same
+//! cargo bench -p delayed-benches --bench limits              # 10,000 loads; about 1.5 minutes
+//! cargo bench -p delayed-benches --bench limits -- --quick   # 1,000 loads: a smoke run of seconds
+//! DELAYED_BENCH_QUICK=1 cargo bench -p delayed-benches --bench limits   # the same
 //! ```
 //!
 //! **Makespan.** 10,000 async loads that each sleep 20 ms, under

@@ -2,7 +2,7 @@
 //! the same run, on three shapes of graph.
 //!
 //! ```text
-//! cargo bench --bench overhead
+//! cargo bench -p delayed-benches --bench overhead
 //! ```
 //!
 //! Each iteration builds a graph, computes it and drops it, inside a task

@@ -3,7 +3,7 @@
 //! million-node chain.
 //!
 //! ```text
-//! cargo bench --bench pipeline
+//! cargo bench -p delayed-benches --bench pipeline
 //! ```
 //!
 //! Each memory measurement runs in a fresh child process (this binary,
