@@ -18,9 +18,7 @@
 //!
 //! Registered functions run in other processes, so they log their runs to
 //! a file whose path they take as an argument.
-#![cfg(feature = "nats")]
 
-#[path = "common/nats.rs"]
 mod nats;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,9 +2,9 @@
 //! and a NATS cluster of several such servers ([`ServerCluster`]) for the
 //! high-availability tests.
 //!
-//! Include it with `#[path = "common/nats.rs"] mod nats;`. The including
-//! test binary must define the worker entry point, a test named
-//! [`WORKER_TEST`] at the crate root that calls [`worker_main`]:
+//! Each test binary of this package includes it with `mod nats;` and must
+//! define the worker entry point, a test named [`WORKER_TEST`] at the
+//! crate root that calls [`worker_main`]:
 //!
 //! ```ignore
 //! #[test]

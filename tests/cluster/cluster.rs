@@ -24,9 +24,7 @@
 //!
 //! Registered functions run in other processes, so they count their runs
 //! in log files whose paths they take as arguments.
-#![cfg(feature = "nats")]
 
-#[path = "common/nats.rs"]
 mod nats;
 
 use std::collections::{BTreeMap, BTreeSet};
