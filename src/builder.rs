@@ -3,44 +3,29 @@
 
 use std::future::Future;
 use std::hash::Hash;
-use std::marker::PhantomData;
-use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::body::{Async, Blocking, Inline};
+use crate::engine::deps::{Deps, Input, Ref};
+use crate::engine::guard::Payload;
+use crate::engine::inputs::Inputs;
+use crate::engine::make::{self, Blueprint};
+use crate::engine::node::Work;
+use crate::engine::policy::NodePolicy;
+use crate::engine::state::Origin;
+use crate::engine::work::{Async, Blocking, Inline};
 use crate::error::Cause;
-use crate::inputs::Inputs;
-use crate::intern;
-use crate::key::{KeyId, Token};
+use crate::key::Token;
 use crate::limit::Limit;
-use crate::node::{Body, Node};
-use crate::policy::Policy;
 use crate::retry::Retry;
-use crate::task::{output_of, Core, Origin, Task, UNSET};
 use crate::{Delayed, IntoDelayed};
 
 /// An argument after conversion: a plain value, or a node to wait for.
 #[doc(hidden)]
-pub enum Arg<T> {
+pub enum Converted<T> {
     Value(T),
     Node(Delayed<T>),
-}
-
-/// An owned parameter: a value the body moves in, or the index of an input.
-#[doc(hidden)]
-pub enum Input<T> {
-    Value(T),
-    Dep(usize),
-    /// The value moved into the body's only run.
-    Taken,
-}
-
-/// A borrowed parameter: the index of the input it borrows from.
-#[doc(hidden)]
-pub struct Ref<T> {
-    index: usize,
-    _type: PhantomData<fn() -> T>,
 }
 
 /// Collects the inputs of one node, then makes the node.
@@ -50,18 +35,20 @@ pub struct Builder {
     deps: Inputs,
     token: Option<Token>,
     origin: Origin,
-    policy: Option<Arc<Policy>>,
+    policy: Option<Arc<NodePolicy>>,
+    /// The first panic of an argument's `Hash`.
+    panic: Option<Payload>,
 }
 
 /// The `#[delayed(limit = .., retry = .., ..)]` policies of a function:
 /// made on its first call and shared by all its nodes.
 #[doc(hidden)]
-pub struct Policies(Arc<Policy>);
+pub struct Policies(Arc<NodePolicy>);
 
 impl Policies {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Policies {
-        Policies(Arc::new(Policy::default()))
+        Policies(Arc::new(NodePolicy::default()))
     }
 
     /// `#[delayed(limit = L)]`.
@@ -97,6 +84,7 @@ impl Builder {
             token: None,
             origin: Origin::Call,
             policy: None,
+            panic: None,
         }
     }
 
@@ -135,17 +123,13 @@ impl Builder {
 
     pub fn input<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Input<T> {
         match arg.into_arg() {
-            Arg::Value(value) => Input::Value(value),
-            Arg::Node(node) => Input::Dep(self.push(node)),
+            Converted::Value(value) => Input::Value(value),
+            Converted::Node(node) => Input::Dep(self.push(node)),
         }
     }
 
     pub fn borrow<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Ref<T> {
-        let index = self.push(arg.into_delayed());
-        Ref {
-            index,
-            _type: PhantomData,
-        }
+        Ref::at(self.push(arg.into_delayed()))
     }
 
     pub fn hash_input<T: Hash + Send + Sync + 'static>(&mut self, input: &Input<T>) {
@@ -157,13 +141,23 @@ impl Builder {
     }
 
     pub fn hash_ref<T: Hash + Send + Sync + 'static>(&mut self, input: &Ref<T>) {
-        self.hash_dep::<T>(input.index);
+        self.hash_dep::<T>(input.index());
     }
 
+    /// Hashes a plain value into the key. Its `Hash` is user code: a panic
+    /// fails the node (when computed), not the call.
     fn hash_value<T: Hash>(&mut self, value: &T) {
+        if self.panic.is_some() {
+            return;
+        }
         if let Some(token) = &mut self.token {
-            0_u8.hash(token);
-            value.hash(token);
+            let hashed = catch_unwind(AssertUnwindSafe(|| {
+                0_u8.hash(token);
+                value.hash(token);
+            }));
+            if let Err(payload) = hashed {
+                self.panic = Some(payload);
+            }
         }
     }
 
@@ -173,23 +167,11 @@ impl Builder {
     /// inputs hash by key.
     fn hash_dep<T: Hash + Send + Sync + 'static>(&mut self, index: usize) {
         let dep = Arc::clone(&self.deps[index]);
-        if dep.core().origin == Origin::Literal {
-            return self.hash_value(output_of::<T>(&*dep));
+        if let Some(value) = make::literal_value::<T>(&dep) {
+            return self.hash_value(value);
         }
-        let Some(token) = &mut self.token else {
-            return;
-        };
-        let mut parts = vec![dep];
-        while let Some(part) = parts.pop() {
-            let st = part.core().lock();
-            // A join that already ran gave up its parts: its key stands in.
-            if part.core().origin == Origin::Join && !st.is_finished() {
-                2_u8.hash(token);
-                parts.extend(st.deps.iter().rev().cloned());
-            } else {
-                1_u8.hash(token);
-                part.core().key_locked(&st).hash_into(token);
-            }
+        if let Some(token) = &mut self.token {
+            make::hash_input_key(&dep, token);
         }
     }
 
@@ -252,42 +234,29 @@ impl Builder {
         }))
     }
 
-    fn finish<T: Send + Sync + 'static, B: Body<T>>(self, body: B) -> Delayed<T> {
+    fn finish<T: Send + Sync + 'static, W: Work<T>>(self, work: W) -> Delayed<T> {
         let Builder {
             name,
             deps,
             token,
             origin,
             policy,
+            panic,
         } = self;
-        let id = match &token {
-            Some(token) => KeyId::Token(token.finish128()),
-            None => KeyId::fresh(),
+        let blueprint = Blueprint {
+            name,
+            origin,
+            deps,
+            token: token.map(|token| token.finish128()),
+            policy,
+            panic,
         };
-        let make = move || -> Arc<dyn Task> {
-            let mut core = Core::new(name, origin, id, deps);
-            if let Some(policy) = policy {
-                let st = core.state_mut();
-                st.priority = policy.priority.unwrap_or(UNSET);
-                st.policy = Some(policy);
-            }
-            Arc::new(Node::new(core, body))
-        };
-        let node = match token {
-            Some(token) if !intern::is_solo() => {
-                intern::get_or_insert::<T>(token.finish128(), make)
-            }
-            _ => make(),
-        };
-        Delayed::from_task(node)
+        Delayed::from_task(make::node::<T, W>(blueprint, work))
     }
 
     /// A node that already holds its value.
     pub(crate) fn literal<T: Send + Sync + 'static>(value: T) -> Delayed<T> {
-        let core = Core::new(&"value", Origin::Literal, KeyId::fresh(), Inputs::None);
-        Delayed::from_task(Arc::new(Node::<T, crate::node::Literal>::literal(
-            core, value,
-        )))
+        Delayed::from_task(make::literal(value))
     }
 }
 
@@ -311,97 +280,4 @@ pub(crate) fn spent(name: &str) -> ! {
 
 fn cause<E: Into<Box<dyn std::error::Error + Send + Sync>>>(err: E) -> Cause {
     Arc::from(err.into())
-}
-
-/// The finished inputs of a running node, as its body reads them.
-#[doc(hidden)]
-pub struct Deps {
-    deps: Inputs,
-    /// The body may run again (a retry, a restart): clone values instead
-    /// of moving them in.
-    keep: bool,
-}
-
-impl Deps {
-    pub(crate) fn new(deps: Inputs) -> Deps {
-        Deps { deps, keep: false }
-    }
-
-    /// Inputs for a body that may run again.
-    pub(crate) fn kept(deps: Inputs) -> Deps {
-        Deps { deps, keep: true }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.deps.len()
-    }
-
-    /// Hands an owned parameter over: a plain value moves in; an input's
-    /// output moves out when this node holds the only handle to it, and is
-    /// cloned otherwise. A body that may run again gets clones.
-    pub fn take<T: Clone + Send + Sync + 'static>(&mut self, input: &mut Input<T>) -> T {
-        match input {
-            Input::Value(value) if self.keep => value.clone(),
-            Input::Dep(index) => self.take_at(*index),
-            _ => match std::mem::replace(input, Input::Taken) {
-                Input::Value(value) => value,
-                _ => panic!("{}", TAKEN),
-            },
-        }
-    }
-
-    pub(crate) fn take_at<T: Clone + Send + Sync + 'static>(&mut self, index: usize) -> T {
-        let dep = &mut self.deps[index];
-        if let Some(task) = Arc::get_mut(dep).filter(|_| !self.keep) {
-            if let Some(value) = task
-                .output_any_mut()
-                .downcast_mut::<OnceLock<T>>()
-                .and_then(OnceLock::take)
-            {
-                return value;
-            }
-        }
-        output_of::<T>(&**dep).clone()
-    }
-
-    /// Clones an owned parameter for an async body, which may run again.
-    pub fn cloned<T: Clone + Send + Sync + 'static>(&self, input: &Input<T>) -> T {
-        match input {
-            Input::Value(value) => value.clone(),
-            Input::Dep(index) => output_of::<T>(&*self.deps[*index]).clone(),
-            Input::Taken => panic!("{}", TAKEN),
-        }
-    }
-
-    /// Borrows an input's output for a sync body.
-    pub fn get<T: Send + Sync + 'static>(&self, input: &Ref<T>) -> &T {
-        output_of::<T>(&*self.deps[input.index])
-    }
-
-    /// Holds an input for an async body that borrows its output.
-    pub fn hold<T: Send + Sync + 'static>(&self, input: &Ref<T>) -> Held<T> {
-        Held {
-            task: Arc::clone(&self.deps[input.index]),
-            _type: PhantomData,
-        }
-    }
-}
-
-/// The message of a body that runs again after it consumed its inputs,
-/// which the scheduler never lets happen.
-const TAKEN: &str = "delayed: a task's input was used after it was moved (scheduler invariant)";
-
-/// A finished input kept alive by an async body that borrows it.
-#[doc(hidden)]
-pub struct Held<T> {
-    task: Arc<dyn Task>,
-    _type: PhantomData<fn() -> T>,
-}
-
-impl<T: Send + Sync + 'static> Deref for Held<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        output_of::<T>(&*self.task)
-    }
 }

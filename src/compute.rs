@@ -1,18 +1,21 @@
 //! Computing nodes: the `Compute` future and the free `compute` function.
 
+use std::any::Any;
 use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::task::{ready, Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use tokio::runtime::Handle;
 
 use crate::callback::Callback;
+use crate::engine::hooks::Placement;
+use crate::engine::root::{self, Root};
+use crate::engine::view::NodeView;
+use crate::engine::watch::{self, Attached, Watching};
 use crate::join::Join;
-use crate::observe::{self, Watching};
-use crate::secede::Loan;
-use crate::task::{output_of, Phase};
-use crate::{run, schedule, sequential, Delayed, Error, Options};
+use crate::{observe, Delayed, Error, Options};
 
 /// The future returned by [`Delayed::compute`] and [`compute`](crate::compute()).
 ///
@@ -40,90 +43,69 @@ use crate::{run, schedule, sequential, Delayed, Error, Options};
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Compute<T> {
-    delayed: Delayed<T>,
-    state: State,
+    root: Root,
     /// Move the output out when this is the last handle (`compute(...)`,
     /// `delayed.await`), instead of cloning it.
     owned: bool,
-    handle: Option<Handle>,
-    /// The waker registered on the node, to replace or remove it.
-    waker: Option<Waker>,
+    started: bool,
     callbacks: Vec<Arc<dyn Callback>>,
     watching: Option<Watching>,
-    sequential: bool,
-    /// The sequential scheduler's run, in sequential mode, and its result
-    /// once it has one.
-    local: Option<sequential::Run>,
-    local_result: Option<Result<(), Error>>,
-    /// The permit of the body that awaits this compute, lent out while it
-    /// waits.
-    loan: Loan,
-    /// The cluster to run registered nodes on, and the run once started.
-    #[cfg(feature = "nats")]
-    cluster: Option<crate::cluster::Cluster>,
-    #[cfg(feature = "nats")]
-    remote: Option<crate::cluster::Run>,
-    /// Reading back a hollow root (see `hollow.rs`).
-    #[cfg(feature = "nats")]
-    filling: Option<crate::hollow::Filling>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    New,
-    Waiting,
-    Finished,
+    /// Where the compute's nodes run, and the placement while it runs.
+    placement: Option<Arc<dyn Placement>>,
+    placed: Option<Box<dyn Any + Send>>,
+    _output: PhantomData<fn() -> T>,
 }
 
 impl<T: Send + Sync + 'static> Compute<T> {
     pub(crate) fn with_options(mut self, options: Options) -> Self {
         self.callbacks = options.callbacks;
-        self.sequential = options.sequential;
-        #[cfg(feature = "nats")]
-        {
-            self.cluster = options.cluster;
+        self.placement = options.placement;
+        if options.sequential {
+            self.root.run_sequentially();
         }
         self
     }
 
     pub(crate) fn new(delayed: Delayed<T>, owned: bool, handle: Option<Handle>) -> Self {
         Compute {
-            delayed,
-            state: State::New,
+            root: Root::new(delayed.node, handle),
             owned,
-            handle,
-            waker: None,
+            started: false,
             callbacks: Vec::new(),
             watching: None,
-            sequential: false,
-            local: None,
-            local_result: None,
-            loan: Loan::default(),
-            #[cfg(feature = "nats")]
-            cluster: None,
-            #[cfg(feature = "nats")]
-            remote: None,
-            #[cfg(feature = "nats")]
-            filling: None,
+            placement: None,
+            placed: None,
+            _output: PhantomData,
         }
     }
 
-    fn output(&mut self) -> T
-    where
-        T: Clone,
-    {
-        if self.owned {
-            if let Some(task) = Arc::get_mut(&mut self.delayed.node) {
-                if let Some(value) = task
-                    .output_any_mut()
-                    .downcast_mut::<OnceLock<T>>()
-                    .and_then(OnceLock::take)
-                {
-                    return value;
-                }
-            }
+    /// Tells the callbacks that the compute starts, and places it.
+    fn start(&mut self) -> Result<(), Error> {
+        self.started = true;
+        let mut attached: Vec<_> = self.callbacks.drain(..).map(Attached::new).collect();
+        attached.extend(observe::scoped());
+        let (watching, started) = watch::begin(self.root.node(), attached);
+        self.watching = watching;
+        started?;
+        if let Some(placement) = &self.placement {
+            self.placed = Some(placement.place(&NodeView::new(self.root.node().clone())));
         }
-        output_of::<T>(&*self.delayed.node).clone()
+        Ok(())
+    }
+
+    /// Ends the compute with `result`, as its callbacks hear it.
+    fn finish(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        let Some(watching) = self.watching.take() else {
+            return result;
+        };
+        let key = self.root.node().core().key();
+        match (watching.finish(&key, result.as_ref().map(|_| ())), result) {
+            (Err(panic), Ok(value)) => {
+                crate::engine::guard::drop_quietly(value);
+                Err(panic)
+            }
+            (_, result) => result,
+        }
     }
 }
 
@@ -132,148 +114,28 @@ impl<T: Clone + Send + Sync + 'static> Future for Compute<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match this.state {
-            State::Finished => panic!("`Compute` polled after completion"),
-            State::New => {
-                this.watching = observe::begin(&this.delayed.node, &this.callbacks);
-                this.state = State::Waiting;
-                #[cfg(feature = "nats")]
-                if let Some(cluster) = &this.cluster {
-                    this.remote = Some(crate::cluster::Run::assign(cluster, &this.delayed.node));
-                }
-                if this.sequential {
-                    let root = Arc::clone(&this.delayed.node);
-                    this.local = Some(Box::pin(sequential::run(root)));
-                } else {
-                    let mut ready = Vec::new();
-                    schedule::demand(&this.delayed.node, &mut ready);
-                    run::dispatch(ready, this.handle.as_ref());
-                }
-            }
-            State::Waiting => {}
-        }
-        if let Some(local) = &mut this.local {
-            if this.local_result.is_none() {
-                match local.as_mut().poll(cx) {
-                    Poll::Ready(result) => this.local_result = Some(result),
-                    Poll::Pending => {
-                        this.loan.lend();
-                        return Poll::Pending;
-                    }
-                }
-            }
-            ready!(this.loan.poll_return(cx));
-            let result = this.local_result.take().unwrap_or(Ok(()));
-            this.local = None;
-            this.state = State::Finished;
-            if let Some(watching) = this.watching.take() {
-                watching.finish(result.as_ref().map(|_| ()));
-            }
-            return Poll::Ready(result.map(|()| this.output()));
-        }
-        #[cfg(feature = "nats")]
-        if let Some(filling) = &mut this.filling {
-            let filled = match filling.as_mut().poll(cx) {
-                Poll::Ready(filled) => filled,
-                Poll::Pending => {
-                    this.loan.lend();
-                    return Poll::Pending;
-                }
-            };
-            this.filling = None;
-            match filled {
-                Ok(true) => {}
-                // Reverted before it could be read: compute it again.
-                Ok(false) => {
-                    let mut ready = Vec::new();
-                    schedule::demand(&this.delayed.node, &mut ready);
-                    run::dispatch(ready, this.handle.as_ref());
-                }
-                Err(err) => return this.finish_with(cx, Some(Err(err))),
+        if !this.started {
+            if let Err(panic) = this.start() {
+                this.root.abandon();
+                return Poll::Ready(this.finish(Err(panic)));
             }
         }
-        let node = &this.delayed.node;
-        let mut st = node.core().lock();
-        let result = match &st.phase {
-            #[cfg(feature = "nats")]
-            Phase::Done if st.hollow => {
-                drop(st);
-                let root = vec![Arc::clone(node)];
-                this.filling = Some(Box::pin(
-                    async move { crate::hollow::materialize(&root).await },
-                ));
-                return Pin::new(this).poll(cx);
-            }
-            Phase::Done => None,
-            Phase::Failed(err) => Some(Err(err.clone())),
-            Phase::Idle => Some(Err(Error::cancelled(node.core().key_locked(&st)))),
-            _ => {
-                st.listeners.register_waker(&mut this.waker, cx.waker());
-                drop(st);
-                this.loan.lend();
-                return Poll::Pending;
-            }
-        };
-        drop(st);
-        this.finish_with(cx, result)
-    }
-}
-
-impl<T: Clone + Send + Sync + 'static> Compute<T> {
-    /// Ends the compute: `None` when the node is done and its output here.
-    fn finish_with(
-        &mut self,
-        cx: &mut Context<'_>,
-        result: Option<Result<T, Error>>,
-    ) -> Poll<Result<T, Error>> {
-        let this = self;
-        ready!(this.loan.poll_return(cx));
-        let was_waiting = this.state == State::Waiting;
-        this.state = State::Finished;
-        if let Some(watching) = this.watching.take() {
-            watching.finish(match &result {
-                Some(Err(err)) => Err(err),
-                _ => Ok(()),
-            });
-        }
-        match result {
-            None => Poll::Ready(Ok(this.output())),
-            Some(err) => {
-                if was_waiting {
-                    // An interrupted node keeps our demand; give it back.
-                    schedule::release_all(vec![Arc::clone(&this.delayed.node)]);
-                }
-                Poll::Ready(err)
-            }
-        }
+        let result = ready!(this.root.poll_done(cx))
+            .and_then(|()| root::take_output(this.root.node_mut(), this.owned));
+        Poll::Ready(this.finish(result))
     }
 }
 
 impl<T> Drop for Compute<T> {
     fn drop(&mut self) {
-        if self.state != State::Waiting {
-            return;
-        }
-        if let Some(local) = self.local.take() {
-            // Dropping the run hands back what it had claimed.
-            drop(local);
-            if let Some(watching) = self.watching.take() {
-                watching.finish(Err(&Error::cancelled(self.delayed.node.core().key())));
-            }
+        if !self.root.is_waiting() {
             return;
         }
         if let Some(watching) = self.watching.take() {
-            watching.finish(Err(&Error::cancelled(self.delayed.node.core().key())));
+            let key = self.root.node().core().key();
+            // Nobody is left to fail with a panic of this callback.
+            let _ = watching.finish(&key, Err(&Error::cancelled(key.clone())));
         }
-        if let Some(waker) = self.waker.take() {
-            // Unregister, so that a long-running node polled by many
-            // short-lived computes does not collect their wakers.
-            let mut st = self.delayed.node.core().lock();
-            if let Some(i) = st.listeners.find_waker(&waker) {
-                st.listeners.remove(i);
-            }
-        }
-        schedule::release_all(vec![Arc::clone(&self.delayed.node)]);
     }
 }
 

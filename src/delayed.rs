@@ -2,13 +2,20 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::builder::{once, Builder};
 use crate::compute::Compute;
-use crate::key::{Key, KeyId};
-use crate::task::Task;
-use crate::{intern, lane, run, schedule, Error, Graph, Options};
+use crate::engine::node::NodeRef;
+use crate::engine::policy;
+use crate::engine::view::NodeView;
+use crate::engine::{blocking, runner, schedule, snapshot};
+use crate::key::Key;
+use crate::limit::Limit;
+use crate::retry::Retry;
+use crate::{Error, Graph, Options};
 
 /// A lazy value: one node of a task graph, to be computed later.
 ///
@@ -42,8 +49,15 @@ use crate::{intern, lane, run, schedule, Error, Graph, Options};
 /// ```
 #[must_use = "a Delayed does nothing until it is computed"]
 pub struct Delayed<T> {
-    pub(crate) node: Arc<dyn Task>,
+    pub(crate) node: NodeRef,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Delayed<T> {
+    /// A read-only view of the node, for the extensions.
+    pub(crate) fn view(&self) -> NodeView {
+        NodeView::new(NodeRef::clone(&self.node))
+    }
 }
 
 impl<T> Clone for Delayed<T> {
@@ -56,11 +70,17 @@ impl<T> Clone for Delayed<T> {
 }
 
 impl<T: Send + Sync + 'static> Delayed<T> {
-    pub(crate) fn from_task(node: Arc<dyn Task>) -> Self {
+    pub(crate) fn from_task(node: NodeRef) -> Self {
         Delayed {
             node,
             _type: PhantomData,
         }
+    }
+
+    /// A handle to the node behind `view`, whose output must be a `T`.
+    #[allow(dead_code, reason = "for extensions, which a build may leave out")]
+    pub(crate) fn from_view(view: NodeView) -> Self {
+        Delayed::from_task(view.into_node())
     }
 
     /// Wraps a value that is already known, like dask's `delayed(value)`.
@@ -131,8 +151,7 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// assert_eq!(a.key().name(), "load");
     /// ```
     pub fn named(self, key: impl Into<Arc<str>>) -> Self {
-        intern::rename(&self.node);
-        self.node.core().lock().id = KeyId::Custom(key.into());
+        self.view().rename(key);
         self
     }
 
@@ -148,7 +167,7 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// assert_eq!(inc(inc(1)).graph().nodes().len(), 2);
     /// ```
     pub fn graph(&self) -> Graph {
-        Graph::snapshot(&self.node)
+        snapshot::graph(&self.node)
     }
 
     /// Computes this node on the current tokio runtime.
@@ -237,9 +256,9 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     where
         T: Clone,
     {
-        let handle = run::fallback().map_err(|message| Error::runtime(self.key(), message))?;
+        let handle = runner::fallback().map_err(|message| Error::runtime(self.key(), message))?;
         let compute = Compute::new(self.clone(), false, Some(handle));
-        lane::while_waiting(|| futures::executor::block_on(compute))
+        blocking::while_waiting(|| futures::executor::block_on(compute))
     }
 
     /// [`compute_blocking`](Delayed::compute_blocking) with [`Options`].
@@ -278,10 +297,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     where
         T: Clone,
     {
-        let handle = run::fallback().map_err(|message| Error::runtime(self.key(), message))?;
+        let handle = runner::fallback().map_err(|message| Error::runtime(self.key(), message))?;
         let _context = handle.enter();
         let compute = Compute::new(self.clone(), false, Some(handle.clone())).with_options(options);
-        lane::while_waiting(|| futures::executor::block_on(compute))
+        blocking::while_waiting(|| futures::executor::block_on(compute))
     }
 
     /// Starts computing this node now, in the background, and returns it.
@@ -310,8 +329,229 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     pub fn persist(&self) -> Delayed<T> {
         let mut ready = Vec::new();
         schedule::demand(&self.node, &mut ready);
-        run::dispatch(ready, None);
+        runner::dispatch(ready, None);
         self.clone()
+    }
+}
+
+/// Execution policies: a limit, retries, a timeout and a priority.
+impl<T: Send + Sync + 'static> Delayed<T> {
+    /// Runs this node's body under `limit`: it waits for a permit when its
+    /// inputs are ready, and holds it only while its body runs.
+    ///
+    /// Like [`named`](Delayed::named), the policy belongs to the node:
+    /// every handle to it sees it, and it applies to runs that start later.
+    /// `#[delayed(limit = NAME)]` sets it on every call of a function.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use delayed::{Delayed, Limit};
+    ///
+    /// static DISK: Limit = Limit::new("disk", 1);
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let reads: Vec<_> = (0..3_u64)
+    ///     .map(|i| {
+    ///         Delayed::value(i)
+    ///             .then(|i| async move {
+    ///                 tokio::time::sleep(Duration::from_secs(1)).await;
+    ///                 i
+    ///             })
+    ///             .limit(&DISK)
+    ///     })
+    ///     .collect();
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(delayed::compute(reads).await.unwrap(), [0, 1, 2]);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(3));
+    /// # }
+    /// ```
+    pub fn limit(self, limit: &'static Limit) -> Self {
+        policy::update(&self.node, |policy| policy.limit = Some(limit));
+        self
+    }
+
+    /// Runs this node's body again when it fails, as `retry` says.
+    ///
+    /// Only `Err` results and timeouts are retried unless the policy says
+    /// otherwise. Bodies that are `FnOnce` closures ([`Delayed::lazy`],
+    /// [`map`](Delayed::map), [`try_map`](Delayed::try_map),
+    /// [`map_blocking`](Delayed::map_blocking)) cannot run twice: their
+    /// second attempt fails with an error that says so. `#[delayed]`
+    /// functions and [`then`](Delayed::then) can always run again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use delayed::{delayed, Retry};
+    ///
+    /// #[delayed]
+    /// fn unreachable_host() -> Result<String, std::io::Error> {
+    ///     Err(std::io::Error::other("no route to host"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let start = tokio::time::Instant::now();
+    /// let err = unreachable_host()
+    ///     .retry(Retry::attempts(3).fixed(Duration::from_secs(1)))
+    ///     .compute()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # }
+    /// ```
+    pub fn retry(self, retry: Retry) -> Self {
+        policy::update(&self.node, |policy| policy.retry = Some(retry));
+        self
+    }
+
+    /// Stops this node's body if an attempt runs longer than `timeout`:
+    /// its future is dropped at the deadline and the node fails with an
+    /// error for which [`is_timeout`](crate::Error::is_timeout) is true
+    /// (or is retried, under a [`Retry`] policy).
+    ///
+    /// The clock starts when the body starts: time spent waiting for
+    /// inputs or for a [`Limit`] permit does not count. A blocking body
+    /// cannot be stopped midway: at the deadline the node fails and the
+    /// body's thread finishes in the background, its result dropped; under
+    /// a limit, it keeps its permit until it returns, since it still uses
+    /// the resource. Sync bodies run to the end; give the timeout to async
+    /// or blocking work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[delayed::delayed]
+    /// async fn hang() -> u64 {
+    ///     std::future::pending().await
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let start = tokio::time::Instant::now();
+    /// let err = hang().timeout(Duration::from_secs(5)).compute().await.unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(start.elapsed(), Duration::from_secs(5));
+    /// # }
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        policy::update(&self.node, |policy| policy.timeout = Some(timeout));
+        self
+    }
+
+    /// Sets this node's priority (default 0; higher goes first).
+    ///
+    /// Priority orders nodes that wait for the same [`Limit`], and
+    /// blocking bodies waiting for the blocking pool when all its lanes are
+    /// busy. Other ready nodes start at once, so priority does not apply
+    /// to them.
+    ///
+    /// **Inheritance.** A node runs at the highest priority of itself and
+    /// of every node that waits for it in a running compute. So the inputs
+    /// of an urgent node are urgent too, and a low-priority load that a
+    /// high-priority report needs is not starved by medium-priority work.
+    /// A node's place in a queue is fixed when it joins the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use delayed::{Delayed, Limit};
+    ///
+    /// static ONE: Limit = Limit::new("one", 1);
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let job = |name: &'static str, priority: i32| {
+    ///     let order = order.clone();
+    ///     Delayed::value(name)
+    ///         .then(move |name| {
+    ///             let order = order.clone();
+    ///             async move {
+    ///                 order.lock().unwrap().push(name);
+    ///                 tokio::time::sleep(Duration::from_secs(1)).await;
+    ///             }
+    ///         })
+    ///         .limit(&ONE)
+    ///         .priority(priority)
+    /// };
+    /// let jobs = vec![job("first", 0), job("low", -1), job("high", 5)];
+    /// delayed::compute(jobs).await.unwrap();
+    /// // "first" took the permit at once; then the higher priority went.
+    /// assert_eq!(*order.lock().unwrap(), ["first", "high", "low"]);
+    /// # }
+    /// ```
+    pub fn priority(self, priority: i32) -> Self {
+        policy::update(&self.node, |policy| policy.priority = Some(priority));
+        self
+    }
+}
+
+/// Pictures of the graph.
+impl<T: Send + Sync + 'static> Delayed<T> {
+    /// Draws this node's [`graph`](Delayed::graph) to a file, like dask's
+    /// `visualize`, and returns the path written.
+    ///
+    /// The file's extension picks the format:
+    ///
+    /// - `.dot` or `.gv`: the DOT text of [`Graph::to_dot`].
+    /// - `.svg`, `.png` or `.pdf`: rendered by Graphviz's `dot` program,
+    ///   which must be installed (`apt-get install graphviz`,
+    ///   `brew install graphviz`).
+    ///
+    /// This blocks the calling thread while it writes the file and while
+    /// `dot` runs. From async code, call it inside
+    /// [`tokio::task::spawn_blocking`].
+    ///
+    /// # Errors
+    ///
+    /// Returns an error, never panics, when the extension is not one of
+    /// the above, when the file cannot be written, when `dot` is not
+    /// installed (the message says how to install it), or when `dot` fails
+    /// (the message includes what it printed).
+    ///
+    /// # Examples
+    ///
+    /// Writing DOT needs nothing else:
+    ///
+    /// ```
+    /// use delayed::delayed;
+    ///
+    /// #[delayed]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let node = inc(inc(1));
+    /// let path = node.visualize(dir.path().join("graph.dot"))?;
+    /// assert_eq!(std::fs::read_to_string(path)?, node.graph().to_dot());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Rendering an image needs Graphviz; from async code, off the runtime's
+    /// threads:
+    ///
+    /// ```no_run
+    /// use delayed::delayed;
+    ///
+    /// #[delayed]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = inc(inc(1));
+    /// let drawn = node.clone();
+    /// tokio::task::spawn_blocking(move || drawn.visualize("graph.svg")).await??;
+    /// assert_eq!(node.compute().await?, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn visualize(&self, path: impl AsRef<Path>) -> Result<PathBuf, Error> {
+        self.graph()
+            .visualize(path)
+            .map_err(|err| Error::draw(self.key(), err.to_string()))
     }
 }
 

@@ -132,7 +132,7 @@ impl Error {
     }
 
     /// A keyed graph is invalid at `key`; `message` says how, naming keys.
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    #[allow(dead_code, reason = "for extensions, which a build may leave out")]
     pub(crate) fn invalid(key: Key, message: impl Into<String>) -> Error {
         Error::new(key, Kind::Invalid(message.into()))
     }

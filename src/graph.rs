@@ -2,13 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
 
 use std::time::Duration;
 
 use crate::callback::Outcome;
 use crate::key::Key;
-use crate::task::{Phase, Task};
 use crate::Error;
 
 /// A snapshot of every node reachable from one [`Delayed`], in topological
@@ -91,55 +89,8 @@ pub enum TaskState {
 }
 
 impl Graph {
-    /// Walks the graph behind `root` without recursion.
-    pub(crate) fn snapshot(root: &Arc<dyn Task>) -> Graph {
-        /// A step of the walk: see a node's inputs first, then emit it.
-        enum Step {
-            Enter(Arc<dyn Task>),
-            Emit(Arc<dyn Task>, Vec<Arc<dyn Task>>),
-        }
-        let mut seen = HashSet::new();
-        let mut nodes = Vec::new();
-        let mut stack = vec![Step::Enter(Arc::clone(root))];
-        while let Some(step) = stack.pop() {
-            match step {
-                Step::Enter(task) => {
-                    if !seen.insert(Arc::as_ptr(&task).cast::<()>()) {
-                        continue;
-                    }
-                    let inputs = task.core().lock().deps.to_vec();
-                    let enter: Vec<_> = inputs
-                        .iter()
-                        .rev()
-                        .map(|i| Step::Enter(Arc::clone(i)))
-                        .collect();
-                    stack.push(Step::Emit(task, inputs));
-                    stack.extend(enter);
-                }
-                Step::Emit(task, inputs) => {
-                    let (key, state, error) = {
-                        let st = task.core().lock();
-                        let error = match &st.phase {
-                            Phase::Failed(err) => Some(err.clone()),
-                            _ => None,
-                        };
-                        (
-                            task.core().key_locked(&st),
-                            state_of(&st.phase, st.epoch),
-                            error,
-                        )
-                    };
-                    let deps = inputs.iter().map(|input| input.core().key()).collect();
-                    nodes.push(GraphNode {
-                        key,
-                        deps,
-                        state,
-                        error,
-                        duration: None,
-                    });
-                }
-            }
-        }
+    /// A graph of `nodes`, each after its inputs.
+    pub(crate) fn from_nodes(nodes: Vec<GraphNode>) -> Graph {
         Graph { nodes }
     }
 
@@ -236,17 +187,23 @@ impl Graph {
     }
 }
 
-fn state_of(phase: &Phase, epoch: u32) -> TaskState {
-    match phase {
-        Phase::Idle if epoch > 0 => TaskState::Cancelled,
-        Phase::Idle | Phase::Claimed | Phase::Waiting { .. } | Phase::Ready => TaskState::Waiting,
-        Phase::Running { .. } => TaskState::Running,
-        Phase::Done => TaskState::Done,
-        Phase::Failed(_) => TaskState::Failed,
-    }
-}
-
 impl GraphNode {
+    /// A node of a snapshot.
+    pub(crate) fn new(
+        key: Key,
+        deps: Vec<Key>,
+        state: TaskState,
+        error: Option<Error>,
+    ) -> GraphNode {
+        GraphNode {
+            key,
+            deps,
+            state,
+            error,
+            duration: None,
+        }
+    }
+
     /// The node's key.
     ///
     /// # Examples

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 
-use crate::builder::{Arg, Builder};
+use crate::builder::{Builder, Converted};
 use crate::join::Join;
 use crate::Delayed;
 
@@ -58,11 +58,11 @@ pub trait IntoDelayed<T> {
 
     /// Keeps plain values out of the graph: they move into the body.
     #[doc(hidden)]
-    fn into_arg(self) -> Arg<T>
+    fn into_arg(self) -> Converted<T>
     where
         Self: Sized,
     {
-        Arg::Node(self.into_delayed())
+        Converted::Node(self.into_delayed())
     }
 }
 
@@ -71,8 +71,8 @@ impl<T: Send + Sync + 'static> IntoDelayed<T> for T {
         Delayed::value(self)
     }
 
-    fn into_arg(self) -> Arg<T> {
-        Arg::Value(self)
+    fn into_arg(self) -> Converted<T> {
+        Converted::Value(self)
     }
 }
 

@@ -146,47 +146,36 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod body;
-mod builder;
+// Vocabulary: the words every layer uses.
 mod callback;
-#[cfg(feature = "nats")]
-#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
-pub mod cluster;
+mod error;
+mod graph;
+mod key;
+mod limit;
+mod retry;
+
+// The engine: nodes, scheduling, runners, stored outputs. It names nothing
+// above it.
+mod engine;
+
+// The API: handles, combinators, arguments, computes.
+mod builder;
 mod combinators;
 mod compute;
 mod delayed;
-mod dot;
-mod drive;
-mod error;
-mod graph;
-#[cfg(feature = "nats")]
-mod hollow;
-mod inputs;
-mod intern;
 mod into_delayed;
 mod join;
-mod key;
+mod options;
+mod unzip;
+
+// Extensions, each in a folder of its own.
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod cluster;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod keyed;
-mod lane;
-mod limit;
-mod listeners;
-mod node;
 mod observe;
-mod options;
-mod policy;
-#[cfg(feature = "progress")]
-mod progress;
-mod retry;
-mod run;
-mod schedule;
-mod secede;
-mod sequential;
-mod spans;
-mod task;
-mod timeline;
-mod unzip;
 
 pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
 pub use crate::compute::{compute, compute_each, compute_with, Compute};
@@ -197,12 +186,9 @@ pub use crate::into_delayed::IntoDelayed;
 pub use crate::join::{join, Join};
 pub use crate::key::Key;
 pub use crate::limit::Limit;
-pub use crate::observe::{observe, Observing};
+pub use crate::observe::public::*;
 pub use crate::options::Options;
-#[cfg(feature = "progress")]
-pub use crate::progress::ProgressBar;
 pub use crate::retry::Retry;
-pub use crate::timeline::{Timeline, TimelineTask};
 pub use delayed_macros::{delayed, registry};
 
 /// The README's examples compile as doctests.
@@ -213,5 +199,6 @@ struct ReadmeDoctests;
 /// What `#[delayed]` expands to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::builder::{Arg, Builder, Deps, Held, Input, Policies, Ref};
+    pub use crate::builder::{Builder, Converted, Policies};
+    pub use crate::engine::deps::{Deps, Held, Input, Ref};
 }

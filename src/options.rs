@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::callback::Callback;
+use crate::engine::hooks::Placement;
 
 /// Settings for one compute: see [`Delayed::compute_with`].
 ///
@@ -30,8 +31,8 @@ use crate::callback::Callback;
 pub struct Options {
     pub(crate) callbacks: Vec<Arc<dyn Callback>>,
     pub(crate) sequential: bool,
-    #[cfg(feature = "nats")]
-    pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// Where the compute's nodes run, when not all here (a cluster).
+    pub(crate) placement: Option<Arc<dyn Placement>>,
 }
 
 impl Options {
@@ -110,27 +111,10 @@ impl Options {
         self
     }
 
-    /// Runs the nodes that call functions of `cluster`'s registry on its
-    /// workers; the other nodes run here. See [`crate::cluster`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use delayed::{cluster::Cluster, delayed, Options};
-    ///
-    /// #[delayed(register)]
-    /// fn inc(x: u64) -> u64 { x + 1 }
-    ///
-    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let cluster = Cluster::connect("nats://127.0.0.1:4222", delayed::registry![inc]).await?;
-    /// let result = inc(inc(1)).compute_with(Options::new().cluster(&cluster)).await?;
-    /// assert_eq!(result, 3);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "nats")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
-    pub fn cluster(mut self, cluster: &crate::cluster::Cluster) -> Options {
-        self.cluster = Some(cluster.clone());
+    /// Places the compute's nodes with `placement`.
+    #[allow(dead_code, reason = "for extensions, which a build may leave out")]
+    pub(crate) fn placed(mut self, placement: Arc<dyn Placement>) -> Options {
+        self.placement = Some(placement);
         self
     }
 }

@@ -294,7 +294,7 @@ impl PartialEq for Retry {
 }
 
 /// The settings of a policy, for writing it out.
-#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
 pub(crate) struct Settings {
     pub(crate) attempts: u32,
     pub(crate) fixed: Option<Duration>,
@@ -305,7 +305,7 @@ pub(crate) struct Settings {
     pub(crate) panics: bool,
 }
 
-#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
 impl Retry {
     pub(crate) fn settings(&self) -> Settings {
         Settings {

@@ -2,7 +2,6 @@
 //! reference, the task published, the worker's report awaited, and the
 //! result read back, or left in the store when only remote tasks read it.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -11,12 +10,15 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::client::{Inner, RemoteTask};
+use super::placement::RunOn;
 use super::store;
-use super::wire::{result_key, CancelMsg, DoneMsg, Outcome, TaskMsg, CANCEL, INLINE_RESULT, TASKS};
+use super::wire::{
+    result_key, CancelMsg, DoneMsg, TaskMsg, WorkerOutcome, CANCEL, INLINE_RESULT, TASKS,
+};
 use super::Cluster;
-use crate::drive::Made;
-use crate::listeners::Listener;
-use crate::task::{Origin, Task};
+use crate::engine::hooks::{AnyOutput, Made, OutputStore};
+use crate::engine::state::Origin;
+use crate::engine::view::{self, NodeView};
 use crate::Error;
 
 impl Cluster {
@@ -24,24 +26,25 @@ impl Cluster {
     /// leaving it in the store when only remote tasks of the run read it.
     pub(crate) async fn run(
         &self,
-        task: Arc<dyn Task>,
-        run: Arc<str>,
+        on: &Arc<RunOn>,
+        task: NodeView,
         attempt: u32,
-    ) -> Result<Made<Box<dyn Any + Send>>, Error> {
+    ) -> Result<Made<AnyOutput>, Error> {
+        let run = Arc::clone(&on.run);
         let inner = &self.inner;
-        let key = task.core().key();
+        let key = task.key();
         let key_text = key.to_string();
-        let name = task.core().name();
+        let name = task.name();
         let Some(entry) = inner.registry.function(name) else {
             return Err(Error::runtime(
                 key,
                 format!("`{name}` is not in the cluster's registry"),
             ));
         };
-        let fail = |message: String| Error::runtime(task.core().key(), message);
+        let fail = |message: String| Error::runtime(task.key(), message);
         // Arguments: a reference for an input a worker made in this run,
         // the value for any other (uploaded when big).
-        let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
+        let deps = task.inputs();
         // A node that runs again in the same run (a result it made was
         // deleted, and something here wanted it) sends every input by
         // value: the store keeps an input for the reads counted when the
@@ -58,7 +61,7 @@ impl Cluster {
         let mut args = Vec::with_capacity(deps.len());
         let mut exporter = crate::keyed::inline_exporter(&inner.registry);
         for (i, (dep, (param, shape))) in deps.into_iter().zip(&entry.params).enumerate() {
-            let dep_key = dep.core().key().to_string();
+            let dep_key = dep.key().to_string();
             let plan = planned.get(i).cloned().flatten().filter(|plan| {
                 // Every input it refers to must be in the store by now.
                 let mut stored = true;
@@ -79,8 +82,8 @@ impl Cluster {
                     crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(dep_key))
                 }
                 None => {
-                    // Sent by value: read back first if it is hollow.
-                    if !crate::hollow::materialize(std::slice::from_ref(&dep)).await? {
+                    // Sent by value: read back first if it is stored.
+                    if !view::read_back(std::slice::from_ref(&dep)).await? {
                         return Ok(Made::Again);
                     }
                     crate::keyed::arg_to_json(
@@ -141,7 +144,7 @@ impl Cluster {
             .map_err(fail)?;
         guard.id = None;
         inner.sequences.remove(&ack);
-        let ok = matches!(done.outcome, Outcome::Done);
+        let ok = matches!(done.outcome, WorkerOutcome::Done);
         inner
             .history
             .lock()
@@ -153,7 +156,7 @@ impl Cluster {
                 ok,
             });
         match done.outcome {
-            Outcome::Done => {
+            WorkerOutcome::Done => {
                 inner.used(&run, &sent);
                 inner.completed.insert((run.to_string(), key_text.clone()));
                 inner
@@ -164,21 +167,20 @@ impl Cluster {
                 inner
                     .remote_done
                     .insert((run.to_string(), key_text.clone()));
-                if only_remote_readers(inner, &task, &run) {
-                    inner.hollow.insert((run.to_string(), key_text), task);
-                    return Ok(Made::Stored(Some(super::Remote {
-                        cluster: self.clone(),
-                        run,
-                    })));
+                if only_remote_readers(inner, on, &task, &run) {
+                    inner.stored_nodes.insert((run.to_string(), key_text), task);
+                    return Ok(Made::Stored(Some(Arc::clone(on) as Arc<dyn OutputStore>)));
                 }
                 self.download(&task, &run).await.map(Made::Value)
             }
-            Outcome::Failed { message } => Err(Error::failed(key, Arc::new(Remote(message)))),
-            Outcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
-            Outcome::Invalid { message } => Err(Error::invalid(key, message)),
-            Outcome::Killed { deliveries } => Err(Error::failed(
+            WorkerOutcome::Failed { message } => {
+                Err(Error::failed(key, Arc::new(WorkerError(message))))
+            }
+            WorkerOutcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
+            WorkerOutcome::Invalid { message } => Err(Error::invalid(key, message)),
+            WorkerOutcome::Killed { deliveries } => Err(Error::failed(
                 key,
-                Arc::new(Remote(format!(
+                Arc::new(WorkerError(format!(
                     "its worker died on each of {deliveries} deliveries (KilledWorker)"
                 ))),
             )),
@@ -188,14 +190,10 @@ impl Cluster {
 
 impl Cluster {
     /// Reads the stored result of `task` in `run` back here.
-    pub(crate) async fn download(
-        &self,
-        task: &Arc<dyn Task>,
-        run: &str,
-    ) -> Result<Box<dyn Any + Send>, Error> {
-        let key = task.core().key();
+    pub(crate) async fn download(&self, task: &NodeView, run: &str) -> Result<AnyOutput, Error> {
+        let key = task.key();
         let fail = |message: String| Error::runtime(key.clone(), message);
-        let name = task.core().name();
+        let name = task.name();
         let entry = self
             .inner
             .registry
@@ -214,43 +212,25 @@ impl Cluster {
 /// Whether every node waiting for `task` is a remote task of `run` that
 /// reads its result by reference, directly or through a join that only
 /// such tasks wait for: then its result stays in the store (the node
-/// becomes hollow), kept for the reads counted when the run was planned.
-fn only_remote_readers(inner: &Inner, task: &Arc<dyn Task>, run: &str) -> bool {
-    let readers = |task: &Arc<dyn Task>| -> Option<Vec<Arc<dyn Task>>> {
-        let st = task.core().lock();
-        st.listeners
-            .as_slice()
-            .iter()
-            .map(|listener| match listener {
-                Listener::Node(reader, _) => Some(Arc::clone(reader)),
-                Listener::Waker(_) => None,
-            })
-            .collect()
+/// is done with its output stored), kept for the reads counted when the run was planned.
+fn only_remote_readers(inner: &Inner, on: &Arc<RunOn>, task: &NodeView, run: &str) -> bool {
+    let executor = on.executor();
+    let input = task.key().to_string();
+    let reads_by_ref = |reader: &NodeView| {
+        reader.runs_on(&executor)
+            && inner
+                .by_ref
+                .contains(&(run.to_string(), reader.key().to_string(), input.clone()))
     };
-    let input = task.core().key().to_string();
-    let reads_by_ref = |reader: &Arc<dyn Task>| {
-        let remote_in_run = reader
-            .core()
-            .lock()
-            .policy
-            .as_ref()
-            .and_then(|policy| policy.remote.as_ref())
-            .is_some_and(|remote| &*remote.run == run);
-        remote_in_run
-            && inner.by_ref.contains(&(
-                run.to_string(),
-                reader.core().key().to_string(),
-                input.clone(),
-            ))
-    };
-    let Some(direct) = readers(task).filter(|readers| !readers.is_empty()) else {
+    let Some(direct) = task.dependents().filter(|readers| !readers.is_empty()) else {
         return false;
     };
     direct.iter().all(|reader| {
-        if reader.core().origin != Origin::Join {
+        if reader.origin() != Origin::Join {
             return reads_by_ref(reader);
         }
-        readers(reader)
+        reader
+            .dependents()
             .filter(|readers| !readers.is_empty())
             .is_some_and(|readers| readers.iter().all(reads_by_ref))
     })
@@ -310,7 +290,7 @@ async fn wait(
                         attempt,
                         worker: "(report lost)".to_string(),
                         delivered: 0,
-                        outcome: Outcome::Done,
+                        outcome: WorkerOutcome::Done,
                     });
                 }
                 inner.check_for_workers(key).await;
@@ -358,12 +338,12 @@ impl Drop for Outstanding {
 
 /// An error a worker reported for a task.
 #[derive(Debug)]
-struct Remote(String);
+struct WorkerError(String);
 
-impl fmt::Display for Remote {
+impl fmt::Display for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for Remote {}
+impl std::error::Error for WorkerError {}

@@ -15,10 +15,11 @@ use tokio::sync::oneshot;
 
 use super::setup::{self, Queues};
 use super::store;
-use super::wire::{result_key, DoneMsg, Outcome, MAX_DELIVERIES};
+use super::wire::{result_key, DoneMsg, WorkerOutcome, MAX_DELIVERIES};
 use super::ClusterError;
+use crate::engine::state::Origin;
+use crate::engine::view::NodeView;
 use crate::keyed::Registry;
-use crate::task::{Origin, Task};
 
 /// A connection to a NATS JetStream server with workers behind it.
 ///
@@ -72,7 +73,7 @@ pub(super) struct Inner {
     pub(super) completed: DashSet<(String, String)>,
     /// Nodes whose result stays in the store, by (run, key): reverted when
     /// the result is deleted.
-    pub(super) hollow: DashMap<(String, String), Arc<dyn Task>>,
+    pub(super) stored_nodes: DashMap<(String, String), NodeView>,
     /// Results read back here, and their bytes.
     pub(super) downloads: AtomicU64,
     pub(super) downloaded: AtomicU64,
@@ -245,7 +246,7 @@ impl Cluster {
                 uses: DashMap::new(),
                 by_ref: DashSet::new(),
                 completed: DashSet::new(),
-                hollow: DashMap::new(),
+                stored_nodes: DashMap::new(),
                 downloads: AtomicU64::new(0),
                 downloaded: AtomicU64::new(0),
                 published: AtomicU64::new(0),
@@ -300,18 +301,18 @@ impl Cluster {
     /// input that is a registered call of this run, alone or inside a list
     /// or map, is passed by reference. Inputs that are not planned are
     /// sent by value when the task runs.
-    pub(crate) fn plan(&self, task: &Arc<dyn Task>, run: &str, remote: &HashSet<String>) {
-        let Some(entry) = self.inner.registry.function(task.core().name()) else {
+    pub(crate) fn plan(&self, task: &NodeView, run: &str, remote: &HashSet<String>) {
+        let Some(entry) = self.inner.registry.function(task.name()) else {
             return;
         };
-        let deps: Vec<_> = task.core().lock().deps.iter().cloned().collect();
+        let deps = task.inputs();
         let mut exporter = crate::keyed::shallow_exporter(&self.inner.registry);
         let mut readers = Vec::new();
         let planned: Vec<_> = deps
             .into_iter()
             .zip(&entry.params)
             .map(|(dep, (_, shape))| {
-                let direct = dep.core().key().to_string();
+                let direct = dep.key().to_string();
                 let plan = shape
                     .export_node(&crate::keyed::node_of(dep), &mut exporter)
                     .ok()
@@ -338,7 +339,7 @@ impl Cluster {
                 }
             })
             .collect();
-        let reader = task.core().key().to_string();
+        let reader = task.key().to_string();
         for key in readers {
             *self
                 .inner
@@ -352,22 +353,21 @@ impl Cluster {
         if planned.iter().any(Option::is_some) {
             self.inner
                 .planned
-                .insert((run.to_string(), task.core().key().to_string()), planned);
+                .insert((run.to_string(), task.key().to_string()), planned);
         }
     }
 
     /// Whether `task` runs remotely with this cluster.
-    pub(crate) fn takes(&self, task: &Arc<dyn Task>) -> bool {
-        task.core().origin == Origin::Registered
-            && self.inner.registry.function(task.core().name()).is_some()
+    pub(crate) fn takes(&self, task: &NodeView) -> bool {
+        task.origin() == Origin::Registered && self.inner.registry.function(task.name()).is_some()
     }
 
     /// Deletes the stored results of `run`.
     pub(crate) fn forget(&self, run: &str) {
         // Before the deletes: a reader here then runs them again.
-        self.inner.hollow.retain(|(r, _), task| {
+        self.inner.stored_nodes.retain(|(r, _), task| {
             if r == run {
-                crate::hollow::revert(task);
+                task.revert_stored();
             }
             r != run
         });
@@ -421,8 +421,8 @@ impl Inner {
             if last {
                 self.uses.remove(&id);
                 // Before the delete: a reader here then runs it again.
-                if let Some((_, task)) = self.hollow.remove(&id) {
-                    crate::hollow::revert(&task);
+                if let Some((_, task)) = self.stored_nodes.remove(&id) {
+                    task.revert_stored();
                 }
                 // Readers that come later send it by value.
                 self.remote_done.remove(&id);
@@ -499,7 +499,7 @@ impl Inner {
             attempt,
             worker: String::new(),
             delivered: deliveries,
-            outcome: Outcome::Killed { deliveries },
+            outcome: WorkerOutcome::Killed { deliveries },
         });
     }
 }

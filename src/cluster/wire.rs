@@ -48,13 +48,13 @@ pub(crate) struct DoneMsg {
     pub(crate) worker: String,
     /// How many times JetStream delivered the task (2 or more: redelivered).
     pub(crate) delivered: u64,
-    pub(crate) outcome: Outcome,
+    pub(crate) outcome: WorkerOutcome,
 }
 
 /// How a remote task ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Outcome {
+pub(crate) enum WorkerOutcome {
     /// The result is in the store under the task's result key.
     Done,
     /// The function returned `Err`.

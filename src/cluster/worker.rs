@@ -13,7 +13,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use super::setup::{self, Queues, ACK_WAIT, MAX_MESSAGE};
 use super::status::WorkerStatus;
 use super::store;
-use super::wire::{result_key, CancelMsg, DoneMsg, Outcome, TaskMsg, CANCEL, WORKERS};
+use super::wire::{result_key, CancelMsg, DoneMsg, TaskMsg, WorkerOutcome, CANCEL, WORKERS};
 use super::ClusterError;
 use crate::keyed::{Arg, Registry};
 
@@ -318,7 +318,7 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
             let _ = message.ack().await;
             return;
         }
-        Err(err) => Outcome::Panic {
+        Err(err) => WorkerOutcome::Panic {
             message: err.to_string(),
         },
     };
@@ -359,7 +359,7 @@ async fn report_rejected(
         attempt,
         worker: shared.name.clone(),
         delivered,
-        outcome: Outcome::Invalid { message: reason },
+        outcome: WorkerOutcome::Invalid { message: reason },
     };
     if let Ok(payload) = serde_json::to_vec(&done) {
         let _ = shared.client.publish(reply, payload.into()).await;
@@ -373,8 +373,8 @@ async fn run_task(
     key: &str,
     function: &str,
     args: Vec<serde_json::Value>,
-) -> Outcome {
-    let invalid = |message: String| Outcome::Invalid { message };
+) -> WorkerOutcome {
+    let invalid = |message: String| WorkerOutcome::Invalid { message };
     let Some(entry) = shared.registry.function(function) else {
         return invalid(format!(
             "`{function}` is not a registered function on worker `{}`",
@@ -399,10 +399,10 @@ async fn run_task(
             Err(message) => return invalid(format!("`{function}`: {message}")),
         }
     }
-    let node = crate::intern::solo(|| entry.call(nodes));
+    let node = crate::engine::intern::distinct(|| entry.call(nodes));
     // The client applies the function's retries, timeout and limit around
     // each remote attempt; here the body runs once, plainly.
-    node.core().lock().policy = None;
+    node.clear_policies();
     match (entry.get)(node).await {
         Ok(value) if (entry.decode)(value.clone()).is_err() => invalid(format!(
             "the result of `{function}` does not survive JSON (NaN and infinite floats, \
@@ -410,13 +410,13 @@ async fn run_task(
             (entry.decode)(value).err().unwrap_or_default()
         )),
         Ok(value) => match put_patiently(shared, &result_key(run, key), &value).await {
-            Ok(()) => Outcome::Done,
+            Ok(()) => WorkerOutcome::Done,
             Err(message) => invalid(message),
         },
-        Err(err) if err.is_panic() => Outcome::Panic {
+        Err(err) if err.is_panic() => WorkerOutcome::Panic {
             message: err.panic_message().unwrap_or("Box<dyn Any>").to_string(),
         },
-        Err(err) => Outcome::Failed {
+        Err(err) => WorkerOutcome::Failed {
             message: std::error::Error::source(&err)
                 .map_or_else(|| err.to_string(), ToString::to_string),
         },

@@ -3,7 +3,6 @@
 //! runs, and no recursion over keys.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -11,9 +10,8 @@ use serde_json::Value;
 use super::json::task_key;
 use super::registry::{Entry, Registry};
 use super::spec::{Call, KeyedGraph, Policy, Task};
-use crate::key::KeyId;
-use crate::policy;
-use crate::task::Task as Node_;
+use crate::engine::intern;
+use crate::engine::view::NodeView;
 use crate::{Delayed, Error};
 
 /// The keys built so far, for arguments to refer to. Not a stable API.
@@ -26,7 +24,7 @@ pub struct Scope<'a> {
 #[derive(Clone)]
 enum Built<'a> {
     Node {
-        task: Arc<dyn Node_>,
+        task: NodeView,
         type_name: &'static str,
         entry: &'a Entry,
     },
@@ -36,7 +34,7 @@ enum Built<'a> {
 /// A key, as an argument sees it.
 pub(crate) enum Resolved<'a> {
     Node {
-        task: Arc<dyn Node_>,
+        task: NodeView,
         type_name: &'static str,
     },
     Value(&'a Value),
@@ -60,7 +58,7 @@ impl<'a> Scope<'a> {
             Some(Built::Node {
                 task, type_name, ..
             }) => Resolved::Node {
-                task: Arc::clone(task),
+                task: task.clone(),
                 type_name,
             },
             Some(Built::Value(value)) => Resolved::Value(value),
@@ -133,8 +131,8 @@ impl KeyedGraph {
             Some(Built::Node {
                 task, type_name, ..
             }) => {
-                if task.output_any().is::<std::sync::OnceLock<T>>() {
-                    Ok(Delayed::from_task(task))
+                if task.makes::<T>() {
+                    Ok(Delayed::from_view(task))
                 } else {
                     Err(Error::invalid(
                         task_key(key),
@@ -410,11 +408,10 @@ fn call_node<'a>(
         nodes.push(node);
     }
     // A key's node is its own: never an equal pure node someone else holds.
-    let task = crate::intern::solo(|| entry.call(nodes));
+    let task = intern::distinct(|| entry.call(nodes));
     let policy = call.policy.or(graph.functions.get(&call.function));
     apply(registry, key, &task, &policy)?;
-    crate::intern::rename(&task);
-    task.core().lock().id = KeyId::Custom(key.into());
+    task.rename(key);
     Ok(Built::Node {
         task,
         type_name: entry.output(),
@@ -423,12 +420,7 @@ fn call_node<'a>(
 }
 
 /// Sets a key's policy on its node.
-fn apply(
-    registry: &Registry,
-    key: &str,
-    task: &Arc<dyn Node_>,
-    policy: &Policy,
-) -> Result<(), Error> {
+fn apply(registry: &Registry, key: &str, task: &NodeView, policy: &Policy) -> Result<(), Error> {
     if policy.is_empty() {
         return Ok(());
     }
@@ -444,7 +436,7 @@ fn apply(
         })?),
         None => None,
     };
-    policy::update(task, |node| {
+    task.change_settings(|node| {
         if let Some(limit) = limit {
             node.limit = Some(limit);
         }

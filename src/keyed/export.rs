@@ -2,14 +2,13 @@
 //! registered function, keyed by its node's key.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::json::task_key;
 use super::registry::Registry;
 use super::shape::Node;
 use super::spec::{Arg, Call, KeyedGraph, Policy, Task};
-use crate::key::KeyId;
-use crate::task::{Origin, Phase, Task as Node_};
+use crate::engine::state::Origin;
+use crate::engine::view::NodeView;
 use crate::{Delayed, Error};
 
 /// Walks a `Delayed` graph for export. Not a stable API.
@@ -19,7 +18,7 @@ pub struct Exporter<'a> {
     /// Keys handed out so far, with their nodes' addresses.
     keys: HashMap<String, usize>,
     /// Registered nodes still to write.
-    queue: Vec<Arc<dyn Node_>>,
+    queue: Vec<NodeView>,
     /// Named values, written as value keys.
     values: Vec<(String, serde_json::Value)>,
     /// Write every value in place, named or not.
@@ -57,11 +56,11 @@ impl<'a> Exporter<'a> {
     /// key when the user named the node (`Delayed::value(dir).named("dir")`),
     /// the value itself otherwise.
     pub(crate) fn value(&mut self, node: &Node, value: serde_json::Value) -> Result<Arg, String> {
-        let named = !self.inline && matches!(node.0.core().lock().id, KeyId::Custom(_));
+        let named = !self.inline && node.0.has_custom_key();
         if !named {
             return Ok(Arg::Value(value));
         }
-        let key = node.0.core().key().to_string();
+        let key = node.0.key().to_string();
         if self.claim(&key, &node.0)? {
             self.values.push((key.clone(), value));
         }
@@ -71,28 +70,28 @@ impl<'a> Exporter<'a> {
     /// A reference to a registered call, which will be written too.
     pub(crate) fn reference(&mut self, node: &Node) -> Result<Arg, String> {
         let node = &node.0;
-        if node.core().origin != Origin::Registered {
+        if node.origin() != Origin::Registered {
             return Err(format!(
                 "node `{}` is not a call of a registered function, so it has no place in a \
                  keyed graph; mark `{}` #[delayed(register)], or compute it first",
-                node.core().key(),
-                node.core().name()
+                node.key(),
+                node.name()
             ));
         }
-        let key = node.core().key().to_string();
+        let key = node.key().to_string();
         if self.shallow {
             return Ok(Arg::Ref(key));
         }
         if self.claim(&key, node)? {
-            self.queue.push(Arc::clone(node));
+            self.queue.push(node.clone());
         }
         Ok(Arg::Ref(key))
     }
 
     /// Gives `key` to `node`: true the first time, false when `node` has it
     /// already, an error when another node does.
-    fn claim(&mut self, key: &str, node: &Arc<dyn Node_>) -> Result<bool, String> {
-        let address = Arc::as_ptr(node).cast::<()>() as usize;
+    fn claim(&mut self, key: &str, node: &NodeView) -> Result<bool, String> {
+        let address = node.address();
         match self.keys.get(key) {
             Some(seen) if *seen == address => Ok(false),
             Some(_) => Err(format!(
@@ -178,8 +177,8 @@ impl KeyedGraph {
         root: &Delayed<T>,
         registry: &Registry,
     ) -> Result<String, Error> {
-        let root = &root.node;
-        let root_key = root.core().key().to_string();
+        let root = &root.view();
+        let root_key = root.key().to_string();
         if let Some(value) = finished_value(registry, root) {
             let task = Task::Value(value.map_err(|message| fail(root, message))?);
             self.merge(&root_key, task)?;
@@ -194,10 +193,10 @@ impl KeyedGraph {
             shallow: false,
         };
         exporter
-            .reference(&Node(Arc::clone(root)))
+            .reference(&Node(root.clone()))
             .map_err(|message| fail(root, message))?;
         while let Some(node) = exporter.queue.pop() {
-            let key = node.core().key().to_string();
+            let key = node.key().to_string();
             let task = call_of(&mut exporter, &node)?;
             self.merge(&key, task)?;
         }
@@ -221,39 +220,36 @@ impl KeyedGraph {
     }
 }
 
-fn fail(node: &Arc<dyn Node_>, message: String) -> Error {
-    Error::invalid(node.core().key(), format!("cannot export: {message}"))
+fn fail(node: &NodeView, message: String) -> Error {
+    Error::invalid(node.key(), format!("cannot export: {message}"))
 }
 
 /// The output of a finished registered node, as JSON.
 fn finished_value(
     registry: &Registry,
-    node: &Arc<dyn Node_>,
+    node: &NodeView,
 ) -> Option<Result<serde_json::Value, String>> {
-    let entry = registry.function(node.core().name())?;
-    (entry.to_value)(&**node)
+    let entry = registry.function(node.name())?;
+    (entry.to_value)(node)
 }
 
 /// The task that makes `node` again.
-fn call_of(exporter: &mut Exporter<'_>, node: &Arc<dyn Node_>) -> Result<Task, Error> {
-    let name = node.core().name();
+fn call_of(exporter: &mut Exporter<'_>, node: &NodeView) -> Result<Task, Error> {
+    let name = node.name();
     let Some(entry) = exporter.registry.function(name) else {
         return Err(fail(
             node,
             format!("function `{name}` is not in the registry"),
         ));
     };
-    if let Some(value) = (entry.to_value)(&**node) {
+    if let Some(value) = (entry.to_value)(node) {
         return Ok(Task::Value(value.map_err(|message| fail(node, message))?));
     }
-    let (deps, policy) = {
-        let st = node.core().lock();
-        if let Phase::Failed(err) = &st.phase {
-            return Err(fail(node, format!("it failed: {err}")));
-        }
-        let deps: Vec<_> = st.deps.iter().cloned().map(Node).collect();
-        (deps, st.policy.clone())
-    };
+    if let Some(err) = node.error() {
+        return Err(fail(node, format!("it failed: {err}")));
+    }
+    let deps: Vec<_> = node.inputs().into_iter().map(Node).collect();
+    let policy = node.settings();
     if deps.len() != entry.params.len() {
         return Err(fail(
             node,
@@ -271,13 +267,11 @@ fn call_of(exporter: &mut Exporter<'_>, node: &Arc<dyn Node_>) -> Result<Task, E
             .map_err(|message| fail(node, format!("argument `{param}`: {message}")))?;
         call.args.push(arg);
     }
-    if let Some(policy) = policy {
-        call.policy = Policy {
-            limit: policy.limit.map(|limit| limit.name().to_string()),
-            retry: policy.retry.clone(),
-            timeout: policy.timeout,
-            priority: policy.priority,
-        };
-    }
+    call.policy = Policy {
+        limit: policy.limit.map(|limit| limit.name().to_string()),
+        retry: policy.retry,
+        timeout: policy.timeout,
+        priority: policy.priority,
+    };
     Ok(Task::Call(call))
 }

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::shape::{Node, Param};
-use crate::task::Task;
+use crate::engine::view::NodeView;
 use crate::{Delayed, Error, Limit};
 
 /// The functions (and limits) a keyed graph may use, by name.
@@ -54,8 +54,8 @@ pub struct Entry {
     pub(crate) params: Vec<(&'static str, Box<dyn Param>)>,
     output: &'static str,
     call: Make,
-    pub(crate) get: fn(Arc<dyn Task>) -> Output,
-    pub(crate) to_value: fn(&dyn Task) -> Option<Result<Value, String>>,
+    pub(crate) get: fn(NodeView) -> Output,
+    pub(crate) to_value: fn(&NodeView) -> Option<Result<Value, String>>,
     /// Reads a result back from JSON, boxed as the function's output type.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) decode: fn(Value) -> Result<Box<dyn std::any::Any + Send>, String>,
@@ -65,12 +65,12 @@ pub struct Entry {
 pub(crate) type Output = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
 
 /// How an entry makes its node from the input nodes.
-type Make = Box<dyn Fn(&mut Args) -> Arc<dyn Task> + Send + Sync>;
+type Make = Box<dyn Fn(&mut Args) -> NodeView + Send + Sync>;
 
 /// The input nodes of a call, one per parameter. Not a stable API.
 #[doc(hidden)]
 pub struct Args {
-    nodes: std::vec::IntoIter<Arc<dyn Task>>,
+    nodes: std::vec::IntoIter<NodeView>,
 }
 
 impl Registry {
@@ -183,11 +183,11 @@ impl Entry {
             name,
             params,
             output: type_name::<R>(),
-            call: Box::new(move |args| call(args).node),
+            call: Box::new(move |args| call(args).view()),
             get: |task| {
                 Box::pin(async move {
-                    let key = task.core().key();
-                    let value = Delayed::<R>::from_task(task).compute().await?;
+                    let key = task.key();
+                    let value = Delayed::<R>::from_view(task).compute().await?;
                     serde_json::to_value(value).map_err(|err| Error::failed(key, Arc::new(err)))
                 })
             },
@@ -197,10 +197,7 @@ impl Entry {
                     .map_err(|err| err.to_string())
             },
             to_value: |task| {
-                let value = task
-                    .output_any()
-                    .downcast_ref::<OnceLock<R>>()
-                    .and_then(OnceLock::get)?;
+                let value = task.output::<R>()?;
                 Some(serde_json::to_value(value).map_err(|err| err.to_string()))
             },
         }
@@ -249,7 +246,7 @@ impl Entry {
     }
 
     /// Calls the function with one input node per parameter.
-    pub(crate) fn call(&self, nodes: Vec<Node>) -> Arc<dyn Task> {
+    pub(crate) fn call(&self, nodes: Vec<Node>) -> NodeView {
         let mut args = Args {
             nodes: nodes
                 .into_iter()
@@ -276,7 +273,7 @@ impl Args {
     #[doc(hidden)]
     pub fn take<T: Send + Sync + 'static>(&mut self) -> Delayed<T> {
         match self.nodes.next() {
-            Some(node) => Delayed::from_task(node),
+            Some(node) => Delayed::from_view(node),
             None => panic!("delayed: a registered call has fewer inputs than parameters"),
         }
     }

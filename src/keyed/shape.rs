@@ -9,7 +9,6 @@
 
 use std::any::type_name as full_type_name;
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -17,7 +16,8 @@ use serde::Serialize;
 use super::build::{Resolved, Scope};
 use super::export::Exporter;
 use super::spec::Arg;
-use crate::task::{Origin, Task};
+use crate::engine::state::Origin;
+use crate::engine::view::NodeView;
 use crate::{Delayed, IntoDelayed, Join};
 
 /// How one parameter's argument is built and exported. Not a stable API:
@@ -52,11 +52,11 @@ pub trait Param: Send + Sync {
 
 /// A node with its type erased. Not a stable API.
 #[doc(hidden)]
-pub struct Node(pub(crate) Arc<dyn Task>);
+pub struct Node(pub(crate) NodeView);
 
 impl<S: Shape> Param for S {
     fn build_node(&self, arg: &Arg, scope: &Scope<'_>, at: &str) -> Result<Node, String> {
-        Shape::build(self, arg, scope, at).map(|delayed| Node(delayed.node))
+        Shape::build(self, arg, scope, at).map(|delayed| Node(delayed.view()))
     }
 
     fn export_node(&self, node: &Node, exporter: &mut Exporter<'_>) -> Result<Arg, String> {
@@ -152,8 +152,8 @@ fn reference<T: DeserializeOwned + Send + Sync + 'static>(
             task,
             type_name: made,
         } => {
-            if task.output_any().is::<OnceLock<T>>() {
-                Ok(Delayed::from_task(task))
+            if task.makes::<T>() {
+                Ok(Delayed::from_view(task))
             } else {
                 Err(format!(
                     "argument `{at}` wants a `{}`, but key `{key}` makes a `{}`",
@@ -173,10 +173,7 @@ fn reference<T: DeserializeOwned + Send + Sync + 'static>(
 
 /// The output of a node that has one (a literal, or a finished node).
 fn finished<T: 'static>(node: &Node) -> Option<&T> {
-    node.0
-        .output_any()
-        .downcast_ref::<OnceLock<T>>()
-        .and_then(OnceLock::get)
+    node.0.output::<T>()
 }
 
 /// A finished node as a literal, or else a reference to its key.
@@ -196,12 +193,8 @@ fn export_node<T: Serialize + 'static>(
 
 /// The inputs of an unfinished join node made by `name`, if `node` is one.
 fn parts(node: &Node, name: &str) -> Option<Vec<Node>> {
-    let core = node.0.core();
-    if core.origin != Origin::Join || core.name() != name {
-        return None;
-    }
-    let st = core.lock();
-    (!st.is_finished()).then(|| st.deps.iter().cloned().map(Node).collect())
+    let parts = node.0.join_parts(name)?;
+    Some(parts.into_iter().map(Node).collect())
 }
 
 fn lists_refs_for<T>(at: &str) -> String {
@@ -284,8 +277,8 @@ impl<S: Shape> Shape for OptionOf<S> {
             Arg::Value(value) => literal(value, at),
             Arg::Ref(key) => match scope.resolve(key) {
                 // A key that makes the option itself.
-                Resolved::Node { task, .. } if task.output_any().is::<OnceLock<Self::Output>>() => {
-                    Ok(Delayed::from_task(task))
+                Resolved::Node { task, .. } if task.makes::<Self::Output>() => {
+                    Ok(Delayed::from_view(task))
                 }
                 // A value key reads as the literal would.
                 Resolved::Value(_) => reference(key, scope, at),
@@ -340,7 +333,7 @@ where
     fn export(&self, node: &Node, exporter: &mut Exporter<'_>) -> Result<Arg, String> {
         match finished::<M>(node) {
             Some(_) => export_node::<M>(node, exporter),
-            None if node.0.core().origin == Origin::Registered => exporter.reference(node),
+            None if node.0.origin() == Origin::Registered => exporter.reference(node),
             None => Err(format!(
                 "a `{}` argument built from a map of unfinished nodes cannot be exported; \
                  compute it first, or pass a registered function's output",

@@ -1,44 +1,18 @@
-//! The type-erased face of a node, as the scheduler sees it.
+//! What every node has, whatever its output type: its name, its origin and
+//! its scheduling state behind one lock.
+//!
+//! Only the engine locks the state or reads its phase: extensions see a
+//! node through [`NodeView`](super::view::NodeView).
 
-use std::any::Any;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::task::AbortHandle;
 
+use super::inputs::Inputs;
+use super::policy::NodePolicy;
+use super::waiters::Waiters;
 use crate::error::Error;
-use crate::inputs::Inputs;
 use crate::key::{Key, KeyId};
-use crate::listeners::Listeners;
-use crate::policy::Policy;
-
-/// A node of the graph with its output type erased.
-///
-/// The scheduler only moves `Arc<dyn Task>` around; typed code reaches the
-/// output through [`Task::output_any`], which is always a `OnceLock<T>`.
-pub(crate) trait Task: Send + Sync + 'static {
-    fn core(&self) -> &Core;
-    fn core_mut(&mut self) -> &mut Core;
-    /// The output cell, a `&OnceLock<T>`.
-    fn output_any(&self) -> &dyn Any;
-    /// The output cell, a `&mut OnceLock<T>`, for moving a value out of a
-    /// node nobody else holds.
-    fn output_any_mut(&mut self) -> &mut dyn Any;
-    /// Runs (or spawns) a node that became ready. Sync nodes run inline and
-    /// push the dependents they make ready onto `queue`.
-    fn start(self: Arc<Self>, queue: &mut Vec<Arc<dyn Task>>);
-    /// Drops the body of a node that will never run (it failed).
-    fn discard_body(&self);
-    /// Runs a node the sequential scheduler claimed, in place: its
-    /// blocking and async work runs inside the returned future.
-    fn run_here(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-    /// Fills the output of a hollow node: reads it back from the cluster
-    /// store, or runs a hollow join over its (filled) inputs. `Ok(false)`
-    /// when the node was reverted meanwhile and must run again.
-    #[cfg(feature = "nats")]
-    fn fill(self: Arc<Self>) -> crate::hollow::Filling;
-}
 
 /// The priority of a node that has none of its own and inherits none. It
 /// passes nothing on, so a join node (priority unset) does not lift its
@@ -54,7 +28,7 @@ pub(crate) struct Core {
 }
 
 /// What made a node; pure keys hash each kind of input differently.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// A function call or combinator.
     Call,
@@ -63,7 +37,7 @@ pub(crate) enum Origin {
     /// A join of other nodes (a `Vec`, tuple... argument): hashed by the
     /// keys of its parts.
     Join,
-    /// A call of a function registered for keyed graphs: one input per
+    /// A call of a registered function (one that graphs as data can name): one input per
     /// parameter, in order, so that it can be exported.
     Registered,
 }
@@ -73,33 +47,34 @@ pub(crate) enum Origin {
 /// `demand` counts who wants the node now: each compute waiting on it and
 /// each dependent in `Waiting` that registered on it. When it drops to zero
 /// the node's unfinished work is cancelled.
-pub(crate) struct State {
-    pub(crate) id: KeyId,
-    pub(crate) interned: bool,
-    /// Done, but the output cell is empty: the value stays in a cluster's
-    /// store (or, for a join, in its inputs) until something here reads
-    /// it. See `hollow.rs`.
-    pub(crate) hollow: bool,
-    /// An input was hollow when this run was set up: the run goes through
-    /// the policy driver, which fills such inputs before the body reads
-    /// them.
-    pub(crate) fetch: bool,
-    pub(crate) phase: Phase,
-    pub(crate) epoch: u32,
-    pub(crate) demand: u32,
+pub(in crate::engine) struct State {
+    pub(in crate::engine) id: KeyId,
+    pub(in crate::engine) interned: bool,
+    /// Done, but the output cell is empty: the output is kept in a store
+    /// (or, for a join, in its inputs) until something here reads it. See
+    /// `stored.rs`.
+    pub(in crate::engine) stored: bool,
+    /// An input had a stored output when this run was set up: the run goes
+    /// through the attempt runner, which reads such inputs back before the
+    /// work reads them.
+    pub(in crate::engine) read_back: bool,
+    pub(in crate::engine) phase: Phase,
+    pub(in crate::engine) epoch: u32,
+    pub(in crate::engine) demand: u32,
     /// The inputs, until the node finishes.
-    pub(crate) deps: Inputs,
+    pub(in crate::engine) deps: Inputs,
     /// Dependents and computes to tell when the node finishes.
-    pub(crate) listeners: Listeners,
-    /// Limit, retries, timeout and priority, if any were set.
-    pub(crate) policy: Option<Arc<Policy>>,
+    pub(in crate::engine) waiters: Waiters,
+    /// Limit, retries, timeout, priority and placement, if any were set.
+    pub(in crate::engine) policy: Option<Arc<NodePolicy>>,
     /// The priority it runs at: its own, raised to that of the nodes
     /// waiting for it (see `Delayed::priority`); `UNSET` when neither it
     /// nor they have one.
-    pub(crate) priority: i32,
+    pub(in crate::engine) priority: i32,
 }
 
-pub(crate) enum Phase {
+/// Where a node is in its life. See the design doc in `engine/mod.rs`.
+pub(in crate::engine) enum Phase {
     /// Not wanted, or stopped before it finished: can be started (again).
     Idle,
     /// Wanted; an activation walk will register it on its inputs.
@@ -110,8 +85,8 @@ pub(crate) enum Phase {
     },
     /// All inputs done; queued to run.
     Ready,
-    /// Its body runs. Async bodies can be aborted; sync and blocking bodies
-    /// run to the end once started.
+    /// Its work runs. Async work can be aborted while `abortable`; sync and
+    /// blocking work, and any run whose work has returned, run to the end.
     Running {
         abort: Option<AbortHandle>,
         abortable: bool,
@@ -133,8 +108,8 @@ impl Core {
             state: Mutex::new(State {
                 id,
                 interned: false,
-                hollow: false,
-                fetch: false,
+                stored: false,
+                read_back: false,
                 phase: if origin == Origin::Literal {
                     Phase::Done
                 } else {
@@ -143,7 +118,7 @@ impl Core {
                 epoch: 0,
                 demand: 0,
                 deps,
-                listeners: Listeners::None,
+                waiters: Waiters::None,
                 policy: None,
                 priority: UNSET,
             }),
@@ -152,11 +127,11 @@ impl Core {
 
     /// Locks the state. User code never runs under this lock, so a poisoned
     /// lock only means a panic elsewhere; the state is still consistent.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(in crate::engine) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn state_mut(&mut self) -> &mut State {
+    pub(in crate::engine) fn state_mut(&mut self) -> &mut State {
         self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -169,18 +144,31 @@ impl Core {
     }
 
     /// The key, when the caller already holds the lock.
-    pub(crate) fn key_locked(&self, st: &State) -> Key {
+    pub(in crate::engine) fn key_locked(&self, st: &State) -> Key {
         Key::new(self.name, st.id.clone())
+    }
+
+    /// Sets the policy of a node being made.
+    pub(crate) fn set_policy(&mut self, policy: Arc<NodePolicy>, unset: i32) {
+        let st = self.state_mut();
+        st.priority = policy.priority.unwrap_or(unset);
+        st.policy = Some(policy);
+    }
+
+    /// Fails a node that has not started, before anything waits on it (a
+    /// pure call whose argument's `Hash` panicked).
+    pub(crate) fn fail_unstarted(&mut self, err: Error) {
+        self.state_mut().phase = Phase::Failed(err);
     }
 }
 
 impl State {
-    pub(crate) fn is_finished(&self) -> bool {
+    pub(in crate::engine) fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done | Phase::Failed(_))
     }
 
     /// The node's own priority, before inheritance.
-    pub(crate) fn base_priority(&self) -> i32 {
+    pub(in crate::engine) fn base_priority(&self) -> i32 {
         self.policy
             .as_ref()
             .and_then(|policy| policy.priority)
@@ -188,7 +176,7 @@ impl State {
     }
 
     /// The priority to queue at: an unset priority is the default, 0.
-    pub(crate) fn run_priority(&self) -> i32 {
+    pub(in crate::engine) fn run_priority(&self) -> i32 {
         if self.priority == UNSET {
             0
         } else {
@@ -196,19 +184,16 @@ impl State {
         }
     }
 
-    /// The policy, if a run must go through the policy driver.
-    pub(crate) fn driving_policy(&self) -> Option<Arc<Policy>> {
+    /// The policy, if a run must go through the attempt runner.
+    pub(in crate::engine) fn supervising_policy(&self) -> Option<Arc<NodePolicy>> {
         self.policy
             .as_ref()
-            .filter(|policy| policy.drives())
+            .filter(|policy| policy.supervised())
             .cloned()
     }
-}
 
-/// Reads the output of a finished node.
-pub(crate) fn output_of<T: 'static>(task: &dyn Task) -> &T {
-    task.output_any()
-        .downcast_ref::<std::sync::OnceLock<T>>()
-        .and_then(std::sync::OnceLock::get)
-        .expect("delayed: an input was read before it finished (scheduler invariant)")
+    /// Whether a run goes through the attempt runner.
+    pub(in crate::engine) fn supervised(&self) -> bool {
+        self.read_back || self.policy.as_ref().is_some_and(|p| p.supervised())
+    }
 }

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use crate::timeline::format_duration;
-use crate::{Delayed, Error, Graph, Key, TaskState};
+use crate::observe::timeline::format_duration;
+use crate::{Error, Graph, Key, TaskState};
 
 /// The install hint returned when `dot` cannot be found.
 const DOT_NOT_FOUND: &str = "Graphviz's `dot` program was not found; install Graphviz \
@@ -133,69 +133,6 @@ impl Graph {
             })
             .collect();
         render(&items, threshold)
-    }
-}
-
-impl<T: Send + Sync + 'static> Delayed<T> {
-    /// Draws this node's [`graph`](Delayed::graph) to a file, like dask's
-    /// `visualize`, and returns the path written.
-    ///
-    /// The file's extension picks the format:
-    ///
-    /// - `.dot` or `.gv`: the DOT text of [`Graph::to_dot`].
-    /// - `.svg`, `.png` or `.pdf`: rendered by Graphviz's `dot` program,
-    ///   which must be installed (`apt-get install graphviz`,
-    ///   `brew install graphviz`).
-    ///
-    /// This blocks the calling thread while it writes the file and while
-    /// `dot` runs. From async code, call it inside
-    /// [`tokio::task::spawn_blocking`].
-    ///
-    /// # Errors
-    ///
-    /// Returns an error, never panics, when the extension is not one of
-    /// the above, when the file cannot be written, when `dot` is not
-    /// installed (the message says how to install it), or when `dot` fails
-    /// (the message includes what it printed).
-    ///
-    /// # Examples
-    ///
-    /// Writing DOT needs nothing else:
-    ///
-    /// ```
-    /// use delayed::delayed;
-    ///
-    /// #[delayed]
-    /// fn inc(x: u64) -> u64 { x + 1 }
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let dir = tempfile::tempdir()?;
-    /// let node = inc(inc(1));
-    /// let path = node.visualize(dir.path().join("graph.dot"))?;
-    /// assert_eq!(std::fs::read_to_string(path)?, node.graph().to_dot());
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// Rendering an image needs Graphviz; from async code, off the runtime's
-    /// threads:
-    ///
-    /// ```no_run
-    /// use delayed::delayed;
-    ///
-    /// #[delayed]
-    /// fn inc(x: u64) -> u64 { x + 1 }
-    ///
-    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let node = inc(inc(1));
-    /// let drawn = node.clone();
-    /// tokio::task::spawn_blocking(move || drawn.visualize("graph.svg")).await??;
-    /// assert_eq!(node.compute().await?, 3);
-    /// # Ok(()) }
-    /// ```
-    pub fn visualize(&self, path: impl AsRef<Path>) -> Result<PathBuf, Error> {
-        self.graph()
-            .visualize(path)
-            .map_err(|err| Error::draw(self.key(), err.to_string()))
     }
 }
 

@@ -7,16 +7,17 @@
 use std::mem;
 use std::sync::Arc;
 
+use super::guard;
+use super::node::NodeRef;
+use super::state::Phase;
+use super::waiters::{Waiter, Waiters};
 use crate::error::Error;
-use crate::listeners::{Listener, Listeners};
-use crate::task::{Phase, Task};
 
 /// How a node ended, as told to the nodes and computes waiting on it.
-pub(crate) enum Outcome {
+pub(crate) enum Ended {
     Done,
-    /// Done, with the output left elsewhere (the node is hollow): its
-    /// dependents fill it before they read it.
-    #[cfg(feature = "nats")]
+    /// Done, with the output kept elsewhere (see `stored.rs`): its
+    /// dependents read it back before they read it.
     Stored,
     /// Failed for good: dependents fail with the same error.
     Failed(Error),
@@ -28,7 +29,7 @@ pub(crate) enum Outcome {
 
 /// Adds one unit of demand on `root`, starting it and every unfinished input
 /// it needs. Nodes that can run now are pushed onto `ready`.
-pub(crate) fn demand(root: &Arc<dyn Task>, ready: &mut Vec<Arc<dyn Task>>) {
+pub(crate) fn demand(root: &NodeRef, ready: &mut Vec<NodeRef>) {
     {
         let mut st = root.core().lock();
         if st.is_finished() {
@@ -45,7 +46,7 @@ pub(crate) fn demand(root: &Arc<dyn Task>, ready: &mut Vec<Arc<dyn Task>>) {
 }
 
 /// Registers each claimed node on its unfinished inputs, claiming idle ones.
-fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
+fn activate(mut stack: Vec<NodeRef>, ready: &mut Vec<NodeRef>) {
     while let Some(task) = stack.pop() {
         let mut st = task.core().lock();
         if !matches!(st.phase, Phase::Claimed) {
@@ -56,11 +57,11 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
         let priority = st.priority;
         let mut pending = 0;
         let mut failure = None;
-        let mut fetch = false;
+        let mut read_back = false;
         for (i, dep) in st.deps.iter().enumerate() {
             let mut ds = dep.core().lock();
             match &ds.phase {
-                Phase::Done => fetch |= ds.hollow,
+                Phase::Done => read_back |= ds.stored,
                 Phase::Failed(err) => {
                     failure = Some((i, err.clone()));
                     break;
@@ -68,7 +69,7 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
                 phase => {
                     let idle = matches!(phase, Phase::Idle);
                     ds.demand += 1;
-                    ds.listeners.push(Listener::Node(Arc::clone(&task), epoch));
+                    ds.waiters.push(Waiter::Node(Arc::clone(&task), epoch));
                     pending += 1;
                     if idle {
                         ds.phase = Phase::Claimed;
@@ -84,17 +85,17 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
                 }
             }
         }
-        st.fetch = fetch;
+        st.read_back = read_back;
         match failure {
             Some((registered, err)) => {
                 st.phase = Phase::Failed(err.clone());
                 let deps = mem::take(&mut st.deps);
-                let listeners = mem::take(&mut st.listeners);
+                let waiters = mem::take(&mut st.waiters);
                 drop(st);
-                task.discard_body();
+                task.discard_work();
                 release_all(deps[..registered].to_vec());
-                drop(deps);
-                notify(listeners, &Outcome::Failed(err), ready);
+                guard::drop_quietly(deps);
+                notify(waiters, &Ended::Failed(err), ready);
             }
             None if pending == 0 => {
                 st.phase = Phase::Ready;
@@ -108,7 +109,7 @@ fn activate(mut stack: Vec<Arc<dyn Task>>, ready: &mut Vec<Arc<dyn Task>>) {
 
 /// Raises the priority of the unfinished inputs of `task`, which now runs
 /// at `priority` (priority inheritance).
-fn raise(task: Arc<dyn Task>, priority: i32) {
+fn raise(task: NodeRef, priority: i32) {
     let mut stack = vec![task];
     while let Some(task) = stack.pop() {
         let st = task.core().lock();
@@ -125,7 +126,7 @@ fn raise(task: Arc<dyn Task>, priority: i32) {
 /// Takes back one unit of demand from each task. A node nobody wants any
 /// more stops: waiting nodes release their inputs, queued nodes go back to
 /// idle, and running async bodies are aborted.
-pub(crate) fn release_all(mut stack: Vec<Arc<dyn Task>>) {
+pub(crate) fn release_all(mut stack: Vec<NodeRef>) {
     while let Some(task) = stack.pop() {
         let mut st = task.core().lock();
         if st.is_finished() {
@@ -156,31 +157,35 @@ pub(crate) fn release_all(mut stack: Vec<Arc<dyn Task>>) {
             }
             _ => None,
         };
-        let stale = mem::take(&mut st.listeners);
+        let stale = mem::take(&mut st.waiters);
         drop(st);
         if let Some(abort) = abort {
             abort.abort();
         }
-        drop(stale);
+        guard::drop_quietly(stale);
     }
 }
 
-/// Tells `listeners` how the node they waited on ended, and carries failures
+/// Tells `waiters` how the node they waited on ended, and carries failures
 /// and interruptions on through their own dependents.
-pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Arc<dyn Task>>) {
-    // Failures spread through dependents; `work` holds their listeners.
+pub(crate) fn notify(waiters: Waiters, ended: &Ended, ready: &mut Vec<NodeRef>) {
+    // Failures spread through dependents; `work` holds their waiters.
     // Success, the common case, never allocates it.
     let mut work = Vec::new();
-    let mut next = Some(listeners);
-    while let Some(listeners) = next.take().or_else(|| work.pop()) {
-        for listener in listeners {
-            let (task, epoch) = match listener {
-                Listener::Waker(waker) => {
+    let mut next = Some(waiters);
+    while let Some(waiters) = next.take().or_else(|| work.pop()) {
+        for waiter in waiters {
+            let (task, epoch) = match waiter {
+                Waiter::Compute(waker) => {
                     waker.wake();
                     continue;
                 }
-                Listener::Node(task, epoch) => (task, epoch),
+                Waiter::Node(task, epoch) => (task, epoch),
             };
+            // The last handle to a dependent may go here: its `Drop` runs
+            // user code, which must not unwind through the walk.
+            let mut held = Dropped(Some(task));
+            let task = held.get();
             let mut st = task.core().lock();
             if st.epoch != epoch {
                 continue;
@@ -188,38 +193,37 @@ pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Ar
             let Phase::Waiting { pending } = &mut st.phase else {
                 continue;
             };
-            match outcome {
-                #[cfg(feature = "nats")]
-                Outcome::Stored => {
+            match ended {
+                Ended::Stored => {
                     *pending -= 1;
                     let ready_now = *pending == 0;
-                    st.fetch = true;
+                    st.read_back = true;
                     if ready_now {
                         st.phase = Phase::Ready;
                         drop(st);
-                        ready.push(task);
+                        ready.push(held.take());
                     }
                 }
-                Outcome::Done => {
+                Ended::Done => {
                     *pending -= 1;
                     if *pending == 0 {
                         st.phase = Phase::Ready;
                         drop(st);
-                        ready.push(task);
+                        ready.push(held.take());
                     }
                 }
-                Outcome::Failed(err) => {
+                Ended::Failed(err) => {
                     st.phase = Phase::Failed(err.clone());
-                    work.push(mem::take(&mut st.listeners));
+                    work.push(mem::take(&mut st.waiters));
                     let deps = mem::take(&mut st.deps);
                     drop(st);
-                    task.discard_body();
+                    task.discard_work();
                     release_all(deps.to_vec());
-                    drop(deps);
+                    guard::drop_quietly(deps);
                 }
-                Outcome::Interrupted => {
+                Ended::Interrupted => {
                     st.phase = Phase::Idle;
-                    work.push(mem::take(&mut st.listeners));
+                    work.push(mem::take(&mut st.waiters));
                     let deps = st.deps.to_vec();
                     drop(st);
                     release_all(deps);
@@ -230,10 +234,9 @@ pub(crate) fn notify(listeners: Listeners, outcome: &Outcome, ready: &mut Vec<Ar
 }
 
 /// Sets up run `epoch` of `task` again from the start, its inputs
-/// included: an input it found hollow was reverted before it could be
+/// included: an input whose output was stored was reverted before it could be
 /// read, so it must run again first.
-#[cfg(feature = "nats")]
-pub(crate) fn restart(task: Arc<dyn Task>, epoch: u32, ready: &mut Vec<Arc<dyn Task>>) {
+pub(crate) fn restart(task: NodeRef, epoch: u32, ready: &mut Vec<NodeRef>) {
     {
         let mut st = task.core().lock();
         if st.epoch != epoch || !matches!(st.phase, Phase::Running { .. }) {
@@ -247,7 +250,7 @@ pub(crate) fn restart(task: Arc<dyn Task>, epoch: u32, ready: &mut Vec<Arc<dyn T
 /// Takes back the demand of a sequential compute whose run of `task` (run
 /// `epoch`) was dropped midway: the node goes back to idle, or, if other
 /// computes still wait for it, back to the run queue.
-pub(crate) fn hand_back(task: Arc<dyn Task>, epoch: u32) {
+pub(crate) fn hand_back(task: NodeRef, epoch: u32) {
     let mut st = task.core().lock();
     if st.epoch != epoch || !matches!(st.phase, Phase::Running { .. }) {
         return;
@@ -255,13 +258,13 @@ pub(crate) fn hand_back(task: Arc<dyn Task>, epoch: u32) {
     st.demand = st.demand.saturating_sub(1);
     if st.demand == 0 {
         st.phase = Phase::Idle;
-        let stale = mem::take(&mut st.listeners);
+        let stale = mem::take(&mut st.waiters);
         drop(st);
-        drop(stale);
+        guard::drop_quietly(stale);
     } else {
         st.phase = Phase::Ready;
         drop(st);
-        crate::run::dispatch(vec![task], None);
+        crate::engine::runner::dispatch(vec![task], None);
     }
 }
 
@@ -269,7 +272,7 @@ pub(crate) fn hand_back(task: Arc<dyn Task>, epoch: u32) {
 /// down): it goes back to idle and everyone waiting on it hears so.
 ///
 /// `epoch` names the run for a running node; `None` matches a queued one.
-pub(crate) fn interrupt(task: &Arc<dyn Task>, epoch: Option<u32>) {
+pub(crate) fn interrupt(task: &NodeRef, epoch: Option<u32>) {
     let mut st = task.core().lock();
     let matches = match (&st.phase, epoch) {
         (Phase::Ready, None) => true,
@@ -280,9 +283,28 @@ pub(crate) fn interrupt(task: &Arc<dyn Task>, epoch: Option<u32>) {
         return;
     }
     st.phase = Phase::Idle;
-    let listeners = mem::take(&mut st.listeners);
+    let waiters = mem::take(&mut st.waiters);
     drop(st);
     let mut ready = Vec::new();
-    notify(listeners, &Outcome::Interrupted, &mut ready);
+    notify(waiters, &Ended::Interrupted, &mut ready);
     debug_assert!(ready.is_empty());
+}
+
+/// A node handle dropped with its panics caught.
+struct Dropped(Option<NodeRef>);
+
+impl Dropped {
+    fn get(&self) -> &NodeRef {
+        self.0.as_ref().expect("set until taken")
+    }
+
+    fn take(&mut self) -> NodeRef {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        guard::drop_quietly(self.0.take());
+    }
 }

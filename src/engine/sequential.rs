@@ -13,26 +13,30 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::schedule;
-use crate::task::{Phase, Task};
+use super::node::{address, NodeRef};
+use super::schedule;
+use super::state::Phase;
 use crate::Error;
 
 /// A sequential run, as a compute holds it.
-pub(crate) type Run = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+pub(crate) type SequentialRun = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
 /// Runs every unfinished node `root` needs, in order, then returns.
-pub(crate) async fn run(root: Arc<dyn Task>) -> Result<(), Error> {
-    run_once(&root).await?;
-    // A hollow root (see `hollow.rs`) is filled before it is read; if that
-    // finds a reverted input, its nodes run again.
-    #[cfg(feature = "nats")]
-    while !crate::hollow::materialize(std::slice::from_ref(&root)).await? {
-        run_once(&root).await?;
+pub(crate) async fn run(root: NodeRef) -> Result<(), Error> {
+    loop {
+        while !run_once(&root).await? {}
+        // A root with a stored output (see `stored.rs`) is read back before
+        // it is read; if that finds a reverted input, its nodes run again.
+        if super::stored::read_back_all(std::slice::from_ref(&root)).await? {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
-async fn run_once(root: &Arc<dyn Task>) -> Result<(), Error> {
+/// Runs the nodes `root` needs, in order. `Ok(false)` when an input that
+/// had run went back to idle (its stored output went away): the walk must
+/// start again, so that the input runs first.
+async fn run_once(root: &NodeRef) -> Result<bool, Error> {
     for task in order(root) {
         loop {
             match claim(&task) {
@@ -40,15 +44,16 @@ async fn run_once(root: &Arc<dyn Task>) -> Result<(), Error> {
                 Claim::Failed(err) => return Err(err),
                 Claim::Run => Arc::clone(&task).run_here().await,
                 Claim::Wait(other) => Settled::new(other).await,
+                Claim::Rewalk => return Ok(false),
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The nodes to run, inputs first, in argument order: a post-order walk
 /// that skips finished nodes.
-fn order(root: &Arc<dyn Task>) -> Vec<Arc<dyn Task>> {
+fn order(root: &NodeRef) -> Vec<NodeRef> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = vec![(Arc::clone(root), false)];
@@ -73,21 +78,19 @@ fn order(root: &Arc<dyn Task>) -> Vec<Arc<dyn Task>> {
     out
 }
 
-fn address(task: &Arc<dyn Task>) -> usize {
-    Arc::as_ptr(task).cast::<()>() as usize
-}
-
 enum Claim {
     Done,
     Failed(Error),
     /// Claimed for us: run it.
     Run,
     /// Another compute runs it, or an input is not done: wait for that.
-    Wait(Arc<dyn Task>),
+    Wait(NodeRef),
+    /// An input is idle: it was reverted after the walk ordered it.
+    Rewalk,
 }
 
 /// Claims an idle node whose inputs are all done.
-fn claim(task: &Arc<dyn Task>) -> Claim {
+fn claim(task: &NodeRef) -> Claim {
     let mut st = task.core().lock();
     match &st.phase {
         Phase::Done => return Claim::Done,
@@ -95,16 +98,17 @@ fn claim(task: &Arc<dyn Task>) -> Claim {
         Phase::Idle => {}
         _ => return Claim::Wait(Arc::clone(task)),
     }
-    let mut fetch = false;
+    let mut read_back = false;
     for dep in st.deps.iter() {
         let ds = dep.core().lock();
         match &ds.phase {
-            Phase::Done => fetch |= ds.hollow,
+            Phase::Done => read_back |= ds.stored,
             Phase::Failed(err) => return Claim::Failed(err.clone()),
+            Phase::Idle => return Claim::Rewalk,
             _ => return Claim::Wait(Arc::clone(dep)),
         }
     }
-    st.fetch = fetch;
+    st.read_back = read_back;
     st.demand += 1;
     st.epoch = st.epoch.wrapping_add(1);
     st.priority = st.base_priority();
@@ -115,13 +119,13 @@ fn claim(task: &Arc<dyn Task>) -> Claim {
 /// Waits until a node another compute runs has finished, keeping it wanted
 /// meanwhile.
 struct Settled {
-    task: Arc<dyn Task>,
+    task: NodeRef,
     demanded: bool,
     waker: Option<Waker>,
 }
 
 impl Settled {
-    fn new(task: Arc<dyn Task>) -> Settled {
+    fn new(task: NodeRef) -> Settled {
         Settled {
             task,
             demanded: false,
@@ -152,7 +156,7 @@ impl Future for Settled {
             st.demand += 1;
             this.demanded = true;
         }
-        st.listeners.register_waker(&mut this.waker, cx.waker());
+        st.waiters.register_waker(&mut this.waker, cx.waker());
         Poll::Pending
     }
 }

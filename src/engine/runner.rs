@@ -3,16 +3,16 @@
 //! A runner drains a queue of ready nodes. Sync nodes run inline, one after
 //! another, and the dependents they make ready are pushed onto the same
 //! queue, so a chain runs as a loop, not as nested calls. Async nodes are
-//! spawned as their own tasks and blocking nodes go to `spawn_blocking`.
+//! spawned as their own tasks and blocking nodes go to the blocking pool.
 //! Big queues are split so that every worker thread gets a share.
 
 use std::mem;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use tokio::runtime::{Handle, Runtime};
 
-use crate::schedule;
-use crate::task::Task;
+use super::node::NodeRef;
+use super::schedule;
 
 /// Nodes a runner runs before it hands the rest of its queue to a fresh
 /// task, so that one graph never starves the other tasks of a worker.
@@ -23,7 +23,7 @@ const SPLIT: usize = 64;
 
 /// Runs `ready` on `handle`, the current runtime, or the shared fallback
 /// runtime, in that order of preference.
-pub(crate) fn dispatch(ready: Vec<Arc<dyn Task>>, handle: Option<&Handle>) {
+pub(crate) fn dispatch(ready: Vec<NodeRef>, handle: Option<&Handle>) {
     if ready.is_empty() {
         return;
     }
@@ -40,7 +40,7 @@ pub(crate) fn dispatch(ready: Vec<Arc<dyn Task>>, handle: Option<&Handle>) {
 }
 
 /// Runs ready nodes inline until the queue is empty or the budget is spent.
-pub(crate) fn drain(queue: &mut Vec<Arc<dyn Task>>) {
+pub(crate) fn drain(queue: &mut Vec<NodeRef>) {
     let mut budget = BUDGET;
     while let Some(task) = queue.pop() {
         if queue.len() >= SPLIT {
@@ -58,7 +58,7 @@ pub(crate) fn drain(queue: &mut Vec<Arc<dyn Task>>) {
 
 /// Ready nodes owned by a runner. If the runner is dropped before it ran
 /// them (its runtime shut down), they are interrupted instead of lost.
-struct Queue(Vec<Arc<dyn Task>>);
+struct Queue(Vec<NodeRef>);
 
 impl Drop for Queue {
     fn drop(&mut self) {

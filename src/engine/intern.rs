@@ -5,50 +5,51 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use dashmap::DashMap;
 
+use crate::engine::node::{AnyNode, NodeRef};
+use crate::engine::node::{Literal, TypedNode};
 use crate::key::KeyId;
-use crate::node::{Literal, Node};
-use crate::task::Task;
 
-fn table() -> &'static DashMap<[u64; 2], Weak<dyn Task>> {
-    static TABLE: OnceLock<DashMap<[u64; 2], Weak<dyn Task>>> = OnceLock::new();
+fn table() -> &'static DashMap<[u64; 2], Weak<dyn AnyNode>> {
+    static TABLE: OnceLock<DashMap<[u64; 2], Weak<dyn AnyNode>>> = OnceLock::new();
     TABLE.get_or_init(DashMap::new)
 }
 
-fn same(weak: &Weak<dyn Task>, ptr: *const ()) -> bool {
+fn same(weak: &Weak<dyn AnyNode>, ptr: *const ()) -> bool {
     std::ptr::eq(weak.as_ptr().cast::<()>(), ptr)
 }
 
-fn is_output<T: 'static>(task: &dyn Task) -> bool {
+fn is_output<T: 'static>(task: &dyn AnyNode) -> bool {
     let cell: &dyn Any = task.output_any();
     cell.is::<OnceLock<T>>()
 }
 
 thread_local! {
-    /// Set while a keyed graph builds its nodes: each key gets a node of
+    /// Set while a graph described as data builds its nodes: each key gets a node of
     /// its own, even for a pure function.
-    static SOLO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static DISTINCT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs `f` with interning off on this thread.
-#[cfg_attr(not(feature = "serde"), allow(dead_code))]
-pub(crate) fn solo<R>(f: impl FnOnce() -> R) -> R {
-    let before = SOLO.with(|solo| solo.replace(true));
+/// Runs `f` with interning off on this thread: every node it makes is
+/// distinct, even an equal pure call.
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
+pub(crate) fn distinct<R>(f: impl FnOnce() -> R) -> R {
+    let before = DISTINCT.with(|distinct| distinct.replace(true));
     let result = f();
-    SOLO.with(|solo| solo.set(before));
+    DISTINCT.with(|distinct| distinct.set(before));
     result
 }
 
 /// Whether interning is off on this thread.
-pub(crate) fn is_solo() -> bool {
-    SOLO.with(std::cell::Cell::get)
+pub(crate) fn is_distinct() -> bool {
+    DISTINCT.with(std::cell::Cell::get)
 }
 
 /// The live node for `token`, or a new one from `make`.
 pub(crate) fn get_or_insert<T: 'static>(
     token: [u64; 2],
-    make: impl FnOnce() -> Arc<dyn Task>,
-) -> Arc<dyn Task> {
-    let live = |weak: &Weak<dyn Task>| weak.upgrade().filter(|task| is_output::<T>(&**task));
+    make: impl FnOnce() -> NodeRef,
+) -> NodeRef {
+    let live = |weak: &Weak<dyn AnyNode>| weak.upgrade().filter(|task| is_output::<T>(&**task));
     if let Some(task) = table().get(&token).and_then(|weak| live(&weak)) {
         return task;
     }
@@ -56,7 +57,7 @@ pub(crate) fn get_or_insert<T: 'static>(
     let existing = {
         let mut entry = table()
             .entry(token)
-            .or_insert_with(|| Weak::<Node<(), Literal>>::new() as Weak<dyn Task>);
+            .or_insert_with(|| Weak::<TypedNode<(), Literal>>::new() as Weak<dyn AnyNode>);
         match live(&entry) {
             Some(task) => Some(task),
             None => {
@@ -80,7 +81,7 @@ pub(crate) fn forget(id: &KeyId, ptr: *const ()) {
 
 /// Un-interns a node we hold the only handle to, so that it can be taken
 /// apart without recursion.
-pub(crate) fn release_sole(task: &Arc<dyn Task>) {
+pub(crate) fn release_sole(task: &NodeRef) {
     let id = {
         let st = task.core().lock();
         if !st.interned {
@@ -100,7 +101,7 @@ pub(crate) fn release_sole(task: &Arc<dyn Task>) {
 }
 
 /// Un-interns a node that gets a custom key.
-pub(crate) fn rename(task: &Arc<dyn Task>) {
+pub(crate) fn rename(task: &NodeRef) {
     let mut st = task.core().lock();
     if st.interned {
         st.interned = false;

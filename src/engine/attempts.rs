@@ -1,8 +1,10 @@
-//! The policy driver: runs a node's body under its limit, timeout and
-//! retries, as an async task (or in place, for the sequential scheduler).
+//! The attempt runner: runs a node's work under its limit, timeout and
+//! retries, here or through an [`Executor`](super::hooks::Executor), as an
+//! async task (or in place, for the sequential scheduler). It also reads
+//! back inputs whose outputs are stored before the work reads them.
 //!
-//! Nodes without such a policy never come here: they keep the fast paths
-//! in `body.rs`.
+//! Nodes without such a policy and without stored inputs never come here:
+//! they keep the fast paths in `work.rs`.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,27 +13,29 @@ use std::sync::Arc;
 
 use futures::future::{Either, MapOk};
 use futures::TryFutureExt;
-
 use tracing::Instrument;
 
-use crate::body::{report, Unstarted};
+use super::hooks::Made;
+use super::inputs::Inputs;
+use super::loan::{self, Holder, Holding};
+use super::node::{Attempt, Begun, NodeRef, TypedNode, Work};
+use super::policy::NodePolicy;
+use super::state::Origin;
+use super::view::NodeView;
+use super::watch::{self, Watched};
+use super::work::{report, RunGuard};
+use super::{runner, schedule, spans, stored};
+use crate::callback::Outcome;
 use crate::error::Error;
-use crate::inputs::Inputs;
-use crate::node::{Begun, Body, Node};
-use crate::observe::{self, Watched};
-use crate::policy::Policy;
-use crate::secede::{self, Holder, Holding};
-use crate::task::Task;
-use crate::{run, schedule, spans};
 
-/// Runs a started node through the driver in a task of its own.
-pub(crate) fn spawn<T, B>(node: Arc<Node<T, B>>, begun: Begun, queue: &mut Vec<Arc<dyn Task>>)
+/// Runs a started node through the attempt runner in a task of its own.
+pub(crate) fn spawn<T, W>(node: Arc<TypedNode<T, W>>, begun: Begun, queue: &mut Vec<NodeRef>)
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
     let epoch = begun.epoch;
-    let handle = match run::current() {
+    let handle = match runner::current() {
         Ok(handle) => handle,
         Err(message) => {
             let err = Error::runtime(node.core.key(), message);
@@ -41,121 +45,106 @@ where
     let task_node = Arc::clone(&node);
     // Dropped unfinished (the runtime shut down), the task hands the node
     // back; after our own abort the guard does nothing.
-    let guard = Unstarted::running(Arc::clone(&node) as Arc<dyn Task>, epoch);
+    let guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
     let join = handle.spawn(async move {
         let mut guard = guard;
         let result = run(&task_node, begun, false, &mut guard.watched).await;
         guard.disarm();
         let mut ready = Vec::new();
         conclude(&task_node, epoch, result, &mut ready);
-        run::drain(&mut ready);
+        drop(task_node);
+        runner::drain(&mut ready);
     });
     node.set_abort(epoch, join.abort_handle());
 }
 
 /// Runs a node that the sequential scheduler claimed, in place.
-pub(crate) async fn here<T, B>(node: Arc<Node<T, B>>)
+pub(crate) async fn in_place<T, W>(node: Arc<TypedNode<T, W>>)
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
     let Some(begun) = node.begin(true, false) else {
         return;
     };
     let epoch = begun.epoch;
     let mut guard = HandBack {
-        task: Some(Arc::clone(&node) as Arc<dyn Task>),
+        node: Some(Arc::clone(&node) as NodeRef),
         epoch,
         watched: None,
     };
     let result = run(&node, begun, true, &mut guard.watched).await;
-    #[cfg(feature = "nats")]
     if matches!(result, Ok(Made::Again)) {
         // The guard hands the node back; the sequential compute sees it
         // idle and sets it up again.
         return;
     }
-    guard.task = None;
+    guard.node = None;
     let mut ready = Vec::new();
     conclude(&node, epoch, result, &mut ready);
-    run::dispatch(ready, None);
-}
-
-/// What one run of the driver made.
-pub(crate) enum Made<T> {
-    Value(T),
-    /// Left where it is, and the node is hollow (see `hollow.rs`): in a
-    /// cluster's store, or, for a join (`None`), in its inputs.
-    #[cfg(feature = "nats")]
-    Stored(Option<crate::cluster::Remote>),
-    /// An input it found hollow was reverted before it could be read: the
-    /// run must be set up again.
-    #[cfg(feature = "nats")]
-    Again,
+    runner::dispatch(ready, None);
 }
 
 /// Settles run `epoch` of `node` with what it made.
-fn conclude<T, B>(
-    node: &Arc<Node<T, B>>,
+fn conclude<T, W>(
+    node: &Arc<TypedNode<T, W>>,
     epoch: u32,
     result: Result<Made<T>, Error>,
-    ready: &mut Vec<Arc<dyn Task>>,
+    ready: &mut Vec<NodeRef>,
 ) where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
     match result {
         Ok(Made::Value(value)) => node.settle(epoch, Ok(value), ready),
         Err(err) => node.settle(epoch, Err(err), ready),
-        #[cfg(feature = "nats")]
-        Ok(Made::Stored(stored)) => node.settle_hollow(epoch, stored, ready),
-        #[cfg(feature = "nats")]
-        Ok(Made::Again) => schedule::restart(Arc::clone(node) as Arc<dyn Task>, epoch, ready),
+        Ok(Made::Stored(store)) => node.settle_stored(epoch, store, ready),
+        Ok(Made::Again) => schedule::restart(Arc::clone(node) as NodeRef, epoch, ready),
     }
 }
 
 /// A run in place that was dropped before it finished: the node goes back
 /// to idle, or, if another compute still wants it, to the run queue.
 struct HandBack {
-    task: Option<Arc<dyn Task>>,
+    node: Option<NodeRef>,
     epoch: u32,
     watched: Option<Watched>,
 }
 
 impl Drop for HandBack {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Some(node) = self.node.take() {
             if let Some(watched) = self.watched.take() {
-                watched.finished(task.core(), crate::Outcome::Cancelled);
+                // Nobody is left to fail with a panic of this callback.
+                let _ = watched.finished(node.core(), Outcome::Cancelled);
             }
-            schedule::hand_back(task, self.epoch);
+            schedule::hand_back(node, self.epoch);
         }
     }
 }
 
 /// Every attempt of one run, in the node's span.
-async fn run<T, B>(
-    node: &Arc<Node<T, B>>,
+async fn run<T, W>(
+    node: &Arc<TypedNode<T, W>>,
     begun: Begun,
     inline: bool,
     watched: &mut Option<Watched>,
 ) -> Result<Made<T>, Error>
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
     let policy = begun.policy.unwrap_or_default();
-    #[cfg(feature = "nats")]
-    if begun.fetch {
-        if node.core.origin == crate::task::Origin::Join {
-            // A join of hollow inputs is hollow too: it runs when
-            // something here reads it.
-            *watched = observe::task_started(&node.core);
-            return finish(node, watched, Ok(Made::Stored(None)));
+    if begun.read_back {
+        if node.core.origin == Origin::Join {
+            // A join of inputs with stored outputs keeps its output in
+            // them: it runs when something here reads it.
+            let started = start_watching(node, watched);
+            return finish(node, watched, started.map(|()| Made::Stored(None)));
         }
-        // A remote node passes its stored inputs by reference; it fills
-        // those it sends by value itself.
-        if policy.remote.is_none() && !crate::hollow::materialize(&begun.deps).await? {
+        // An executor takes stored inputs as they are; work here reads
+        // them back first.
+        if policy.executor.is_none() && !stored::read_back_all(&begun.deps).await? {
             return Ok(Made::Again);
         }
     }
@@ -168,17 +157,29 @@ where
     result
 }
 
-async fn attempts<T, B>(
-    node: &Arc<Node<T, B>>,
+/// Tells the watchers that the run starts.
+fn start_watching<T, W>(node: &TypedNode<T, W>, watched: &mut Option<Watched>) -> Result<(), Error>
+where
+    T: Send + Sync + 'static,
+    W: Work<T>,
+{
+    tracing::debug!("task started");
+    let (started, result) = watch::task_started(&node.core);
+    *watched = started;
+    result
+}
+
+async fn attempts<T, W>(
+    node: &Arc<TypedNode<T, W>>,
     deps: &Inputs,
-    policy: &Policy,
+    policy: &NodePolicy,
     priority: i32,
     inline: bool,
     watched: &mut Option<Watched>,
 ) -> Result<Made<T>, Error>
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
     let mut attempt = 1;
     loop {
@@ -187,26 +188,27 @@ where
             None => None,
         };
         if attempt == 1 {
-            tracing::debug!("task started");
-            *watched = observe::task_started(&node.core);
+            if let Err(panic) = start_watching(node, watched) {
+                return finish(node, watched, Err(panic));
+            }
         } else {
             tracing::debug!(attempt, "task started again");
         }
-        let body = Holding::new(
-            secede::enter(holder.as_ref(), || {
+        let work = Holding::new(
+            loan::enter(holder.as_ref(), || {
                 attempt_of(node, deps, policy, inline, attempt)
             }),
             holder.clone(),
         );
         let result = match policy.timeout {
-            Some(after) => match timer(node, || tokio::time::timeout(after, body)) {
+            Some(after) => match timer(node, || tokio::time::timeout(after, work)) {
                 Ok(timed) => match timed.await {
                     Ok(result) => result,
                     Err(_) => Err(Error::timeout(node.core.key(), after)),
                 },
                 Err(err) => Err(err),
             },
-            None => body.await,
+            None => work.await,
         };
         drop(holder);
         let err = match result {
@@ -228,73 +230,80 @@ where
     }
 }
 
-/// The future of one attempt, as the driver sees it.
+/// The future of one attempt, as the runner sees it.
 type MadeAttempt<T> = Either<
-    MapOk<crate::node::Attempt<T>, fn(T) -> Made<T>>,
+    MapOk<Attempt<T>, fn(T) -> Made<T>>,
     Pin<Box<dyn Future<Output = Result<Made<T>, Error>> + Send>>,
 >;
 
-/// One attempt: the body here, or on a worker when the node runs remotely.
-fn attempt_of<T, B>(
-    node: &Arc<Node<T, B>>,
+/// One attempt: the work here, or through the node's executor.
+fn attempt_of<T, W>(
+    node: &Arc<TypedNode<T, W>>,
     deps: &Inputs,
-    policy: &Policy,
+    policy: &NodePolicy,
     inline: bool,
     attempt: u32,
 ) -> MadeAttempt<T>
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
-    #[cfg(feature = "nats")]
-    if let Some(remote) = &policy.remote {
-        let task: Arc<dyn crate::task::Task> = Arc::clone(node) as _;
-        let remote = remote.clone();
+    if let Some(executor) = &policy.executor {
+        let view = NodeView::new(Arc::clone(node) as NodeRef);
+        let elsewhere = Arc::clone(executor).attempt(view, attempt);
         let key = node.core.key();
         return Either::Right(Box::pin(async move {
-            Ok(match remote.cluster.run(task, remote.run, attempt).await? {
-                Made::Value(output) => Made::Value(
-                    output
-                        .downcast::<T>()
-                        .map(|output| *output)
-                        .map_err(|_| Error::runtime(key, "a worker's result has the wrong type"))?,
-                ),
-                Made::Stored(stored) => Made::Stored(stored),
+            Ok(match elsewhere.await? {
+                Made::Value(output) => {
+                    Made::Value(output.downcast::<T>().map(|output| *output).map_err(|_| {
+                        Error::runtime(key, "an executor's output has the wrong type")
+                    })?)
+                }
+                Made::Stored(store) => Made::Stored(store),
                 Made::Again => Made::Again,
             })
         }));
     }
-    let _ = (policy, attempt);
-    Either::Left(B::attempt(node, deps.clone(), inline).map_ok(Made::Value as fn(T) -> Made<T>))
+    Either::Left(W::attempt(node, deps.clone(), inline).map_ok(Made::Value as fn(T) -> Made<T>))
 }
 
-/// Reports the end of a run to its watchers and its span.
-fn finish<T, B>(
-    node: &Node<T, B>,
+/// Reports the end of a run to its watchers and its span. A watcher that
+/// panics fails a run that had succeeded.
+fn finish<T, W>(
+    node: &TypedNode<T, W>,
     watched: &mut Option<Watched>,
     result: Result<Made<T>, Error>,
 ) -> Result<Made<T>, Error>
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
-    if let Some(watched) = watched.take() {
-        let outcome = match &result {
-            #[cfg(feature = "nats")]
-            Ok(Made::Again) => crate::Outcome::Cancelled,
-            _ => observe::outcome(&result),
-        };
-        watched.finished(&node.core, outcome);
-    }
+    let result = match watched.take() {
+        Some(watched) => {
+            let outcome = match &result {
+                Ok(Made::Again) => Outcome::Cancelled,
+                Ok(_) => Outcome::Done,
+                Err(err) => Outcome::Failed(err.clone()),
+            };
+            match (watched.finished(&node.core, outcome), result) {
+                (Err(panic), Ok(made)) => {
+                    super::guard::drop_quietly(made);
+                    Err(panic)
+                }
+                (_, result) => result,
+            }
+        }
+        None => result,
+    };
     report(&result);
     result
 }
 
 /// Makes a tokio timer, or a clear error when the runtime has none.
-fn timer<T, B, F>(node: &Node<T, B>, make: impl FnOnce() -> F) -> Result<F, Error>
+fn timer<T, W, F>(node: &TypedNode<T, W>, make: impl FnOnce() -> F) -> Result<F, Error>
 where
     T: Send + Sync + 'static,
-    B: Body<T>,
+    W: Work<T>,
 {
     catch_unwind(AssertUnwindSafe(make)).map_err(|_| {
         Error::runtime(

@@ -2,22 +2,21 @@
 //! cases: none (a leaf), one (a chain) or two (a binary operation).
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
-use crate::task::Task;
+use super::node::NodeRef;
 
 #[derive(Clone, Default)]
 pub(crate) enum Inputs {
     #[default]
     None,
-    One(Arc<dyn Task>),
-    Two([Arc<dyn Task>; 2]),
-    Many(Vec<Arc<dyn Task>>),
+    One(NodeRef),
+    Two([NodeRef; 2]),
+    Many(Vec<NodeRef>),
 }
 
 impl Inputs {
     /// Adds an input; returns its index.
-    pub(crate) fn push(&mut self, input: Arc<dyn Task>) -> usize {
+    pub(crate) fn push(&mut self, input: NodeRef) -> usize {
         match std::mem::take(self) {
             Inputs::None => *self = Inputs::One(input),
             Inputs::One(first) => *self = Inputs::Two([first, input]),
@@ -35,7 +34,7 @@ impl Inputs {
     }
 
     /// Moves the inputs onto `stack`.
-    pub(crate) fn drain_into(self, stack: &mut Vec<Arc<dyn Task>>) {
+    pub(crate) fn drain_into(self, stack: &mut Vec<NodeRef>) {
         match self {
             Inputs::None => {}
             Inputs::One(input) => stack.push(input),
@@ -46,7 +45,7 @@ impl Inputs {
 }
 
 impl Deref for Inputs {
-    type Target = [Arc<dyn Task>];
+    type Target = [NodeRef];
 
     fn deref(&self) -> &Self::Target {
         match self {
@@ -71,12 +70,14 @@ impl DerefMut for Inputs {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::Delayed;
 
     #[test]
     fn push_returns_indexes_and_keeps_order() {
-        let nodes: Vec<Arc<dyn Task>> = (0..5_u64).map(|n| Delayed::value(n).node).collect();
+        let nodes: Vec<NodeRef> = (0..5_u64).map(|n| Delayed::value(n).node).collect();
         let mut inputs = Inputs::None;
         for (i, node) in nodes.iter().enumerate() {
             assert_eq!(inputs.push(Arc::clone(node)), i);

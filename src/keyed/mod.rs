@@ -72,14 +72,12 @@ pub(crate) use self::cluster_support::*;
 /// and exports that inline values.
 #[cfg(feature = "nats")]
 mod cluster_support {
-    use std::sync::Arc;
-
     use super::build::Scope;
     use super::export::Exporter;
     use super::registry::Registry;
     use super::shape::Node;
     use super::spec::Arg;
-    use crate::task::Task;
+    use crate::engine::view::NodeView;
 
     /// An argument from its JSON form.
     pub(crate) fn arg_from_json(value: serde_json::Value) -> Arg {
@@ -106,7 +104,7 @@ mod cluster_support {
         Exporter::shallow(registry)
     }
 
-    pub(crate) fn node_of(task: Arc<dyn Task>) -> Node {
+    pub(crate) fn node_of(task: NodeView) -> Node {
         Node(task)
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use tracing::Span;
 
-use crate::task::Task;
+use super::node::NodeRef;
 
 fn kept() -> &'static DashMap<usize, Span> {
     static KEPT: OnceLock<DashMap<usize, Span>> = OnceLock::new();
@@ -22,12 +22,12 @@ fn kept() -> &'static DashMap<usize, Span> {
 /// Whether any span was ever kept, so that dropping nodes can skip the map.
 static USED: AtomicBool = AtomicBool::new(false);
 
-fn address(task: &Arc<dyn Task>) -> usize {
+fn address(task: &NodeRef) -> usize {
     Arc::as_ptr(task).cast::<()>() as usize
 }
 
 /// Makes `span` follow from the spans of `inputs` that are kept.
-pub(crate) fn link(span: &Span, inputs: &[Arc<dyn Task>]) {
+pub(crate) fn link(span: &Span, inputs: &[NodeRef]) {
     if span.is_disabled() || !USED.load(Ordering::Relaxed) {
         return;
     }

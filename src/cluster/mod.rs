@@ -9,10 +9,10 @@
 //! object store), keyed by run and task.
 //!
 //! Only what is read here comes here: a result that only other remote
-//! tasks of the compute read is never downloaded (its node is *hollow*:
-//! done, with its output in the store). The compute's output, and a result
+//! tasks of the compute read is never downloaded (its node is done, with
+//! its output *stored* in the store). The compute's output, and a result
 //! a local node reads, are downloaded once; [`Cluster::downloads`] counts
-//! them. A hollow node that something here wants later is read back while
+//! them. A stored node that something here wants later is read back while
 //! its compute runs, or runs again once its result is deleted.
 //!
 //! The delivery guarantee is JetStream's: at least once. A worker that dies
@@ -36,6 +36,7 @@
 
 mod attempt;
 mod client;
+mod placement;
 mod setup;
 mod status;
 mod store;
@@ -53,9 +54,6 @@ pub use self::worker::Worker;
 /// (`async_nats::ConnectOptions`: token, user and password, nkey,
 /// credentials file, TLS) without a dependency of your own.
 pub use async_nats;
-
-use crate::policy;
-use crate::task::{Phase, Task};
 
 /// A cluster could not be reached or set up.
 ///
@@ -125,81 +123,4 @@ where
         }
     }
     Err(last)
-}
-
-/// Where a node runs remotely: its cluster and the compute's run.
-#[derive(Clone, Debug)]
-pub(crate) struct Remote {
-    pub(crate) cluster: Cluster,
-    pub(crate) run: Arc<str>,
-}
-
-/// The nodes one compute sent to a cluster. Dropped when the compute ends:
-/// the nodes run locally again, and the run's results are deleted.
-pub(crate) struct Run {
-    cluster: Cluster,
-    run: Arc<str>,
-    nodes: Vec<Arc<dyn Task>>,
-}
-
-impl Run {
-    /// Marks every unfinished node `root` needs that calls a function of
-    /// the cluster's registry to run remotely in a new run.
-    pub(crate) fn assign(cluster: &Cluster, root: &Arc<dyn Task>) -> Run {
-        let run: Arc<str> = client::unique_id().into();
-        let mut nodes = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![Arc::clone(root)];
-        while let Some(task) = stack.pop() {
-            if !seen.insert(Arc::as_ptr(&task).cast::<()>() as usize) {
-                continue;
-            }
-            let deps: Vec<_> = {
-                let st = task.core().lock();
-                if matches!(st.phase, Phase::Done | Phase::Failed(_)) {
-                    continue;
-                }
-                st.deps.iter().cloned().collect()
-            };
-            if cluster.takes(&task) {
-                let remote = Remote {
-                    cluster: cluster.clone(),
-                    run: Arc::clone(&run),
-                };
-                policy::update(&task, |policy| policy.remote = Some(remote));
-                nodes.push(Arc::clone(&task));
-            }
-            stack.extend(deps);
-        }
-        let keys: std::collections::HashSet<String> = nodes
-            .iter()
-            .map(|task| task.core().key().to_string())
-            .collect();
-        for task in &nodes {
-            cluster.plan(task, &run, &keys);
-        }
-        Run {
-            cluster: cluster.clone(),
-            run,
-            nodes,
-        }
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        for task in &self.nodes {
-            let mine = {
-                let st = task.core().lock();
-                st.policy
-                    .as_ref()
-                    .and_then(|policy| policy.remote.as_ref())
-                    .is_some_and(|remote| remote.run == self.run)
-            };
-            if mine {
-                policy::update(task, |policy| policy.remote = None);
-            }
-        }
-        self.cluster.forget(&self.run);
-    }
 }

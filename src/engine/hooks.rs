@@ -1,0 +1,72 @@
+//! The engine's hooks: how something built on the engine runs a node's
+//! attempts elsewhere, keeps a finished node's output elsewhere, and
+//! places a compute before it starts.
+//!
+//! The engine knows its extensions only through these traits. A scale-out
+//! onto other machines implements all three; a persistent cache would implement
+//! [`OutputStore`] (and [`Placement`], to mark what it already holds).
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::view::NodeView;
+use crate::Error;
+
+/// A node's output with its type erased, crossing a hook. The engine
+/// downcasts it to the node's output type.
+pub(crate) type AnyOutput = Box<dyn Any + Send>;
+
+/// The future a hook returns.
+pub(crate) type HookFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What one attempt of a node made.
+pub(crate) enum Made<T> {
+    /// The output, here.
+    Value(T),
+    /// The output stays in a store: the node finishes with its output
+    /// stored (see `stored.rs`), read back when something here reads it.
+    /// `None` (only for a join) keeps it in the join's inputs.
+    Stored(Option<Arc<dyn OutputStore>>),
+    /// An input whose output was stored went away before it could be
+    /// read: the run must be set up again, that input included.
+    Again,
+}
+
+/// Runs attempts of nodes somewhere other than here.
+///
+/// The engine gives the attempt the node's limit, timeout and retries, as
+/// it does for attempts here; the executor only runs one attempt.
+pub(crate) trait Executor: Send + Sync + 'static {
+    /// Runs attempt number `attempt` (from 1) of `node`, whose inputs are
+    /// all finished (some perhaps with stored outputs).
+    ///
+    /// # Errors
+    ///
+    /// The attempt's failure, about `node`.
+    fn attempt(
+        self: Arc<Self>,
+        node: NodeView,
+        attempt: u32,
+    ) -> HookFuture<Result<Made<AnyOutput>, Error>>;
+}
+
+/// Holds the outputs of finished nodes elsewhere, and reads them back.
+pub(crate) trait OutputStore: Send + Sync + 'static {
+    /// Reads the stored output of `node` back here. `Ok(None)` when it is
+    /// gone: the node runs again.
+    ///
+    /// # Errors
+    ///
+    /// The output could not be read, about `node`.
+    fn read(self: Arc<Self>, node: NodeView) -> HookFuture<Result<Option<AnyOutput>, Error>>;
+}
+
+/// Places a compute: before the compute of `root` starts, decides where
+/// its nodes run (with [`NodeView::run_elsewhere`]). What it returns lives
+/// as long as the compute; dropping it undoes the placement.
+pub(crate) trait Placement: Send + Sync + 'static {
+    /// Places the nodes `root` needs.
+    fn place(&self, root: &NodeView) -> Box<dyn Any + Send>;
+}

@@ -1,0 +1,57 @@
+//! Execution policies of a node: its limit, retries, timeout, priority,
+//! and where it runs and where its output is kept when that is not here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hooks::{Executor, OutputStore};
+use super::node::NodeRef;
+use super::state::{State, UNSET};
+use crate::limit::Limit;
+use crate::retry::Retry;
+
+/// How a node's work runs, beyond "once, now, here". Shared by every
+/// handle to the node; read when a run starts.
+#[derive(Clone, Default)]
+pub(crate) struct NodePolicy {
+    pub(crate) limit: Option<&'static Limit>,
+    pub(crate) retry: Option<Retry>,
+    pub(crate) timeout: Option<Duration>,
+    /// Unset: the node has no priority of its own (0, unless it inherits one).
+    pub(crate) priority: Option<i32>,
+    /// Set while a compute runs the node elsewhere (see `hooks.rs`).
+    pub(crate) executor: Option<Arc<dyn Executor>>,
+    /// Where the output of a node with a stored output is kept.
+    pub(crate) store: Option<Arc<dyn OutputStore>>,
+}
+
+impl NodePolicy {
+    /// Whether a run needs the attempt runner: anything but a priority.
+    pub(crate) fn supervised(&self) -> bool {
+        self.limit.is_some()
+            || self.retry.is_some()
+            || self.timeout.is_some()
+            || self.executor.is_some()
+    }
+}
+
+/// Changes the policy of `node`, for its next runs.
+pub(crate) fn update(node: &NodeRef, change: impl FnOnce(&mut NodePolicy)) {
+    update_locked(&mut node.core().lock(), change);
+}
+
+/// [`update`], when the caller holds the node's lock.
+pub(in crate::engine) fn update_locked(st: &mut State, change: impl FnOnce(&mut NodePolicy)) {
+    let mut policy = st.policy.as_deref().cloned().unwrap_or_default();
+    change(&mut policy);
+    st.priority = policy.priority.unwrap_or(UNSET);
+    st.policy = Some(Arc::new(policy));
+}
+
+/// Drops every policy of `node`: its work runs once, plainly, here.
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
+pub(crate) fn clear(node: &NodeRef) {
+    let mut st = node.core().lock();
+    st.policy = None;
+    st.priority = UNSET;
+}

@@ -1,0 +1,261 @@
+//! Who is watching: the callbacks of running computes, and the task events
+//! the engine sends them.
+//!
+//! When no callback is attached anywhere, each task costs one relaxed
+//! atomic load here: no clock reads, no locks, no events.
+//!
+//! Callbacks are user code. Each call is guarded: a callback that panics is
+//! detached at once (it hears nothing more, in any compute), and its panic
+//! becomes an error for the node (or the compute) whose event it was
+//! hearing. See "User code and panics" in the engine's design doc.
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tokio::time::Instant;
+
+use super::node::NodeRef;
+use super::state::Core;
+use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
+use crate::{Error, Key};
+
+/// A callback attached to computes, with its detached flag: shared by every
+/// compute it watches, so that a panic detaches it everywhere.
+pub(crate) struct Attached {
+    callback: Arc<dyn Callback>,
+    detached: AtomicBool,
+}
+
+impl Attached {
+    pub(crate) fn new(callback: Arc<dyn Callback>) -> Arc<Attached> {
+        Arc::new(Attached {
+            callback,
+            detached: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a panic detached it.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
+    }
+
+    /// Calls one hook, unless detached. A panic detaches the callback and
+    /// comes back as an error about `key`.
+    fn call(
+        &self,
+        key: impl FnOnce() -> Key,
+        hook: impl FnOnce(&dyn Callback),
+    ) -> Result<(), Error> {
+        if self.is_detached() {
+            return Ok(());
+        }
+        match catch_unwind(AssertUnwindSafe(|| hook(&*self.callback))) {
+            Ok(()) => Ok(()),
+            Err(payload) => {
+                self.detached.store(true, Ordering::Release);
+                Err(Error::panic(key(), payload))
+            }
+        }
+    }
+
+    fn same(&self, other: &Attached) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+/// A running compute's callbacks and the keys of the tasks it covers.
+struct Watch {
+    callbacks: Vec<Arc<Attached>>,
+    keys: HashSet<Key>,
+}
+
+static WATCHES: RwLock<Vec<Arc<Watch>>> = RwLock::new(Vec::new());
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts watching a compute of `root` by `callbacks`: takes the graph,
+/// calls `start`, and registers for task events. `Ok(None)` when there is
+/// nobody to tell.
+///
+/// # Errors
+///
+/// A `start` that panicked: that callback is detached, the others heard
+/// `start` and will hear `finish`, and the compute fails with the panic.
+pub(crate) fn begin(
+    root: &NodeRef,
+    callbacks: Vec<Arc<Attached>>,
+) -> (Option<Watching>, Result<(), Error>) {
+    let callbacks: Vec<_> = callbacks.into_iter().filter(|c| !c.is_detached()).collect();
+    if callbacks.is_empty() {
+        return (None, Ok(()));
+    }
+    let graph = super::snapshot::graph(root);
+    let watch = Arc::new(Watch {
+        keys: graph
+            .nodes()
+            .iter()
+            .map(|node| node.key().clone())
+            .collect(),
+        callbacks,
+    });
+    WATCHES
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Arc::clone(&watch));
+    ACTIVE.fetch_add(1, Ordering::Release);
+    let mut result = Ok(());
+    for callback in &watch.callbacks {
+        let called = callback.call(|| root.core().key(), |c| c.start(&graph));
+        if result.is_ok() {
+            result = called;
+        }
+    }
+    (Some(Watching { watch }), result)
+}
+
+/// A compute being watched; unregisters when dropped.
+pub(crate) struct Watching {
+    watch: Arc<Watch>,
+}
+
+impl Watching {
+    /// Calls `finish` on the compute's callbacks.
+    ///
+    /// # Errors
+    ///
+    /// A `finish` that panicked, as an error about `root`.
+    pub(crate) fn finish(self, root: &Key, result: Result<(), &Error>) -> Result<(), Error> {
+        let mut outcome = Ok(());
+        for callback in &self.watch.callbacks {
+            let called = callback.call(|| root.clone(), |c| c.finish(result));
+            if outcome.is_ok() {
+                outcome = called;
+            }
+        }
+        outcome
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut watches = WATCHES.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = watches.iter().position(|w| Arc::ptr_eq(w, &self.watch)) {
+            watches.swap_remove(i);
+            ACTIVE.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+/// Whether any compute is watched right now.
+pub(crate) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed) > 0
+}
+
+/// A run that watchers saw start: they hear of its end, even after their
+/// compute ended (a task aborted by a dropped compute ends a little later).
+pub(crate) struct Watched {
+    started: Instant,
+    /// Each callback once, even when several watched computes share the
+    /// task or one callback watches several of them.
+    callbacks: Vec<Arc<Attached>>,
+}
+
+/// Tells the watchers of `core`'s task that its body starts. Returns what
+/// is needed to report its end, when anyone watches.
+///
+/// # Errors
+///
+/// A `task_started` that panicked: the run must not go on, and fails with
+/// this error (the other watchers still hear of its end).
+pub(crate) fn task_started(core: &Core) -> (Option<Watched>, Result<(), Error>) {
+    if !is_active() {
+        return (None, Ok(()));
+    }
+    let key = core.key();
+    let mut callbacks: Vec<Arc<Attached>> = Vec::new();
+    // Only collect under the lock: callbacks run after it is released.
+    let watches = WATCHES.read().unwrap_or_else(PoisonError::into_inner);
+    for watch in watches.iter() {
+        if watch.keys.contains(&key) {
+            for callback in &watch.callbacks {
+                if !callback.is_detached() && !callbacks.iter().any(|c| c.same(callback)) {
+                    callbacks.push(Arc::clone(callback));
+                }
+            }
+        }
+    }
+    drop(watches);
+    if callbacks.is_empty() {
+        return (None, Ok(()));
+    }
+    let event = TaskStarted {
+        key,
+        at: Instant::now(),
+        thread: std::thread::current().id(),
+    };
+    let mut result = Ok(());
+    for callback in &callbacks {
+        let called = callback.call(|| event.key.clone(), |c| c.task_started(&event));
+        if result.is_ok() {
+            result = called;
+        }
+    }
+    let watched = Watched {
+        started: event.at,
+        callbacks,
+    };
+    (Some(watched), result)
+}
+
+impl Watched {
+    /// Tells the watchers that the run ended.
+    ///
+    /// # Errors
+    ///
+    /// A `task_finished` that panicked, as an error about the task.
+    pub(crate) fn finished(self, core: &Core, outcome: Outcome) -> Result<(), Error> {
+        let event = TaskFinished {
+            key: core.key(),
+            started: self.started,
+            elapsed: self.started.elapsed(),
+            thread: std::thread::current().id(),
+            outcome,
+        };
+        let mut result = Ok(());
+        for callback in &self.callbacks {
+            let called = callback.call(|| event.key.clone(), |c| c.task_finished(&event));
+            if result.is_ok() {
+                result = called;
+            }
+        }
+        result
+    }
+}
+
+/// How a run's result is reported.
+pub(crate) fn outcome<T>(result: &Result<T, Error>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Done,
+        Err(err) => Outcome::Failed(err.clone()),
+    }
+}
+
+/// Reports the end of a run to its watchers: the run's result, or the
+/// panic of a `task_finished` when the run had succeeded.
+pub(crate) fn report_end<T>(
+    watched: Option<Watched>,
+    core: &Core,
+    result: Result<T, Error>,
+) -> Result<T, Error> {
+    let Some(watched) = watched else {
+        return result;
+    };
+    match (watched.finished(core, outcome(&result)), result) {
+        (Err(panic), Ok(value)) => {
+            super::guard::drop_quietly(value);
+            Err(panic)
+        }
+        (_, result) => result,
+    }
+}
