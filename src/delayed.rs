@@ -446,7 +446,7 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// Sets this node's priority (default 0; higher goes first).
     ///
     /// Priority orders nodes that wait for the same [`Limit`], and
-    /// blocking bodies waiting for the blocking pool when all its lanes are
+    /// blocking bodies waiting for the blocking pool when all its slots are
     /// busy. Other ready nodes start at once, so priority does not apply
     /// to them.
     ///

@@ -57,7 +57,7 @@ pub(crate) fn enter<R>(holder: Option<&Arc<Holder>>, f: impl FnOnce() -> R) -> R
 }
 
 /// This thread's current holder, for work that runs elsewhere (a blocking
-/// attempt on a lane) to take along.
+/// attempt on the blocking pool) to take along.
 pub(crate) fn current() -> Option<Arc<Holder>> {
     CURRENT.with(|current| current.borrow().clone())
 }
