@@ -36,18 +36,15 @@
 //! Every node has one `State` behind one mutex (`Core::lock`). Its `phase`:
 //!
 //! ```text
-//!                 demand              activate
-//!     ┌──────▶ Idle ──────▶ Claimed ──────────▶ Waiting{k} ──(k-th input done)──┐
-//!     │         ▲              │ (no input left to wait for)                    │
-//!     │         │              ▼                                                │
-//!     │         │            Ready ◀───────────────────────────────────────────┘
-//!     │         │              │ begin
-//!     │         │              ▼
-//!     │         └───────── Running ──(settle)──▶ Done   (or Done with a stored output)
-//!     │  release (demand 0),   │                  │
-//!     │  interrupt (runtime    └──(settle)──▶ Failed
-//!     │  gone)                                    │
-//!     └────────── revert (a stored output went away)
+//!   Idle ──demand──▶ Claimed ──activate──▶ Waiting{k} ──k-th input done──▶ Ready
+//!    ▲                  └──────activate, nothing to wait for──────────────▶ Ready
+//!    │                                                                       │ begin
+//!    │                                                                       ▼
+//!    ├──── release (demand 0) / interrupt (runtime gone) ─────────────── Running
+//!    │                                                                       │ settle
+//!    │                                                          ┌────────────┴─────┐
+//!    │                                                          ▼                  ▼
+//!    └──────────── revert (a stored output went away) ───── Done (stored?)      Failed
 //! ```
 //!
 //! Release and interrupt also take Waiting and Ready nodes back to Idle;
