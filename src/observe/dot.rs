@@ -138,12 +138,12 @@ impl Graph {
 
 impl Graph {
     /// Writes this graph to `path` as DOT, or renders it as SVG, PNG or
-    /// PDF with Graphviz, like [`Delayed::visualize`]; for graphs from
+    /// PDF with Graphviz, like [`Delayed::visualize`](crate::Delayed::visualize); for graphs from
     /// [`Timeline::graph`](crate::Timeline::graph), which carry run times.
     ///
     /// # Errors
     ///
-    /// As for [`Delayed::visualize`], as an [`io::Error`]: `NotFound` when
+    /// As for [`Delayed::visualize`](crate::Delayed::visualize), as an [`io::Error`]: `NotFound` when
     /// Graphviz's `dot` is not installed (the message says how to install
     /// it), `InvalidInput` for an unsupported extension.
     ///
