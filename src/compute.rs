@@ -99,13 +99,7 @@ impl<T: Send + Sync + 'static> Compute<T> {
             return result;
         };
         let key = self.root.node().core().key();
-        match (watching.finish(&key, result.as_ref().map(|_| ())), result) {
-            (Err(panic), Ok(value)) => {
-                crate::engine::guard::drop_quietly(value);
-                Err(panic)
-            }
-            (_, result) => result,
-        }
+        watch::failed_by(watching.finish(&key, result.as_ref().map(|_| ())), result)
     }
 }
 

@@ -285,13 +285,7 @@ where
                 Ok(_) => Outcome::Done,
                 Err(err) => Outcome::Failed(err.clone()),
             };
-            match (watched.finished(&node.core, outcome), result) {
-                (Err(panic), Ok(made)) => {
-                    super::guard::drop_quietly(made);
-                    Err(panic)
-                }
-                (_, result) => result,
-            }
+            watch::failed_by(watched.finished(&node.core, outcome), result)
         }
         None => result,
     };

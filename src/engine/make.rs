@@ -9,7 +9,7 @@ use super::inputs::Inputs;
 use super::intern;
 use super::node::{output_of, Literal, NodeRef, TypedNode, Work};
 use super::policy::NodePolicy;
-use super::state::{Core, Origin, UNSET};
+use super::state::{Core, Origin};
 use crate::key::{KeyId, Token};
 use crate::Error;
 
@@ -55,7 +55,7 @@ where
     let make = move || -> NodeRef {
         let mut core = Core::new(name, origin, id, deps);
         if let Some(policy) = policy {
-            core.set_policy(policy, UNSET);
+            core.set_policy(policy);
         }
         Arc::new(TypedNode::new(core, work))
     };

@@ -149,9 +149,9 @@ impl Core {
     }
 
     /// Sets the policy of a node being made.
-    pub(crate) fn set_policy(&mut self, policy: Arc<NodePolicy>, unset: i32) {
+    pub(crate) fn set_policy(&mut self, policy: Arc<NodePolicy>) {
         let st = self.state_mut();
-        st.priority = policy.priority.unwrap_or(unset);
+        st.priority = policy.priority.unwrap_or(UNSET);
         st.policy = Some(policy);
     }
 

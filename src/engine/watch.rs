@@ -248,10 +248,19 @@ pub(crate) fn report_end<T>(
     core: &Core,
     result: Result<T, Error>,
 ) -> Result<T, Error> {
-    let Some(watched) = watched else {
-        return result;
-    };
-    match (watched.finished(core, outcome(&result)), result) {
+    match watched {
+        Some(watched) => failed_by(watched.finished(core, outcome(&result)), result),
+        None => result,
+    }
+}
+
+/// `result`, unless a hook that heard of it panicked: the panic fails a
+/// result that had succeeded (its value is dropped); a failure stays.
+pub(crate) fn failed_by<T>(
+    hooked: Result<(), Error>,
+    result: Result<T, Error>,
+) -> Result<T, Error> {
+    match (hooked, result) {
         (Err(panic), Ok(value)) => {
             super::guard::drop_quietly(value);
             Err(panic)
