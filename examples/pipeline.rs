@@ -18,7 +18,8 @@
 //!
 //! Building it runs nothing. `compute` then reads the files concurrently
 //! (`load` is an `async fn` on `tokio::fs`), at most `OPEN_FILES` at once
-//! under a `Limit`, cleans each one as soon as it is in, analyzes once all
+//! under a `Limit`, cleans each one as soon as it is in (on the blocking
+//! pool: parsing is CPU work that must not stall the loads), analyzes once all
 //! are clean, and writes the report. A read that fails with a transient
 //! error (interrupted, timed out) is retried twice with a backoff.
 //!
@@ -187,7 +188,9 @@ async fn load(path: &Path) -> io::Result<Document> {
 
 /// Parses the readings of one file, rejecting the lines that are not
 /// numbers. It borrows the loaded text (`&Document`): nothing is copied.
-#[delayed]
+/// Parsing is CPU work, so it runs off the async workers (`blocking`),
+/// which stay free for the loads.
+#[delayed(blocking)]
 fn clean(doc: &Document) -> Series {
     let mut readings = Vec::new();
     let mut rejected = Vec::new();
@@ -213,7 +216,7 @@ fn clean(doc: &Document) -> Series {
 
 /// Summarizes every file, and all of them together. It takes the series by
 /// value: nothing else holds them, so they are moved in, not cloned.
-#[delayed]
+#[delayed(blocking)]
 fn analyze(series: Vec<Series>) -> Analysis {
     let total = series
         .iter()

@@ -7,8 +7,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::args::{Cx, Leaf, Shape};
 use crate::engine::deps::{Deps, Input, Ref};
-use crate::engine::guard::Payload;
 use crate::engine::inputs::Inputs;
 use crate::engine::make::{self, Blueprint};
 use crate::engine::node::Work;
@@ -16,10 +16,9 @@ use crate::engine::policy::NodePolicy;
 use crate::engine::state::Origin;
 use crate::engine::work::{Async, Blocking, Inline};
 use crate::error::Cause;
-use crate::key::Token;
 use crate::limit::Limit;
 use crate::retry::Retry;
-use crate::{Delayed, IntoDelayed};
+use crate::{Delayed, IntoArg, IntoDelayed};
 
 /// An argument after conversion: a plain value, or a node to wait for.
 #[doc(hidden)]
@@ -33,11 +32,11 @@ pub enum Converted<T> {
 pub struct Builder {
     name: &'static &'static str,
     deps: Inputs,
-    token: Option<Token>,
+    /// The arguments' contribution to the key: a pure hash, a label, a
+    /// panic of an argument's `Hash`.
+    cx: Cx,
     origin: Origin,
     policy: Option<Arc<NodePolicy>>,
-    /// The first panic of an argument's `Hash`.
-    panic: Option<Payload>,
 }
 
 /// The `#[delayed(limit = .., retry = .., ..)]` policies of a function:
@@ -81,10 +80,9 @@ impl Builder {
         Builder {
             name,
             deps: Inputs::None,
-            token: None,
+            cx: Cx::new(),
             origin: Origin::Call,
             policy: None,
-            panic: None,
         }
     }
 
@@ -96,7 +94,74 @@ impl Builder {
     /// Builds a pure node: its key is a hash of `path` and of the inputs
     /// passed to `hash_input` / `hash_ref`, and equal live calls share a node.
     pub fn pure(&mut self, path: &'static str) {
-        self.token = Some(Token::new(path));
+        self.cx.pure(path);
+    }
+
+    /// Feeds more of the function's identity into a pure key, such as a
+    /// method's `Self` type.
+    pub fn hash_seed(&mut self, seed: &'static str) {
+        self.cx.seed(seed);
+    }
+
+    /// Lets the key read as the call (`fetch-77`) when every argument is a
+    /// small printable value.
+    pub fn labeled(&mut self) {
+        self.cx.labeled();
+    }
+
+    /// An owned parameter of shape `shape`: plain values move into the
+    /// body, anything holding nodes becomes an input.
+    pub fn arg<T, S>(&mut self, arg: impl IntoArg<T, S>, shape: &S) -> Input<T>
+    where
+        T: Send + Sync + 'static,
+        S: Shape<T>,
+    {
+        match arg.convert(shape, &mut self.cx) {
+            Converted::Value(value) => Input::Value(value),
+            Converted::Node(node) => Input::Dep(self.push(node)),
+        }
+    }
+
+    /// A borrowed parameter of shape `shape`: always an input node.
+    pub fn arg_ref<T, S>(&mut self, arg: impl IntoArg<T, S>, shape: &S) -> Ref<T>
+    where
+        T: Send + Sync + 'static,
+        S: Shape<T>,
+    {
+        Ref::at(self.arg_index(arg, shape))
+    }
+
+    /// An owned parameter of a registered function: always an input node,
+    /// so that the call can be exported.
+    pub fn arg_node<T, S>(&mut self, arg: impl IntoArg<T, S>, shape: &S) -> Input<T>
+    where
+        T: Send + Sync + 'static,
+        S: Shape<T>,
+    {
+        Input::Dep(self.arg_index(arg, shape))
+    }
+
+    fn arg_index<T, S>(&mut self, arg: impl IntoArg<T, S>, shape: &S) -> usize
+    where
+        T: Send + Sync + 'static,
+        S: Shape<T>,
+    {
+        let node = match arg.convert(shape, &mut self.cx) {
+            Converted::Value(value) => Delayed::value(value),
+            Converted::Node(node) => node,
+        };
+        self.push(node)
+    }
+
+    /// Feeds a node's key into a pure key.
+    pub(crate) fn hash_node<T>(&mut self, node: &Delayed<T>) {
+        self.cx.node(node);
+    }
+
+    /// A part of a join: its key is made of its parts' keys.
+    pub(crate) fn part<T: Send + Sync + 'static>(&mut self, node: Delayed<T>) -> usize {
+        self.cx.node(&node);
+        self.push(node)
     }
 
     /// `#[delayed(register)]`: every argument becomes an input node, so
@@ -111,23 +176,33 @@ impl Builder {
         Input::Dep(self.push(arg.into_delayed()))
     }
 
-    /// Marks a join node: pure calls hash it by its parts' keys.
+    /// Marks a join node, hidden in graphs.
     pub(crate) fn joining(mut self) -> Builder {
         self.origin = Origin::Join;
         self
     }
 
-    fn push(&mut self, node: Delayed<impl Send + Sync + 'static>) -> usize {
+    /// Marks a join of the nodes given to `part`: its key is a hash of
+    /// theirs, so equal joins of the same nodes are one node.
+    pub(crate) fn joining_parts(mut self, seed: &'static str) -> Builder {
+        self.origin = Origin::Join;
+        self.cx.pure(seed);
+        self
+    }
+
+    pub(crate) fn push(&mut self, node: Delayed<impl Send + Sync + 'static>) -> usize {
         self.deps.push(node.node)
     }
 
-    pub fn input<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Input<T> {
-        match arg.into_arg() {
+    /// An owned input, hashed (if at all) with `hash_input`.
+    pub fn input<T: Send + Sync + 'static>(&mut self, arg: impl IntoArg<T>) -> Input<T> {
+        match self.cx.quiet(|cx| arg.convert(&Leaf::new(), cx)) {
             Converted::Value(value) => Input::Value(value),
             Converted::Node(node) => Input::Dep(self.push(node)),
         }
     }
 
+    /// A borrowed input, hashed (if at all) with `hash_ref`.
     pub fn borrow<T: Send + Sync + 'static>(&mut self, arg: impl IntoDelayed<T>) -> Ref<T> {
         Ref::at(self.push(arg.into_delayed()))
     }
@@ -144,34 +219,20 @@ impl Builder {
         self.hash_dep::<T>(input.index());
     }
 
-    /// Hashes a plain value into the key. Its `Hash` is user code: a panic
-    /// fails the node (when computed), not the call.
+    /// Hashes a plain value into the key with `Hash`. It is user code: a
+    /// panic fails the node (when computed), not the call.
     fn hash_value<T: Hash>(&mut self, value: &T) {
-        if self.panic.is_some() {
-            return;
-        }
-        if let Some(token) = &mut self.token {
-            let hashed = catch_unwind(AssertUnwindSafe(|| {
-                0_u8.hash(token);
-                value.hash(token);
-            }));
-            if let Err(payload) = hashed {
-                self.panic = Some(payload);
-            }
-        }
+        self.cx
+            .value(Some(|value: &T, tokens| value.hash(tokens)), value);
     }
 
     /// Literal inputs hash by value, so `square(3)` and
-    /// `square(Delayed::value(3))` agree; joins (a `Vec` of nodes...) by the
-    /// keys of their parts, so equal lists of the same nodes agree; other
-    /// inputs hash by key.
+    /// `square(Delayed::value(3))` agree; other inputs hash by key.
     fn hash_dep<T: Hash + Send + Sync + 'static>(&mut self, index: usize) {
         let dep = Arc::clone(&self.deps[index]);
-        if let Some(value) = make::literal_value::<T>(&dep) {
-            return self.hash_value(value);
-        }
-        if let Some(token) = &mut self.token {
-            make::hash_input_key(&dep, token);
+        match make::literal_value::<T>(&dep) {
+            Some(value) => self.hash_value(value),
+            None => self.cx.node(&Delayed::<T>::from_task(dep)),
         }
     }
 
@@ -238,16 +299,17 @@ impl Builder {
         let Builder {
             name,
             deps,
-            token,
+            cx,
             origin,
             policy,
-            panic,
         } = self;
+        let (token, label, panic) = cx.finish();
         let blueprint = Blueprint {
             name,
             origin,
             deps,
-            token: token.map(|token| token.finish128()),
+            token,
+            label,
             policy,
             panic,
         };
@@ -256,7 +318,17 @@ impl Builder {
 
     /// A node that already holds its value.
     pub(crate) fn literal<T: Send + Sync + 'static>(value: T) -> Delayed<T> {
-        Delayed::from_task(make::literal(value))
+        Delayed::from_task(make::literal(value, None))
+    }
+
+    /// A node that holds its value, keyed by it: equal live values are one
+    /// node. A panic of the value's `Tokenize` fails the node.
+    pub(crate) fn pure_literal<T: crate::Tokenize + Send + Sync + 'static>(value: T) -> Delayed<T> {
+        let mut tokens = crate::Tokenizer::seeded("delayed::value");
+        match catch_unwind(AssertUnwindSafe(|| value.tokenize(&mut tokens))) {
+            Ok(()) => Delayed::from_task(make::literal(value, Some(tokens.finish128()))),
+            Err(payload) => Delayed::from_task(make::failed_literal::<T>(payload)),
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 
 use std::future::Future;
 
+use std::sync::OnceLock;
+
+use dashmap::DashMap;
+
 use crate::builder::{once, spent, Builder};
 use crate::Delayed;
 
@@ -32,6 +36,48 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         let mut builder = Builder::new(&"map");
         let mut input = builder.input(self);
         let mut f = once("map", f);
+        builder.sync(move |deps| f(deps.take(&mut input)))
+    }
+
+    /// Defers a plain function of the output as a pure call, like dask's
+    /// `delayed(f, pure=True)(x)`: the key is a hash of the function and of
+    /// this node's key, so equal calls alive at the same time are one node,
+    /// and the key is named after the function (`double-…`).
+    ///
+    /// `f` must be a `fn` item (or a closure that captures nothing), so that
+    /// the function alone decides the result: a capturing closure is a
+    /// compile error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn double(x: u64) -> u64 { x * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let x = delayed::Delayed::pure_value(21_u64);
+    /// let (a, b) = (x.map_pure(double), x.map_pure(double));
+    /// assert_eq!(a.key(), b.key());
+    /// assert_eq!(a.key().name(), "double");
+    /// assert_eq!(b.compute().await.unwrap(), 42);
+    /// # }
+    /// ```
+    pub fn map_pure<U, F>(&self, f: F) -> Delayed<U>
+    where
+        T: Clone,
+        U: Send + Sync + 'static,
+        F: Fn(T) -> U + Send + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "map_pure takes a `fn` item or a closure that captures nothing"
+            )
+        };
+        let path = std::any::type_name::<F>();
+        let mut builder = Builder::new(fn_name(path));
+        builder.pure(path);
+        let mut input = builder.input(self);
+        builder.hash_node(self);
         builder.sync(move |deps| f(deps.take(&mut input)))
     }
 
@@ -167,4 +213,16 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         let input = builder.input(self);
         builder.future_result(move |deps| f(deps.cloned(&input)))
     }
+}
+
+/// The name of a `fn` item from its type's path (`my_crate::double` is
+/// `double`), kept for the process: one small allocation per function.
+fn fn_name(path: &'static str) -> &'static &'static str {
+    static NAMES: OnceLock<DashMap<&'static str, &'static &'static str>> = OnceLock::new();
+    let last = path.rsplit("::").next().unwrap_or(path);
+    let name = if last.contains('{') { "map" } else { last };
+    *NAMES
+        .get_or_init(DashMap::new)
+        .entry(name)
+        .or_insert_with(|| Box::leak(Box::new(name)))
 }

@@ -100,6 +100,34 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         Builder::literal(value)
     }
 
+    /// Wraps a known value as a pure node, like dask's
+    /// `delayed(value, pure=True)`: its key is a hash of the value, so equal
+    /// values give equal keys (and are one node while both live), and pure
+    /// calls that take it agree across runs.
+    ///
+    /// [`value`](Delayed::value) already hashes by value where a pure call
+    /// takes it directly; `pure_value` also keys the node itself, so that a
+    /// join or combinator of it is deterministic too.
+    ///
+    /// A panic in the value's [`Tokenize`](crate::Tokenize) fails the node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::Delayed;
+    ///
+    /// let a = Delayed::pure_value(vec![1.5, 2.5]);
+    /// let b = Delayed::pure_value(vec![1.5, 2.5]);
+    /// assert_eq!(a.key(), b.key());
+    /// assert_ne!(a.key(), Delayed::pure_value(vec![1.5]).key());
+    /// ```
+    pub fn pure_value(value: T) -> Self
+    where
+        T: crate::Tokenize,
+    {
+        Builder::pure_literal(value)
+    }
+
     /// Defers a closure that takes no inputs: `Delayed::lazy(f)` is dask's
     /// `delayed(f)()`. It runs inline, at most once, when first computed.
     ///
@@ -558,5 +586,55 @@ impl<T: Send + Sync + 'static> Delayed<T> {
 impl<T> fmt::Debug for Delayed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Delayed({})", self.node.core().key())
+    }
+}
+
+/// Two handles are equal when they are the same node, so `Delayed`s can be
+/// kept in sets and passed as a `HashSet` or `BTreeSet` argument.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashSet;
+/// use delayed::Delayed;
+///
+/// let a = Delayed::value(1);
+/// let set: HashSet<_> = [a.clone(), a.clone(), Delayed::value(1)].into_iter().collect();
+/// assert_eq!(set.len(), 2);
+/// ```
+impl<T> PartialEq for Delayed<T> {
+    fn eq(&self, other: &Delayed<T>) -> bool {
+        Arc::ptr_eq(&self.node, &other.node)
+    }
+}
+
+impl<T> Eq for Delayed<T> {}
+
+impl<T> std::hash::Hash for Delayed<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        crate::engine::node::address(&self.node).hash(state);
+    }
+}
+
+impl<T> PartialOrd for Delayed<T> {
+    fn partial_cmp(&self, other: &Delayed<T>) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Handles order by key, then by node.
+impl<T> Ord for Delayed<T> {
+    fn cmp(&self, other: &Delayed<T>) -> std::cmp::Ordering {
+        if self == other {
+            return std::cmp::Ordering::Equal;
+        }
+        self.node
+            .core()
+            .key()
+            .cmp(&other.node.core().key())
+            .then_with(|| {
+                crate::engine::node::address(&self.node)
+                    .cmp(&crate::engine::node::address(&other.node))
+            })
     }
 }

@@ -1,11 +1,20 @@
 //! Joining many nodes into one: tuples and vectors of `Delayed`.
 
-use crate::builder::Builder;
-use crate::Delayed;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash};
+
+use crate::args::{Leaf, MapOf};
+use crate::builder::{Builder, Converted};
+use crate::engine::deps::Input;
+use crate::{Delayed, IntoArg};
 
 /// Things that [`join`] and [`compute`](crate::compute()) accept: a
 /// [`Delayed`], a reference to one, a tuple of up to 12 joinable things,
-/// or a `Vec` of them.
+/// a `Vec` or array of them, or a `HashMap` or `BTreeMap` whose values are
+/// joinable (dask's `compute` of a `dict`).
+///
+/// A join's key is made of its parts' keys, so equal joins of the same
+/// nodes have one key; joins are hidden in graphs.
 ///
 /// # Examples
 ///
@@ -92,14 +101,82 @@ where
     type Output = Vec<J::Output>;
 
     fn join(self) -> Delayed<Self::Output> {
-        let mut builder = Builder::new(&"list").joining();
+        let mut builder = Builder::new(&"list").joining_parts("delayed::list");
         let count = self.len();
         for part in self {
-            let _ = builder.borrow::<J::Output>(part.join());
+            builder.part(part.join());
         }
         builder.sync(move |deps| {
             debug_assert_eq!(deps.len(), count);
             (0..count).map(|i| deps.take_at::<J::Output>(i)).collect()
+        })
+    }
+}
+
+impl<J: Join, const N: usize> Join for [J; N]
+where
+    J::Output: Clone,
+{
+    type Output = [J::Output; N];
+
+    fn join(self) -> Delayed<Self::Output> {
+        Vec::from(self).join().map(|parts| match parts.try_into() {
+            Ok(array) => array,
+            Err(_) => unreachable!("an array's parts are as many as its length"),
+        })
+    }
+}
+
+/// A map of joined values, as a node: the keys move into the output.
+fn join_map<K, V, M>(
+    entries: impl IntoIterator<Item = (K, Delayed<V>)>,
+    convert: impl FnOnce(Vec<(K, Delayed<V>)>) -> Converted<M>,
+) -> Delayed<M>
+where
+    V: Send + Sync + 'static,
+    M: Send + Sync + 'static,
+{
+    match convert(entries.into_iter().collect()) {
+        Converted::Value(map) => Delayed::value(map),
+        Converted::Node(node) => node,
+    }
+}
+
+impl<K, J, S> Join for HashMap<K, J, S>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    J: Join,
+    J::Output: Clone,
+    S: BuildHasher + Default + Send + Sync + 'static,
+{
+    type Output = HashMap<K, J::Output, S>;
+
+    fn join(self) -> Delayed<Self::Output> {
+        join_map(self.into_iter().map(|(k, v)| (k, v.join())), |entries| {
+            let map: HashMap<K, Delayed<J::Output>, S> = entries.into_iter().collect();
+            map.convert(
+                &MapOf::<K, Leaf<J::Output>>::default(),
+                &mut crate::args::Cx::new(),
+            )
+        })
+    }
+}
+
+impl<K, J> Join for BTreeMap<K, J>
+where
+    K: Ord + Clone + Send + Sync + 'static,
+    J: Join,
+    J::Output: Clone,
+{
+    type Output = BTreeMap<K, J::Output>;
+
+    fn join(self) -> Delayed<Self::Output> {
+        join_map(self.into_iter().map(|(k, v)| (k, v.join())), |entries| {
+            let map: BTreeMap<K, Delayed<J::Output>> = entries.into_iter().collect();
+            map.convert(
+                &MapOf::<K, Leaf<J::Output>>::default(),
+                &mut crate::args::Cx::new(),
+            )
         })
     }
 }
@@ -115,8 +192,8 @@ macro_rules! join_tuple {
             #[allow(non_snake_case)]
             fn join(self) -> Delayed<Self::Output> {
                 let ($($part,)+) = self;
-                let mut builder = Builder::new(&"tuple").joining();
-                $(let mut $input = builder.input($part.join());)+
+                let mut builder = Builder::new(&"tuple").joining_parts("delayed::tuple");
+                $(let mut $input = Input::Dep(builder.part($part.join()));)+
                 builder.sync(move |deps| ($(deps.take(&mut $input),)+))
             }
         }

@@ -110,6 +110,107 @@
 //!   `follows_from` to its inputs' spans; events mark its start and end
 //!   (debug) and its failure (warn). See [Tracing](#tracing).
 //!
+//! # Policies: limits, retries, timeouts, priorities
+//!
+//! A [`Limit`] bounds how many bodies use a resource at once; a [`Retry`]
+//! runs a failed body again with a backoff; a timeout stops an attempt; a
+//! priority orders the waiters of a limit. Set them per function with the
+//! attribute or per node with [`Delayed::limit`], [`Delayed::retry`],
+//! [`Delayed::timeout`] and [`Delayed::priority`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use delayed::{delayed, Limit, Retry};
+//!
+//! static HTTP: Limit = Limit::new("http", 2);
+//!
+//! #[delayed(limit = HTTP, retry = Retry::attempts(3).fixed(Duration::from_millis(100)))]
+//! async fn get(id: u64) -> Result<u64, std::io::Error> {
+//!     tokio::time::sleep(Duration::from_secs(1)).await;
+//!     Ok(id)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let start = tokio::time::Instant::now();
+//! let all = delayed::compute((1..=4).map(get).collect::<Vec<_>>()).await.unwrap();
+//! assert_eq!(all, [1, 2, 3, 4]);
+//! assert_eq!(start.elapsed(), Duration::from_secs(2)); // two at a time
+//! let slow = get(5).timeout(Duration::from_millis(10)).compute().await.unwrap_err();
+//! assert!(slow.is_timeout());
+//! # }
+//! ```
+//!
+//! # Watching a compute: progress, timeline, callbacks
+//!
+//! [`Options`] attach [`Callback`]s to one compute: a [`ProgressBar`] on
+//! stderr (feature `progress`), a [`Timeline`] that records when each task
+//! ran (Perfetto JSON and SVG, dask's `Profiler`), or your own. [`observe`]
+//! attaches them to every compute started in a scope. [`Delayed::graph`]
+//! and [`Delayed::visualize`] show the graph and its state.
+//!
+//! ```
+//! use delayed::{delayed, Options, Timeline};
+//!
+//! #[delayed]
+//! fn inc(x: u64) -> u64 { x + 1 }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let timeline = std::sync::Arc::new(Timeline::new());
+//! inc(inc(1)).compute_with(Options::new().callback(timeline.clone())).await.unwrap();
+//! assert_eq!(timeline.tasks().len(), 2);
+//! # }
+//! ```
+//!
+//! # Results one by one
+//!
+//! [`compute`] of a tuple, a `Vec` or a map of nodes fails on the first
+//! error; [`compute_each`] gives every node's own result:
+//!
+//! ```
+//! #[delayed::delayed]
+//! fn parse(s: String) -> Result<u64, std::num::ParseIntError> { s.parse() }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let results = delayed::compute_each(vec![parse("1".to_string()), parse("x".to_string())]).await;
+//! assert_eq!(results[0].as_ref().unwrap(), &1);
+//! assert!(results[1].is_err());
+//! # }
+//! ```
+//!
+//! # Graphs as data
+//!
+//! With the `serde` feature, [`keyed`] reads and writes dask's keyed form:
+//! a map from keys to tasks that call `#[delayed(register)]` functions by
+//! name, checked before anything runs.
+//!
+//! # Testing
+//!
+//! The crate adds no timers of its own, so under tokio's paused clock a
+//! graph of simulated slow calls takes exactly its critical path, and a
+//! test can assert the virtual time it took:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! #[delayed::delayed]
+//! async fn load(i: u64) -> u64 {
+//!     tokio::time::sleep(Duration::from_secs(i)).await;
+//!     i
+//! }
+//!
+//! #[delayed::delayed]
+//! fn total(xs: Vec<u64>) -> u64 { xs.iter().sum() }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let start = tokio::time::Instant::now();
+//! assert_eq!(total((1..=3).map(load).collect::<Vec<_>>()).compute().await.unwrap(), 6);
+//! assert_eq!(start.elapsed(), Duration::from_secs(3)); // the loads overlap
+//! # }
+//! ```
+//!
+//! See also [Coming from dask](coming_from_dask), which maps each dask
+//! idiom to its form here.
+//!
 //! # Tracing
 //!
 //! Any `tracing` subscriber sees the tasks. With `tracing-subscriber`'s
@@ -153,12 +254,14 @@ mod graph;
 mod key;
 mod limit;
 mod retry;
+mod tokenize;
 
 // The engine: nodes, scheduling, runners, stored outputs. It names nothing
 // above it.
 mod engine;
 
 // The API: handles, combinators, arguments, computes.
+mod args;
 mod builder;
 mod combinators;
 mod compute;
@@ -182,14 +285,35 @@ pub use crate::compute::{compute, compute_each, compute_with, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;
 pub use crate::graph::{Graph, GraphNode, TaskState};
-pub use crate::into_delayed::IntoDelayed;
+pub use crate::into_delayed::{IntoArg, IntoDelayed};
 pub use crate::join::{join, Join};
 pub use crate::key::Key;
 pub use crate::limit::Limit;
 pub use crate::observe::public::*;
 pub use crate::options::Options;
 pub use crate::retry::Retry;
-pub use delayed_macros::{delayed, registry};
+pub use crate::tokenize::{Tokenize, Tokenizer};
+#[doc = include_str!("docs/attribute.md")]
+#[doc(inline)]
+pub use delayed_macros::delayed;
+pub use delayed_macros::registry;
+/// The function `f` as written, before `#[delayed]`: call it directly,
+/// like dask's `f.__wrapped__(x)`. It takes the path of a `#[delayed]`
+/// function or method (`wrapped!(inc)`, `wrapped!(Model::predict)`).
+///
+/// # Examples
+///
+/// ```
+/// #[delayed::delayed]
+/// fn inc(x: u64) -> u64 { x + 1 }
+///
+/// assert_eq!(delayed::wrapped!(inc)(41), 42);
+/// ```
+#[doc(inline)]
+pub use delayed_macros::wrapped;
+
+#[doc = include_str!("docs/coming_from_dask.md")]
+pub mod coming_from_dask {}
 
 /// The README's examples compile as doctests.
 #[cfg(doctest)]
@@ -199,6 +323,8 @@ struct ReadmeDoctests;
 /// What `#[delayed]` expands to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::args::pick::{Pick, ViaHash, ViaLabel, ViaNoLabel, ViaTokenize};
+    pub use crate::args::{ArrayOf, Cx, Leaf, MapOf, OptionOf, SetOf, Shape, Tuple, VecOf};
     pub use crate::builder::{Builder, Converted, Policies};
     pub use crate::engine::deps::{Deps, Held, Input, Ref};
 }

@@ -11,9 +11,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The vocabulary: words every layer may use.
-const VOCABULARY: &[&str] = &["callback", "error", "graph", "key", "limit", "retry"];
+const VOCABULARY: &[&str] = &[
+    "callback", "error", "graph", "key", "limit", "retry", "tokenize",
+];
 /// The API layer, above the engine.
 const API: &[&str] = &[
+    "args",
     "builder",
     "combinators",
     "compute",

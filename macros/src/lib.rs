@@ -13,9 +13,7 @@ use syn::{
     Token, Type,
 };
 
-/// Turns a function into one that builds a lazy task-graph node.
-///
-/// See the `delayed` crate for the full documentation.
+/// (Documented in the `delayed` crate.)
 #[proc_macro_attribute]
 pub fn delayed(attr: TokenStream, item: TokenStream) -> TokenStream {
     let original = TokenStream2::from(item.clone());
@@ -126,17 +124,14 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
     let sig = &item.sig;
     check_signature(&options, &item)?;
 
+    let receiver = receiver(&options, sig)?;
     let params = sig
         .inputs
         .iter()
         .enumerate()
-        .map(|(i, input)| match input {
-            FnArg::Receiver(receiver) => Err(Error::new(
-                receiver.span(),
-                "#[delayed] cannot be used on methods: `self` cannot be shared between tasks; \
-                 use a free function that takes the value, or `Delayed::map`",
-            )),
-            FnArg::Typed(typed) => param(i, &typed.pat, &typed.ty),
+        .filter_map(|(i, input)| match input {
+            FnArg::Receiver(_) => None,
+            FnArg::Typed(typed) => Some(param(i, &typed.pat, &typed.ty)),
         })
         .collect::<syn::Result<Vec<_>>>()?;
 
@@ -147,20 +142,32 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
     let name = &sig.ident;
     let name_str = name.to_string();
     let attrs = &item.attrs;
-    let lint_attrs = item.attrs.iter().filter(|attr| {
-        ["allow", "warn", "deny", "expect", "forbid"]
-            .iter()
-            .any(|lint| attr.path().is_ident(lint))
-    });
+    let lint_attrs: Vec<_> = item
+        .attrs
+        .iter()
+        .filter(|attr| {
+            ["allow", "warn", "deny", "expect", "forbid"]
+                .iter()
+                .any(|lint| attr.path().is_ident(lint))
+        })
+        .collect();
 
     let mut body_sig = sig.clone();
     body_sig.ident = format_ident!("__delayed_body");
     let block = &item.block;
+    let wrapped_name = format_ident!("__delayed_wrapped_{}", name);
+    let mut wrapped_sig = sig.clone();
+    wrapped_sig.ident = wrapped_name.clone();
 
-    let outer_params = params.iter().map(|p| {
+    let shapes: Vec<_> = params
+        .iter()
+        .map(|p| shape(&p.storage, options.pure, true))
+        .collect();
+    let outer_params = params.iter().zip(&shapes).map(|(p, (shape_ty, _))| {
         let (name, storage) = (&p.name, &p.storage);
-        quote_spanned!(storage.span()=> #name: impl ::delayed::IntoDelayed<#storage>)
+        quote_spanned!(storage.span()=> #name: impl ::delayed::IntoArg<#storage, #shape_ty>)
     });
+    let self_param = receiver.as_ref().map(|_| quote!(&self,));
 
     let locals: Vec<_> = (0..params.len())
         .map(|i| format_ident!("__delayed_arg{}", i))
@@ -169,24 +176,32 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         .map(|i| format_ident!("__delayed_value{}", i))
         .collect();
 
-    let register = params.iter().zip(&locals).map(|(p, local)| {
+    let register = params.iter().zip(&locals).zip(&shapes).map(|((p, local), (_, shape))| {
         let (name, storage) = (&p.name, &p.storage);
-        let register = if p.borrowed.is_some() {
-            quote_spanned!(storage.span()=> let #local = __delayed_builder.borrow::<#storage>(#name);)
+        if p.borrowed.is_some() {
+            quote_spanned!(storage.span()=> let #local = __delayed_builder.arg_ref::<#storage, _>(#name, &#shape);)
         } else {
             let mutability = (!is_async).then(|| quote!(mut));
             let input = syn::Ident::new(
-                if options.register { "input_node" } else { "input" },
+                if options.register { "arg_node" } else { "arg" },
                 storage.span(),
             );
-            quote_spanned!(storage.span()=> let #mutability #local = __delayed_builder.#input::<#storage>(#name);)
-        };
-        let hash = match (options.pure, p.borrowed.is_some()) {
-            (false, _) => quote!(),
-            (true, true) => quote_spanned!(storage.span()=> __delayed_builder.hash_ref::<#storage>(&#local);),
-            (true, false) => quote_spanned!(storage.span()=> __delayed_builder.hash_input::<#storage>(&#local);),
-        };
-        quote!(#register #hash)
+            quote_spanned!(storage.span()=> let #mutability #local = __delayed_builder.#input::<#storage, _>(#name, &#shape);)
+        }
+    });
+    // The receiver is cloned once into the node, which every attempt of the
+    // body borrows.
+    let receive = receiver.as_ref().map(|span| {
+        let hash = options.pure.then(|| {
+            quote! {
+                __delayed_builder.hash_seed(::core::any::type_name::<Self>());
+                __delayed_builder.hash_ref::<Self>(&__delayed_self);
+            }
+        });
+        quote_spanned! {*span=>
+            let __delayed_self = __delayed_builder.borrow::<Self>(<Self as ::core::clone::Clone>::clone(self));
+            #hash
+        }
     });
 
     // The policies are made on the first call and shared by every node the
@@ -237,8 +252,26 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
             (true, true) => quote!(let #value = __delayed_deps.hold(&#local);),
         }
     });
-    let fetch: Vec<_> = fetch.collect();
+    let mut fetch: Vec<_> = fetch.collect();
+    if receiver.is_some() {
+        fetch.push(if is_async {
+            quote!(let __delayed_self = __delayed_deps.hold(&__delayed_self);)
+        } else {
+            quote!(let __delayed_self = __delayed_deps.get(&__delayed_self);)
+        });
+    }
 
+    let receiver_arg = receiver.as_ref().map(|_| {
+        if is_async {
+            quote!(&*__delayed_self,)
+        } else {
+            quote!(__delayed_self,)
+        }
+    });
+    let callee = match receiver {
+        Some(_) => quote!(Self::#wrapped_name),
+        None => quote!(__delayed_body),
+    };
     let call_args = params
         .iter()
         .zip(&values)
@@ -274,34 +307,184 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         quote! {
             __delayed_builder.#method(move |__delayed_deps: &::delayed::__private::Deps| {
                 #(#fetch)*
-                async move { __delayed_body(#(#call_args),*).await }
+                async move { #callee(#receiver_arg #(#call_args),*).await }
             })
         }
     } else {
         quote! {
             __delayed_builder.#method(move |__delayed_deps: &mut ::delayed::__private::Deps| {
                 #(#fetch)*
-                __delayed_body(#(#call_args),*)
+                #callee(#receiver_arg #(#call_args),*)
             })
         }
     };
+    // A method's body needs `self`: it lives only in the wrapped sibling.
+    // A function keeps a nested copy, which works in a module, a block or
+    // an `impl` alike.
+    let nested = receiver.is_none().then(|| quote!(#body_sig #block));
+    let doc_name = format!("The body of [`{name}`], undecorated: see `delayed::wrapped!`.");
 
     Ok(quote! {
         #(#attrs)*
-        #vis fn #name(#(#outer_params),*) -> ::delayed::Delayed<#output> {
+        #vis fn #name(#self_param #(#outer_params),*) -> ::delayed::Delayed<#output> {
             #(#lint_attrs)*
-            #body_sig #block
+            #nested
 
             let mut __delayed_builder = ::delayed::__private::Builder::new(&#name_str);
+            __delayed_builder.labeled();
             #registered
             #pure
             #policies
+            #receive
             #(#register)*
             #finish
         }
 
+        #[doc = #doc_name]
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #(#lint_attrs)*
+        #vis #wrapped_sig #block
+
         #entry
     })
+}
+
+/// The span of a `&self` receiver; other receivers are errors.
+fn receiver(options: &Options, sig: &syn::Signature) -> syn::Result<Option<Span>> {
+    let Some(FnArg::Receiver(receiver)) = sig.inputs.first() else {
+        return Ok(None);
+    };
+    if receiver.reference.is_none()
+        || receiver.mutability.is_some()
+        || receiver.colon_token.is_some()
+    {
+        return Err(Error::new(
+            receiver.span(),
+            "#[delayed] methods take `&self`: the receiver is cloned once into the node and shared \
+             by its runs; `self` by value, `&mut self` and typed receivers are not supported",
+        ));
+    }
+    if let Some((_, Some(lifetime))) = &receiver.reference {
+        return Err(Error::new(
+            lifetime.span(),
+            "#[delayed] methods take `&self` without a lifetime",
+        ));
+    }
+    if options.register {
+        return Err(Error::new(
+            receiver.span(),
+            "#[delayed(register)] is for functions: a method cannot be named in a keyed graph",
+        ));
+    }
+    Ok(Some(receiver.span()))
+}
+
+/// The shape of a parameter type and its value: how deep the macro looks
+/// into it. Vectors, arrays, tuples, options, maps and sets are looked
+/// into; anything else is a leaf, hashed (in pure calls) by `Tokenize` or
+/// `Hash`, and printed into the key (at the top level) when it can be.
+fn shape(ty: &Type, pure: bool, top: bool) -> (TokenStream2, TokenStream2) {
+    let private = quote!(::delayed::__private);
+    match ty {
+        Type::Paren(inner) => return shape(&inner.elem, pure, top),
+        Type::Tuple(tuple) if (1..=12).contains(&tuple.elems.len()) => {
+            let (types, values): (Vec<_>, Vec<_>) = tuple
+                .elems
+                .iter()
+                .map(|elem| shape(elem, pure, false))
+                .unzip();
+            return (
+                quote!(#private::Tuple<(#(#types,)*)>),
+                quote!(#private::Tuple((#(#values,)*))),
+            );
+        }
+        Type::Array(array) => {
+            let (item_ty, item) = shape(&array.elem, pure, false);
+            return (
+                quote!(#private::ArrayOf<#item_ty>),
+                quote!(#private::ArrayOf(#item)),
+            );
+        }
+        Type::Path(path) if path.qself.is_none() => {
+            if let Some(last) = path.path.segments.last() {
+                let args = type_args(last);
+                let ident = last.ident.to_string();
+                let one = |wrapper: &str, item: &Type| {
+                    let wrapper = format_ident!("{}", wrapper);
+                    let (item_ty, item) = shape(item, pure, false);
+                    (
+                        quote!(#private::#wrapper<#item_ty>),
+                        quote!(#private::#wrapper(#item)),
+                    )
+                };
+                match (ident.as_str(), args.as_slice()) {
+                    ("Vec", [item]) => return one("VecOf", item),
+                    ("Option", [item]) => return one("OptionOf", item),
+                    ("HashSet", [item] | [item, _]) | ("BTreeSet", [item]) => {
+                        return one("SetOf", item)
+                    }
+                    ("HashMap", [key, value] | [key, value, _]) | ("BTreeMap", [key, value]) => {
+                        let (_, key_leaf) = leaf(key, pure, false);
+                        let (value_ty, value) = shape(value, pure, false);
+                        return (
+                            quote!(#private::MapOf<#key, #value_ty>),
+                            quote!(#private::MapOf { key: #key_leaf, value: #value }),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    leaf(ty, pure, top)
+}
+
+/// The shape of a leaf type.
+fn leaf(ty: &Type, pure: bool, top: bool) -> (TokenStream2, TokenStream2) {
+    let private = quote!(::delayed::__private);
+    let hashed = pure.then(|| {
+        quote_spanned! {ty.span()=>
+            .hashed({
+                #[allow(unused_imports)]
+                use #private::{ViaHash as _, ViaTokenize as _};
+                (&#private::Pick::<#ty>::new()).hasher()
+            })
+        }
+    });
+    let labeled = top.then(|| {
+        quote! {
+            .labeled({
+                #[allow(unused_imports)]
+                use #private::{ViaLabel as _, ViaNoLabel as _};
+                (&#private::Pick::<#ty>::new()).labeler()
+            })
+        }
+    });
+    (
+        quote!(#private::Leaf<#ty>),
+        quote!(#private::Leaf::<#ty>::new() #hashed #labeled),
+    )
+}
+
+/// (Documented in the `delayed` crate.)
+#[proc_macro]
+pub fn wrapped(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::Path>(input) {
+        Ok(mut path) => match path.segments.last_mut() {
+            Some(last) if last.arguments.is_empty() => {
+                last.ident = format_ident!("__delayed_wrapped_{}", last.ident, span = last.ident.span());
+                quote!(#path).into()
+            }
+            _ => Error::new(path.span(), "wrapped! takes the path of a #[delayed] function, without generic arguments")
+                .to_compile_error()
+                .into(),
+        },
+        Err(err) => Error::new(err.span(), "wrapped! takes the path of a #[delayed] function, such as `wrapped!(inc)` or `wrapped!(Model::predict)`")
+            .to_compile_error()
+            .into(),
+    }
 }
 
 /// The registry entry of a `#[delayed(register)]` function: its name, a
@@ -357,17 +540,7 @@ fn shape_of(ty: &Type) -> TokenStream2 {
             let Some(last) = path.path.segments.last() else {
                 return quote_spanned!(ty.span()=> #private::leaf::<#ty>());
             };
-            let args: Vec<&Type> = match &last.arguments {
-                PathArguments::AngleBracketed(args) => args
-                    .args
-                    .iter()
-                    .filter_map(|arg| match arg {
-                        GenericArgument::Type(ty) => Some(ty),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let args = type_args(last);
             let ident = last.ident.to_string();
             match (ident.as_str(), args.as_slice()) {
                 ("Vec", [item]) => {
@@ -386,6 +559,21 @@ fn shape_of(ty: &Type) -> TokenStream2 {
             }
         }
         _ => quote_spanned!(ty.span()=> #private::leaf::<#ty>()),
+    }
+}
+
+/// The type arguments of a path segment: `[K, V]` for `HashMap<K, V>`.
+fn type_args(segment: &syn::PathSegment) -> Vec<&Type> {
+    match &segment.arguments {
+        PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

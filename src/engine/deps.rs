@@ -78,6 +78,9 @@ impl Deps {
 
     pub(crate) fn take_at<T: Clone + Send + Sync + 'static>(&mut self, index: usize) -> T {
         let dep = &mut self.deps[index];
+        if !self.keep && Arc::strong_count(dep) == 1 {
+            super::intern::release_sole(dep);
+        }
         if let Some(task) = Arc::get_mut(dep).filter(|_| !self.keep) {
             if let Some(value) = task
                 .output_any_mut()

@@ -74,7 +74,7 @@ pub(crate) fn get_or_insert<T: 'static>(
 
 /// Removes the entry of a node being dropped, if it still points at it.
 pub(crate) fn forget(id: &KeyId, ptr: *const ()) {
-    if let KeyId::Token(token) = id {
+    if let Some(token) = id.token() {
         table().remove_if(token, |_, weak| same(weak, ptr));
     }
 }
@@ -89,9 +89,9 @@ pub(crate) fn release_sole(task: &NodeRef) {
         }
         st.id.clone()
     };
-    if let KeyId::Token(token) = id {
+    if let Some(token) = id.token() {
         let ptr = Arc::as_ptr(task).cast::<()>();
-        let removed = table().remove_if(&token, |_, weak| {
+        let removed = table().remove_if(token, |_, weak| {
             same(weak, ptr) && Arc::strong_count(task) == 1
         });
         if removed.is_some() {

@@ -241,6 +241,11 @@ impl Drop for Root {
 /// A `Clone` that panicked, about the node.
 pub(crate) fn take_output<T: Clone + 'static>(node: &mut NodeRef, owned: bool) -> Result<T, Error> {
     if owned {
+        // An interned node (a pure call, a join) is held weakly by the
+        // intern table: let go of it first, or the value cannot move.
+        if Arc::strong_count(node) == 1 {
+            super::intern::release_sole(node);
+        }
         if let Some(value) = Arc::get_mut(node).and_then(|node| {
             let cell: &mut dyn Any = node.output_any_mut();
             cell.downcast_mut::<OnceLock<T>>().and_then(OnceLock::take)

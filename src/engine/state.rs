@@ -163,6 +163,11 @@ impl Core {
 }
 
 impl State {
+    /// Done, with its output in its cell.
+    pub(in crate::engine) fn is_finished_ok(&self) -> bool {
+        matches!(self.phase, Phase::Done) && !self.stored
+    }
+
     pub(in crate::engine) fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done | Phase::Failed(_))
     }

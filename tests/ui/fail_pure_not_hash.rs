@@ -1,8 +1,11 @@
 use delayed::delayed;
 
+#[derive(Clone)]
+struct Opaque(u64);
+
 #[delayed(pure)]
-fn half(x: f64) -> f64 {
-    x / 2.0
+fn half(x: Opaque) -> u64 {
+    x.0 / 2
 }
 
 fn main() {}

@@ -4,7 +4,7 @@ struct Counter(u64);
 
 impl Counter {
     #[delayed]
-    fn get(&self) -> u64 {
+    fn get(&mut self) -> u64 {
         self.0
     }
 }
