@@ -165,6 +165,7 @@ mod compute;
 mod delayed;
 mod into_delayed;
 mod join;
+mod ops;
 mod options;
 mod unzip;
 
