@@ -14,12 +14,16 @@ use std::path::{Path, PathBuf};
 const VOCABULARY: &[&str] = &["callback", "error", "graph", "key", "limit", "retry"];
 /// The API layer, above the engine.
 const API: &[&str] = &[
+    "access",
     "builder",
+    "collect",
     "combinators",
     "compute",
     "delayed",
+    "flatten",
     "into_delayed",
     "join",
+    "ops",
     "options",
     "unzip",
 ];
