@@ -8,6 +8,10 @@
 //!
 //! A missing index or key fails the node with an error that names both (a
 //! `Display` that says what was asked of which task), never a panic.
+//!
+//! The node read from is identified by its key, as an input of a
+//! `#[delayed(pure)]` call is: two live nodes given the same key with
+//! `named` count as one, as the same key does in a dask graph.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -129,8 +133,9 @@ impl<T: Clone + Send + Sync + 'static> Delayed<Vec<T>> {
     /// The element at `index`, like `v[index]` or dask's `x[index]`.
     ///
     /// Pure: equal accesses alive at the same time are one node, so
-    /// `rows.index(2)` written twice computes once. The node clones the
-    /// element out of the list, which stays shared.
+    /// `rows.index(2)` written twice computes once. The list is identified
+    /// by its key, like an input of a `#[delayed(pure)]` call. The node
+    /// clones the element out of the list, which stays shared.
     ///
     /// # Errors
     ///

@@ -7,7 +7,8 @@ use super::both;
 use crate::Delayed;
 
 macro_rules! nodes {
-    ($($Op:ident $op:ident $name:literal;)+) => {$(
+    ($($Op:ident $op:ident $name:literal $sym:literal;)+) => {$(
+        #[doc = concat!("A node of `lhs ", $sym, " rhs` for two nodes: see [Operators and access](crate#operators-and-access).")]
         impl<T, U> $Op<Delayed<U>> for Delayed<T>
         where
             T: $Op<U> + Clone + Send + Sync + 'static,
@@ -21,6 +22,7 @@ macro_rules! nodes {
             }
         }
 
+        #[doc = concat!("A node of `lhs ", $sym, " rhs` for two nodes: see [Operators and access](crate#operators-and-access).")]
         impl<T, U> $Op<&Delayed<U>> for Delayed<T>
         where
             T: $Op<U> + Clone + Send + Sync + 'static,
@@ -34,6 +36,7 @@ macro_rules! nodes {
             }
         }
 
+        #[doc = concat!("A node of `lhs ", $sym, " rhs` for two nodes: see [Operators and access](crate#operators-and-access).")]
         impl<T, U> $Op<Delayed<U>> for &Delayed<T>
         where
             T: $Op<U> + Clone + Send + Sync + 'static,
@@ -47,6 +50,7 @@ macro_rules! nodes {
             }
         }
 
+        #[doc = concat!("A node of `lhs ", $sym, " rhs` for two nodes: see [Operators and access](crate#operators-and-access).")]
         impl<T, U> $Op<&Delayed<U>> for &Delayed<T>
         where
             T: $Op<U> + Clone + Send + Sync + 'static,
@@ -63,14 +67,14 @@ macro_rules! nodes {
 }
 
 nodes! {
-    Add add "add";
-    Sub sub "sub";
-    Mul mul "mul";
-    Div div "div";
-    Rem rem "rem";
-    BitAnd bitand "bitand";
-    BitOr bitor "bitor";
-    BitXor bitxor "bitxor";
-    Shl shl "shl";
-    Shr shr "shr";
+    Add add "add" "+";
+    Sub sub "sub" "-";
+    Mul mul "mul" "*";
+    Div div "div" "/";
+    Rem rem "rem" "%";
+    BitAnd bitand "bitand" "&";
+    BitOr bitor "bitor" "|";
+    BitXor bitxor "bitxor" "^";
+    Shl shl "shl" "<<";
+    Shr shr "shr" ">>";
 }

@@ -15,7 +15,8 @@ use crate::Delayed;
 
 /// `Delayed<T> op value` and `&Delayed<T> op value` for each value type.
 macro_rules! right {
-    ($Op:ident $op:ident $name:literal: $($Plain:ty),+) => {$(
+    ($Op:ident $op:ident $name:literal $sym:literal: $($Plain:ty),+) => {$(
+        #[doc = concat!("A node of `lhs ", $sym, " value` for a node and a plain `", stringify!($Plain), "`: see [Operators and access](crate#operators-and-access).")]
         impl<T> $Op<$Plain> for Delayed<T>
         where
             T: $Op<$Plain> + Clone + Send + Sync + 'static,
@@ -28,6 +29,7 @@ macro_rules! right {
             }
         }
 
+        #[doc = concat!("A node of `lhs ", $sym, " value` for a node and a plain `", stringify!($Plain), "`: see [Operators and access](crate#operators-and-access).")]
         impl<T> $Op<$Plain> for &Delayed<T>
         where
             T: $Op<$Plain> + Clone + Send + Sync + 'static,
@@ -44,7 +46,8 @@ macro_rules! right {
 
 /// `value op Delayed<U>` and `value op &Delayed<U>` for each value type.
 macro_rules! left {
-    ($Op:ident $op:ident $name:literal: $($Plain:ty),+) => {$(
+    ($Op:ident $op:ident $name:literal $sym:literal: $($Plain:ty),+) => {$(
+        #[doc = concat!("A node of `value ", $sym, " rhs` for a plain `", stringify!($Plain), "` and a node: see [Operators and access](crate#operators-and-access).")]
         impl<U> $Op<Delayed<U>> for $Plain
         where
             $Plain: $Op<U>,
@@ -58,6 +61,7 @@ macro_rules! left {
             }
         }
 
+        #[doc = concat!("A node of `value ", $sym, " rhs` for a plain `", stringify!($Plain), "` and a node: see [Operators and access](crate#operators-and-access).")]
         impl<U> $Op<&Delayed<U>> for $Plain
         where
             $Plain: $Op<U>,
@@ -77,28 +81,28 @@ macro_rules! left {
 /// the right only (`Delayed<String> + "suffix"`: nothing adds a node to a
 /// string slice).
 macro_rules! plain {
-    ($($Op:ident $op:ident $name:literal;)+) => {$(
-        right!($Op $op $name:
+    ($($Op:ident $op:ident $name:literal $sym:literal;)+) => {$(
+        right!($Op $op $name $sym:
             u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize,
             f32, f64, bool, Duration, &'static str);
-        left!($Op $op $name:
+        left!($Op $op $name $sym:
             u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize,
             f32, f64, bool, Duration);
     )+};
 }
 
 plain! {
-    Add add "add";
-    Sub sub "sub";
-    Mul mul "mul";
-    Div div "div";
-    Rem rem "rem";
-    BitAnd bitand "bitand";
-    BitOr bitor "bitor";
-    BitXor bitxor "bitxor";
+    Add add "add" "+";
+    Sub sub "sub" "-";
+    Mul mul "mul" "*";
+    Div div "div" "/";
+    Rem rem "rem" "%";
+    BitAnd bitand "bitand" "&";
+    BitOr bitor "bitor" "|";
+    BitXor bitxor "bitxor" "^";
 }
 
-right!(Shl shl "shl": u32);
-right!(Shr shr "shr": u32);
-left!(Shl shl "shl": u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
-left!(Shr shr "shr": u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+right!(Shl shl "shl" "<<": u32);
+right!(Shr shr "shr" ">>": u32);
+left!(Shl shl "shl" "<<": u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+left!(Shr shr "shr" ">>": u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);

@@ -6,7 +6,8 @@ use super::one;
 use crate::Delayed;
 
 macro_rules! unary {
-    ($($Op:ident $op:ident $name:literal;)+) => {$(
+    ($($Op:ident $op:ident $name:literal $sym:literal;)+) => {$(
+        #[doc = concat!("A node of `", $sym, "x`: see [Operators and access](crate#operators-and-access).")]
         impl<T> $Op for Delayed<T>
         where
             T: $Op + Clone + Send + Sync + 'static,
@@ -19,6 +20,7 @@ macro_rules! unary {
             }
         }
 
+        #[doc = concat!("A node of `", $sym, "x`: see [Operators and access](crate#operators-and-access).")]
         impl<T> $Op for &Delayed<T>
         where
             T: $Op + Clone + Send + Sync + 'static,
@@ -34,6 +36,6 @@ macro_rules! unary {
 }
 
 unary! {
-    Neg neg "neg";
-    Not not "not";
+    Neg neg "neg" "-";
+    Not not "not" "!";
 }
