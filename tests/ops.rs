@@ -239,3 +239,12 @@ async fn a_panicking_operator_fails_its_node_not_the_caller() {
     assert_eq!(err.key(), &key);
     assert!(err.panic_message().unwrap().contains("divide by zero"));
 }
+
+#[tokio::test]
+async fn a_long_chain_of_operators_computes_and_drops_without_recursion() {
+    let start = Delayed::value(0_u64);
+    let end = (0..100_000).fold(start, |acc, _| acc + 1);
+    assert_eq!(end.compute().await.unwrap(), 100_000);
+    let unfinished = (0..100_000).fold(Delayed::value(1_i64), |acc, _| -acc);
+    drop(unfinished);
+}
