@@ -85,6 +85,60 @@
 //! Functions you did not annotate are deferred with [`Delayed::map`],
 //! [`Delayed::then`], [`Delayed::map_blocking`] and [`join`].
 //!
+//! # Operators and access
+//!
+//! Nodes combine with the `std::ops` operators, as dask's delayed objects
+//! do: each operator makes one node named for it (`add`, `sub`, `mul`,
+//! `div`, `rem`, `bitand`, `bitor`, `bitxor`, `shl`, `shr`, `neg`, `not`).
+//! Operands are taken like owned parameters: moved in from the last
+//! handle, cloned otherwise.
+//!
+//! | expression | works for |
+//! |---|---|
+//! | `a + b`, `&a * &b`, `a - &b` (nodes, owned or borrowed) | any `T: Add<U>` and so on, your own types too |
+//! | `x + 1`, `1 - &x`, `2.0 * x`, `flags & true`, `wait * 2` | a node with a number, a `bool` or a `Duration` on either side |
+//! | `name + "-1"` | a node with a `&'static str` on the right |
+//! | `x << 3`, `1u64 << n` | a node shifted by a plain `u32`, or a plain integer by a node |
+//! | `-x`, `!flags` | any `T: Neg` or `T: Not` |
+//!
+//! A literal's type is inferred from the node: `Delayed<u64> + 1` adds a
+//! `u64`, `2.0 * Delayed<f64>` multiplies an `f64`. A plain value of any
+//! other type goes in as a node: `&total + Delayed::value(fee)`.
+//!
+//! Pure access picks a part of an output; equal accesses alive at the
+//! same time are one node (one key, computed once):
+//!
+//! - [`index(i)`](Delayed::index) on a `Vec`, `VecDeque` or array node;
+//! - [`get(&key)`](Delayed::get) on a `HashMap` or `BTreeMap` node (the
+//!   key may be borrowed, as in `config.get("port")`);
+//! - [`field(|s| &s.name)`](Delayed::field) on any node, with a closure
+//!   that captures nothing, or a `fn` item.
+//!
+//! A missing index or key fails the node with an error that names them and
+//! the task it read from. An iterator of nodes (or of references to them)
+//! collects into a `Delayed<Vec<T>>`, the same join as [`join`] of a
+//! `Vec`, and a node that returns a node is [flattened](Delayed::flatten)
+//! into the inner node's output.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use delayed::{delayed, Delayed};
+//!
+//! #[delayed]
+//! fn load(i: u64) -> u64 { i * 10 }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let all: Delayed<Vec<u64>> = (1..=3).map(load).collect();
+//! let mean = all.map_ref(|v| v.iter().sum::<u64>()) / 3;
+//! let spread = all.index(2) - all.index(0);
+//! assert_eq!(delayed::compute((&mean, &spread)).await.unwrap(), (20, 20));
+//!
+//! let limits = Delayed::value(HashMap::from([("cpu".to_string(), 2.0_f64)]));
+//! let doubled = 2.0 * limits.get("cpu");
+//! assert_eq!(doubled.compute().await.unwrap(), 4.0);
+//! # }
+//! ```
+//!
 //! # Semantics
 //!
 //! - **Lazy and memoized.** Nothing runs before a compute. A node runs at
@@ -261,13 +315,17 @@ mod tokenize;
 mod engine;
 
 // The API: handles, combinators, arguments, computes.
+mod access;
 mod args;
 mod builder;
+mod collect;
 mod combinators;
 mod compute;
 mod delayed;
+mod flatten;
 mod into_delayed;
 mod join;
+mod ops;
 mod options;
 mod unzip;
 

@@ -16,13 +16,17 @@ const VOCABULARY: &[&str] = &[
 ];
 /// The API layer, above the engine.
 const API: &[&str] = &[
+    "access",
     "args",
     "builder",
+    "collect",
     "combinators",
     "compute",
     "delayed",
+    "flatten",
     "into_delayed",
     "join",
+    "ops",
     "options",
     "unzip",
 ];
