@@ -166,7 +166,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// Errors and traces then name the task by it.
     ///
     /// The key belongs to the node, so every handle to it sees the new key.
-    /// A pure node that is renamed is no longer shared with new equal calls.
+    /// A pure node that is renamed is no longer shared with new equal calls;
+    /// naming a pure call right after making it names that call only: an
+    /// equal earlier call keeps its key (the named call is then a task of
+    /// its own).
     ///
     /// # Examples
     ///
@@ -178,7 +181,12 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// assert_eq!(a.key().to_string(), "load-a");
     /// assert_eq!(a.key().name(), "load");
     /// ```
-    pub fn named(self, key: impl Into<Arc<str>>) -> Self {
+    pub fn named(mut self, key: impl Into<Arc<str>>) -> Self {
+        // A pure call that found an equal live node: name this call's own
+        // node, and leave the earlier call its key.
+        if let Some(own) = crate::engine::intern::take_spare(&self.node) {
+            self.node = own;
+        }
         self.view().rename(key);
         self
     }

@@ -224,3 +224,26 @@ async fn a_panicking_hash_inside_a_collection_fails_the_node() {
     let err = use_bad(vec![BadHash]).compute().await.unwrap_err();
     assert!(err.is_panic(), "{err}");
 }
+
+#[delayed(pure)]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[tokio::test]
+async fn naming_a_pure_call_leaves_an_equal_earlier_call_its_key() {
+    let first = square(3);
+    let before = first.key();
+    let named = square(3).named("sq-3");
+    assert_eq!(named.key().to_string(), "sq-3");
+    assert_eq!(first.key(), before, "the earlier call keeps its key");
+    assert_eq!(
+        square(3).key(),
+        before,
+        "new equal calls still share the earlier node"
+    );
+    assert_eq!(delayed::compute((first, named)).await.unwrap(), (9, 9));
+    // Alone, a pure call is simply renamed.
+    let alone = square(5).named("sq-5");
+    assert_eq!(alone.key().to_string(), "sq-5");
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use dashmap::DashMap;
 
-use crate::engine::node::{AnyNode, NodeRef};
+use crate::engine::node::{address, AnyNode, NodeRef};
 use crate::engine::node::{Literal, TypedNode};
 use crate::key::KeyId;
 
@@ -44,15 +44,16 @@ pub(crate) fn is_distinct() -> bool {
     DISTINCT.with(std::cell::Cell::get)
 }
 
-/// The live node for `token`, or a new one from `make`.
+/// The live node for `token`, or the new one `make` builds.
+///
+/// When an equal node is live, the new one is kept aside as this thread's
+/// spare for it: `Delayed::named` on the returned handle takes it, so that
+/// naming a call does not rename an equal earlier call.
 pub(crate) fn get_or_insert<T: 'static>(
     token: [u64; 2],
     make: impl FnOnce() -> NodeRef,
 ) -> NodeRef {
     let live = |weak: &Weak<dyn AnyNode>| weak.upgrade().filter(|task| is_output::<T>(&**task));
-    if let Some(task) = table().get(&token).and_then(|weak| live(&weak)) {
-        return task;
-    }
     let fresh = make();
     let existing = {
         let mut entry = table()
@@ -67,9 +68,48 @@ pub(crate) fn get_or_insert<T: 'static>(
             }
         }
     };
-    // A racing equal call won: use its node. Ours is dropped here, outside
-    // the table's lock.
-    existing.unwrap_or(fresh)
+    match existing {
+        // Ours becomes the spare, and the one it replaces is dropped here,
+        // outside the table's lock.
+        Some(task) => {
+            let _replaced = SPARE.with(|spare| spare.replace(Some((address(&task), fresh))));
+            task
+        }
+        None => fresh,
+    }
+}
+
+thread_local! {
+    /// The node the last pure call on this thread built but did not use,
+    /// because an equal node was live, with that node's address.
+    static SPARE: std::cell::RefCell<Option<(usize, NodeRef)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Drops this thread's spare node, if any.
+pub(crate) fn drop_spare() {
+    let spare = SPARE
+        .try_with(|spare| spare.borrow_mut().take())
+        .ok()
+        .flatten();
+    drop(spare);
+}
+
+/// The spare of `task`, if the last pure call on this thread returned it
+/// and someone else holds it too: a node of its own for this call.
+pub(crate) fn take_spare(task: &NodeRef) -> Option<NodeRef> {
+    if Arc::strong_count(task) < 2 {
+        return None;
+    }
+    SPARE
+        .try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            match &*spare {
+                Some((at, _)) if *at == address(task) => spare.take().map(|(_, node)| node),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
 }
 
 /// Removes the entry of a node being dropped, if it still points at it.

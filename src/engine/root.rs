@@ -54,6 +54,9 @@ impl Root {
     /// A compute of `node`, run on `handle` (the current runtime if
     /// `None`).
     pub(crate) fn new(node: NodeRef, handle: Option<Handle>) -> Root {
+        // A compute ends the building of a graph: a spare node kept for
+        // `named` would only hold its inputs alive from here on.
+        super::intern::drop_spare();
         Root {
             node,
             handle,
