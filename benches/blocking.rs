@@ -60,8 +60,8 @@ impl Kind {
     /// One node of this kind on `x`.
     fn step(self, x: impl IntoDelayed<u64>) -> Delayed<u64> {
         match self {
-            Kind::Blocking => step_blocking(x),
-            Kind::Async => step_async(x),
+            Kind::Blocking => step_blocking(x.into_delayed()),
+            Kind::Async => step_async(x.into_delayed()),
         }
     }
 
