@@ -117,6 +117,12 @@ impl Builder {
         self
     }
 
+    /// Marks a node that gathers a map of nodes: internal, like a join.
+    pub(crate) fn mapping(mut self) -> Builder {
+        self.origin = Origin::Map;
+        self
+    }
+
     fn push(&mut self, node: Delayed<impl Send + Sync + 'static>) -> usize {
         self.deps.push(node.node)
     }

@@ -126,7 +126,7 @@ where
     S: BuildHasher + Default + Send + Sync + 'static,
 {
     fn into_delayed(self) -> Delayed<HashMap<K, V, S>> {
-        let mut builder = Builder::new(&"dict");
+        let mut builder = Builder::new(&"dict").mapping();
         let entries: Vec<_> = self
             .into_iter()
             .map(|(k, v)| (k, builder.input(v)))

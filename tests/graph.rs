@@ -280,3 +280,22 @@ async fn a_failed_node_keeps_only_the_inputs_that_failed() {
     // success: only failed inputs are kept.
     assert_eq!(live.now(), 0);
 }
+
+#[tokio::test]
+async fn a_map_or_option_of_nodes_is_not_a_node_either() {
+    #[delayed::delayed]
+    fn weigh(parts: std::collections::HashMap<String, u64>, extra: Option<u64>) -> u64 {
+        parts.values().sum::<u64>() + extra.unwrap_or(0)
+    }
+
+    let a = add(1, 1).named("a");
+    let b = add(2, 2).named("b");
+    let parts = std::collections::HashMap::from([("a".to_string(), a), ("b".to_string(), b)]);
+    let top = weigh(parts, Some(add(3, 3).named("c"))).named("top");
+    let graph = top.graph();
+    let mut deps = strings(graph.get("top").unwrap().deps());
+    deps.sort();
+    assert_eq!(deps, ["a", "b", "c"]);
+    assert_eq!(graph.nodes().len(), 4);
+    assert_eq!(top.compute().await.unwrap(), 12);
+}

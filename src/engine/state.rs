@@ -37,6 +37,10 @@ pub(crate) enum Origin {
     /// A join of other nodes (a `Vec`, tuple... argument): hashed by the
     /// keys of its parts.
     Join,
+    /// A map of nodes gathered into one (a `HashMap` argument): like a
+    /// join, but its map keys live in its work, so it is hashed by its own
+    /// key, not by its parts'.
+    Map,
     /// A call of a registered function (one that graphs as data can name): one input per
     /// parameter, in order, so that it can be exported.
     Registered,
@@ -45,8 +49,8 @@ pub(crate) enum Origin {
 impl Origin {
     /// Whether nodes of this origin are the crate's own plumbing rather
     /// than calls the user wrote: literals (`Delayed::value`, and plain
-    /// arguments turned into nodes) and joins (a `Vec`, tuple, option or
-    /// map of nodes gathered into one). The user's graph (snapshots, their
+    /// arguments turned into nodes), joins (a `Vec`, tuple or option of
+    /// nodes gathered into one) and maps of nodes gathered into one. The user's graph (snapshots, their
     /// pictures, callbacks' task events, timelines, progress totals) leaves
     /// them out; see [`Core::is_internal`] for the one exception.
     ///
@@ -54,7 +58,7 @@ impl Origin {
     /// whether users see it.
     pub(crate) fn is_internal(self) -> bool {
         match self {
-            Origin::Literal | Origin::Join => true,
+            Origin::Literal | Origin::Join | Origin::Map => true,
             Origin::Call | Origin::Registered => false,
         }
     }
