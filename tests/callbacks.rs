@@ -263,3 +263,34 @@ async fn one_callback_attached_twice_to_a_compute_hears_it_once() {
         ["start 1", "started a", "finished a done", "finish ok"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_that_panics_is_detached_from_every_compute_it_watches() {
+    #[derive(Default)]
+    struct Panicky(Mutex<Vec<String>>);
+    impl Callback for Panicky {
+        fn task_started(&self, task: &TaskStarted) {
+            if task.key().to_string() == "boom" {
+                panic!("callback boom");
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("started {}", task.key()));
+        }
+    }
+
+    let callback = Arc::new(Panicky::default());
+    let boom = add(1, 1).named("boom");
+    let later = add(nap(100, 1).named("slow"), 1).named("later");
+    let (a, b) = tokio::join!(
+        boom.compute_with(Options::new().callback(callback.clone())),
+        later.compute_with(Options::new().callback(callback.clone())),
+    );
+    assert!(a.unwrap_err().is_panic());
+    assert_eq!(b.unwrap(), 2);
+    // `later` starts 100 ms after the panic: the callback hears nothing
+    // more, in the other compute either.
+    let heard = callback.0.lock().unwrap().clone();
+    assert!(!heard.contains(&"started later".to_string()), "{heard:?}");
+}

@@ -211,6 +211,21 @@ fn each_input_is_listed_once() {
         strings(graph.get("a").unwrap().dependents()),
         ["twice", "listed"]
     );
+
+    // Many inputs, each twice: each once, in the order first seen.
+    let many: Vec<_> = (0_u64..30)
+        .map(|i| add(i, 0).named(format!("m{i}")))
+        .collect();
+    let mut repeated = many.clone();
+    repeated.extend(many.iter().cloned());
+    repeated.push(a.clone());
+    let wide = total(repeated).named("wide");
+    let deps = strings(wide.graph().get("wide").unwrap().deps());
+    let expected: Vec<String> = (0..30)
+        .map(|i| format!("m{i}"))
+        .chain(["a".to_string()])
+        .collect();
+    assert_eq!(deps, expected);
 }
 
 #[test]

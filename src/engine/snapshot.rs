@@ -66,11 +66,22 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
 /// The keys of the user nodes among `inputs`, each internal input replaced
 /// by the user nodes behind it; each key once, in argument order.
 fn user_inputs(inputs: &[NodeRef], behind: &HashMap<usize, Vec<Key>>) -> Vec<Key> {
-    let mut keys = Vec::with_capacity(inputs.len());
-    let mut once = HashSet::new();
+    /// Up to this many keys, a linear search finds repeats: no set to make
+    /// for the common node with one or two inputs.
+    const FEW: usize = 16;
+    let mut keys: Vec<Key> = Vec::with_capacity(inputs.len());
+    let mut once: HashSet<Key> = HashSet::new();
     let mut add = |key: Key| {
-        if !once.contains(&key) {
-            once.insert(key.clone());
+        if keys.len() < FEW {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            return;
+        }
+        if once.is_empty() {
+            once.extend(keys.iter().cloned());
+        }
+        if once.insert(key.clone()) {
             keys.push(key);
         }
     };
