@@ -1,11 +1,11 @@
 //! Snapshots of a graph: the nodes behind a root, their keys, states,
 //! errors and inputs, as the vocabulary's [`Graph`] holds them.
 //!
-//! A snapshot shows the graph the user wrote: internal nodes (literals and
-//! joins, see `Core::is_internal`) are walked through but left out, and a
-//! node's inputs are the nearest user nodes behind them. So
-//! `analyze(vec![a, b, c])` depends on `a`, `b` and `c`, not on the `list`
-//! node that gathers them.
+//! A snapshot shows the graph the user wrote: internal nodes (literals,
+//! joins, maps of nodes: see `Core::is_internal`) are walked through but
+//! left out, and a node's inputs are the nearest user nodes behind them.
+//! So `analyze(vec![a, b, c])` depends on `a`, `b` and `c`, not on the
+//! `list` node that gathers them.
 
 use std::collections::{HashMap, HashSet};
 

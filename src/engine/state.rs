@@ -50,9 +50,10 @@ impl Origin {
     /// Whether nodes of this origin are the crate's own plumbing rather
     /// than calls the user wrote: literals (`Delayed::value`, and plain
     /// arguments turned into nodes), joins (a `Vec`, tuple or option of
-    /// nodes gathered into one) and maps of nodes gathered into one. The user's graph (snapshots, their
-    /// pictures, callbacks' task events, timelines, progress totals) leaves
-    /// them out; see [`Core::is_internal`] for the one exception.
+    /// nodes gathered into one) and maps of nodes gathered into one. The
+    /// user's graph (snapshots, their pictures, callbacks' task events,
+    /// timelines, progress totals) leaves them out; see
+    /// [`Core::is_internal`] for the one exception.
     ///
     /// Every origin picks a side here, on purpose: a new origin must say
     /// whether users see it.

@@ -18,8 +18,8 @@
 //! either (not once per compute), a callback given twice to one compute
 //! hears it once, and a panic detaches the callback from every compute.
 //!
-//! Internal nodes (literals and joins, `Core::is_internal`) are not tasks
-//! of the user's graph: no callback hears of them.
+//! Internal nodes (literals, joins and maps of nodes, `Core::is_internal`)
+//! are not tasks of the user's graph: no callback hears of them.
 //!
 //! # Nested computes
 //!
