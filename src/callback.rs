@@ -20,6 +20,18 @@ use crate::{Error, Graph, Key};
 /// short and never block in them. When no callback is attached anywhere,
 /// the scheduler skips them entirely (no timing, no events).
 ///
+/// Callbacks hear of the tasks of the graph you wrote: the nodes the crate
+/// makes for you (literals, and the node that gathers a `Vec` or tuple of
+/// nodes, see [`Graph`]) are neither in the graph `start` gets nor heard of
+/// as tasks.
+///
+/// One callback attached to several computes at once hears each task once,
+/// even a task those computes share; it hears `start` and `finish` once per
+/// compute. "One callback" is one value: clones of one `Arc`, or clones of
+/// a `ProgressBar`, which share their bar. Attached
+/// twice to one compute (say, in [`Options`](crate::Options) and by an
+/// [`observe`](crate::observe()) scope), it hears that compute once.
+///
 /// # Examples
 ///
 /// ```
@@ -70,6 +82,15 @@ pub trait Callback: Send + Sync + 'static {
     fn finish(&self, result: Result<(), &Error>) {
         let _ = result;
     }
+
+    /// Which callback this is: two attachments with the same identity are
+    /// one callback (see above). The address of `self` by default; an `Arc`
+    /// is the callback it points to, and a callback whose clones share their
+    /// state names that state. Not a stable API.
+    #[doc(hidden)]
+    fn identity(&self) -> usize {
+        (self as *const Self).cast::<()>() as usize
+    }
 }
 
 impl<C: Callback + ?Sized> Callback for Arc<C> {
@@ -87,6 +108,10 @@ impl<C: Callback + ?Sized> Callback for Arc<C> {
 
     fn finish(&self, result: Result<(), &Error>) {
         (**self).finish(result);
+    }
+
+    fn identity(&self) -> usize {
+        (**self).identity()
     }
 }
 

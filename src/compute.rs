@@ -83,7 +83,7 @@ impl<T: Send + Sync + 'static> Compute<T> {
     fn start(&mut self) -> Result<(), Error> {
         self.started = true;
         let mut attached: Vec<_> = self.callbacks.drain(..).map(Attached::new).collect();
-        attached.extend(observe::scoped());
+        attached.extend(observe::scoped(watch::is_in_body()));
         let (watching, started) = watch::begin(self.root.node(), attached);
         self.watching = watching;
         started?;
@@ -207,7 +207,7 @@ where
 /// let timeline = Arc::new(Timeline::new());
 /// let (a, b) = delayed::compute_with((a, b), Options::new().callback(timeline.clone())).await?;
 /// assert_eq!((a, b), (2, 20));
-/// assert_eq!(timeline.tasks().len(), 3); // two maps and the pair
+/// assert_eq!(timeline.tasks().len(), 2); // the two maps: the pair is not a task
 /// # Ok(()) }
 /// ```
 pub fn compute_with<J: Join>(outputs: J, options: Options) -> Compute<J::Output>

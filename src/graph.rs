@@ -12,10 +12,24 @@ use crate::Error;
 /// A snapshot of every node reachable from one [`Delayed`], in topological
 /// order: each node comes after all of its inputs.
 ///
+/// It is the graph you wrote: your calls, not the nodes the crate makes for
+/// you. Literals ([`Delayed::value`], and plain arguments the crate turns
+/// into nodes) and the nodes that gather a `Vec`, tuple, `Option` or map of
+/// nodes passed as one argument are left out, and a node's
+/// [`deps`](GraphNode::deps) are the nearest calls behind them: in
+/// `analyze(vec![a, b, c])`, `analyze` depends on `a`, `b` and `c`, as in
+/// dask. Such a node shows up when you [`named`](crate::Delayed::named) it:
+/// a key you gave makes it yours.
+///
 /// Taking it runs nothing and holds each node's lock only long enough to
-/// copy its key, state and inputs. A finished node has let go of its inputs
-/// (to free memory), so a snapshot taken after a compute shows the finished
-/// nodes the caller still holds, without their inputs.
+/// copy its key, state and inputs. A node that finished with a value has
+/// let go of its inputs (to free memory), so a snapshot taken after a
+/// compute shows the finished nodes the caller still holds, without their
+/// inputs. A failed node keeps the inputs that failed, so the snapshot of
+/// a failed compute shows the path from the root cause (the task that
+/// failed by itself) to the result.
+///
+/// [`Delayed::value`]: crate::Delayed::value
 ///
 /// [`Delayed`]: crate::Delayed
 ///
@@ -30,12 +44,22 @@ use crate::Error;
 /// #[delayed]
 /// fn add(a: u64, b: u64) -> u64 { a + b }
 ///
+/// #[delayed]
+/// fn total(parts: Vec<u64>) -> u64 { parts.iter().sum() }
+///
 /// let a = inc(1).named("a");
 /// let b = add(&a, inc(&a).named("c")).named("b");
 /// let graph = b.graph();
 /// let keys: Vec<String> = graph.nodes().iter().map(|n| n.key().to_string()).collect();
 /// assert_eq!(keys, ["a", "c", "b"]);
 /// assert!(graph.nodes().iter().all(|n| n.state() == TaskState::Waiting));
+///
+/// // The `Vec` of nodes is not a node of its own: `sum` uses `a`, `b`, `d`.
+/// let d = inc(5).named("d");
+/// let sum = total(vec![a, b, d]).named("sum");
+/// let graph = sum.graph();
+/// let deps: Vec<String> = graph.get("sum").unwrap().deps().iter().map(|k| k.to_string()).collect();
+/// assert_eq!(deps, ["a", "b", "d"]);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
@@ -47,15 +71,21 @@ pub struct Graph {
 /// # Examples
 ///
 /// ```
-/// let x = delayed::Delayed::value(2).map(|x: u64| x * 2).named("double");
-/// let graph = x.graph();
+/// let two = delayed::Delayed::value(2_u64);
+/// let x = two.map(|x| x * 2).named("double");
+/// let y = x.map(|x| x + 1).named("inc");
+/// let graph = y.graph();
+/// // The literal is not a node of the graph: only the two calls are.
+/// assert_eq!(graph.nodes().len(), 2);
 /// let node = graph.get("double").unwrap();
-/// assert_eq!((node.name(), node.deps().len()), ("map", 1));
+/// assert_eq!((node.name(), node.deps().len()), ("map", 0));
+/// assert_eq!(node.dependents()[0].to_string(), "inc");
 /// ```
 #[derive(Clone, Debug)]
 pub struct GraphNode {
     key: Key,
     deps: Vec<Key>,
+    dependents: Vec<Key>,
     state: TaskState,
     error: Option<Error>,
     duration: Option<Duration>,
@@ -70,6 +100,7 @@ pub struct GraphNode {
 ///
 /// let x = delayed::Delayed::value(2).map(|x: u64| x * 2);
 /// assert_eq!(x.graph().count(TaskState::Waiting), 1);
+/// assert_eq!(x.graph().count(TaskState::Done), 0); // the literal is not shown
 /// assert_eq!(TaskState::Waiting.to_string(), "waiting");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,9 +120,36 @@ pub enum TaskState {
 }
 
 impl Graph {
-    /// A graph of `nodes`, each after its inputs.
+    /// A graph of `nodes`, each after its inputs; their dependents are
+    /// filled in from their inputs.
     pub(crate) fn from_nodes(nodes: Vec<GraphNode>) -> Graph {
-        Graph { nodes }
+        let mut graph = Graph { nodes };
+        graph.link_dependents();
+        graph
+    }
+
+    /// Sets each node's dependents: the nodes of this graph whose inputs
+    /// name it, in graph order.
+    fn link_dependents(&mut self) {
+        let mut index: HashMap<Key, Vec<usize>> = HashMap::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            node.dependents.clear();
+            index.entry(node.key.clone()).or_default().push(i);
+        }
+        for i in 0..self.nodes.len() {
+            let user = self.nodes[i].key.clone();
+            for d in 0..self.nodes[i].deps.len() {
+                let Some(targets) = index.get(&self.nodes[i].deps[d]) else {
+                    continue;
+                };
+                for &target in targets {
+                    let dependents = &mut self.nodes[target].dependents;
+                    if dependents.last() != Some(&user) {
+                        dependents.push(user.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// Adds the nodes of `other` that this graph does not have yet.
@@ -103,7 +161,11 @@ impl Graph {
             .filter(|node| !known.contains(&node.key))
             .cloned()
             .collect();
+        if new.is_empty() {
+            return;
+        }
         self.nodes.extend(new);
+        self.link_dependents();
     }
 
     /// This graph with what a timeline saw: the state, error and run time
@@ -151,9 +213,10 @@ impl Graph {
     /// # Examples
     ///
     /// ```
-    /// let graph = delayed::Delayed::value(1).map(|x: u64| x + 1).graph();
+    /// let one = delayed::Delayed::value(1_u64).map(|x| x + 1);
+    /// let graph = one.map(|x| x * 2).named("top").graph();
     /// assert_eq!(graph.nodes().len(), 2);
-    /// assert_eq!(graph.nodes()[1].name(), "map");
+    /// assert_eq!(graph.nodes()[1].key().to_string(), "top");
     /// ```
     pub fn nodes(&self) -> &[GraphNode] {
         &self.nodes
@@ -165,7 +228,9 @@ impl Graph {
     ///
     /// ```
     /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1).named("x");
-    /// assert_eq!(x.graph().get("x").unwrap().deps().len(), 1);
+    /// let y = x.map(|x| x * 2);
+    /// assert_eq!(y.graph().get("x").unwrap().dependents(), [y.key()]);
+    /// assert!(y.graph().get("nothing").is_none());
     /// ```
     pub fn get(&self, key: &str) -> Option<&GraphNode> {
         self.nodes.iter().find(|node| node.key.to_string() == key)
@@ -178,9 +243,13 @@ impl Graph {
     /// ```
     /// use delayed::TaskState;
     ///
-    /// let graph = delayed::Delayed::value(1).map(|x: u64| x + 1).graph();
-    /// assert_eq!(graph.count(TaskState::Done), 1); // the literal
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1);
+    /// x.compute().await.unwrap();
+    /// let graph = x.map(|x| x * 2).graph();
+    /// assert_eq!(graph.count(TaskState::Done), 1); // `x`
     /// assert_eq!(graph.count(TaskState::Waiting), 1);
+    /// # }
     /// ```
     pub fn count(&self, state: TaskState) -> usize {
         self.nodes.iter().filter(|node| node.state == state).count()
@@ -198,6 +267,7 @@ impl GraphNode {
         GraphNode {
             key,
             deps,
+            dependents: Vec::new(),
             state,
             error,
             duration: None,
@@ -209,8 +279,8 @@ impl GraphNode {
     /// # Examples
     ///
     /// ```
-    /// let x = delayed::Delayed::value(1).named("one");
-    /// assert_eq!(x.graph().nodes()[0].key().to_string(), "one");
+    /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1).named("two");
+    /// assert_eq!(x.graph().nodes()[0].key().to_string(), "two");
     /// ```
     pub fn key(&self) -> &Key {
         &self.key
@@ -221,26 +291,65 @@ impl GraphNode {
     /// # Examples
     ///
     /// ```
-    /// let x = delayed::Delayed::value(1);
-    /// assert_eq!(x.graph().nodes()[0].name(), "value");
+    /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1);
+    /// assert_eq!(x.graph().nodes()[0].name(), "map");
     /// ```
     pub fn name(&self) -> &'static str {
         self.key.name()
     }
 
-    /// The keys of the node's inputs, in argument order. Empty for a
-    /// finished node, which has let go of its inputs.
+    /// The keys of the node's inputs, each once, in argument order. An
+    /// input that the crate made (a literal, or the node gathering a `Vec`
+    /// or tuple of nodes) is replaced by the calls behind it. Empty for a
+    /// node that finished with a value, which has let go of its inputs; a
+    /// failed node keeps the inputs that failed.
     ///
     /// # Examples
     ///
     /// ```
-    /// let a = delayed::Delayed::value(1).named("a");
-    /// let b = a.map(|x: u64| x + 1);
-    /// let graph = b.graph();
-    /// assert_eq!(graph.nodes()[1].deps()[0].to_string(), "a");
+    /// #[delayed::delayed]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// #[delayed::delayed]
+    /// fn total(xs: Vec<u64>) -> u64 { xs.iter().sum() }
+    ///
+    /// let a = inc(1).named("a");
+    /// let b = inc(2).named("b");
+    /// let sum = total(vec![a, b]).named("sum");
+    /// let graph = sum.graph();
+    /// let deps: Vec<String> = graph.get("sum").unwrap().deps().iter().map(|k| k.to_string()).collect();
+    /// assert_eq!(deps, ["a", "b"]);
     /// ```
     pub fn deps(&self) -> &[Key] {
         &self.deps
+    }
+
+    /// The keys of the nodes of this snapshot that use this node, in graph
+    /// order: the other side of [`deps`](GraphNode::deps), so `b` is among
+    /// the dependents of `a` exactly when `a` is among the deps of `b`.
+    /// Nodes outside the snapshot (dependents nobody asked for) are not
+    /// known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed]
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    ///
+    /// #[delayed::delayed]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let a = inc(1).named("a");
+    /// let b = inc(&a).named("b");
+    /// let c = add(&a, &b).named("c");
+    /// let graph = c.graph();
+    /// let dependents: Vec<String> =
+    ///     graph.get("a").unwrap().dependents().iter().map(|k| k.to_string()).collect();
+    /// assert_eq!(dependents, ["b", "c"]);
+    /// assert!(graph.get("c").unwrap().dependents().is_empty());
+    /// ```
+    pub fn dependents(&self) -> &[Key] {
+        &self.dependents
     }
 
     /// Where the node stood when the snapshot was taken.
@@ -250,8 +359,8 @@ impl GraphNode {
     /// ```
     /// use delayed::TaskState;
     ///
-    /// let x = delayed::Delayed::value(1);
-    /// assert_eq!(x.graph().nodes()[0].state(), TaskState::Done);
+    /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1);
+    /// assert_eq!(x.graph().nodes()[0].state(), TaskState::Waiting);
     /// ```
     pub fn state(&self) -> TaskState {
         self.state
@@ -284,7 +393,7 @@ impl GraphNode {
     /// # Examples
     ///
     /// ```
-    /// let x = delayed::Delayed::value(1);
+    /// let x = delayed::Delayed::value(1).map(|x: u64| x + 1);
     /// assert_eq!(x.graph().nodes()[0].duration(), None);
     /// ```
     pub fn duration(&self) -> Option<Duration> {

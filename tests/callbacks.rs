@@ -168,3 +168,129 @@ async fn a_compute_without_callbacks_reports_nothing() {
         .iter()
         .all(|line| !line.contains("unwatched")));
 }
+
+#[delayed::delayed]
+fn total(parts: Vec<u64>) -> u64 {
+    parts.iter().sum()
+}
+
+#[tokio::test]
+async fn internal_nodes_reach_no_callback() {
+    let recorder = Arc::new(Recorder::default());
+    let parts = vec![
+        add(1, 1).named("x"),
+        add(delayed::Delayed::value(2), 2).named("y"),
+    ];
+    let sum = total(parts).named("sum");
+    let result = sum
+        .compute_with(Options::new().callback(recorder.clone()))
+        .await;
+    assert_eq!(result.unwrap(), 6);
+    let mut lines = recorder.lines();
+    // x and y run in either order.
+    lines[1..5].sort();
+    assert_eq!(
+        lines,
+        [
+            "start 3",
+            "finished x done",
+            "finished y done",
+            "started x",
+            "started y",
+            "started sum",
+            "finished sum done",
+            "finish ok"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_compute_of_a_vec_and_a_tuple_hears_the_calls_only() {
+    let recorder = Arc::new(Recorder::default());
+    let a = add(1, 1).named("a");
+    let b = add(&a, 1).named("b");
+    let c = add(2, 2).named("c");
+    let options = Options::new().callback(recorder.clone());
+    let (ab, c) = delayed::compute_with((vec![a, b], c), options)
+        .await
+        .unwrap();
+    assert_eq!((ab, c), (vec![2, 3], 4));
+    let lines = recorder.lines();
+    assert_eq!(lines[0], "start 3");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("started")).count(), 3);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("finished")).count(),
+        3
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("list") && !l.contains("tuple")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_callback_on_two_computes_hears_a_shared_task_once() {
+    let recorder = Arc::new(Recorder::default());
+    let shared = nap(10, 1).named("shared");
+    let first = add(&shared, 1).named("first");
+    let second = add(&shared, 2).named("second");
+    let (a, b) = tokio::join!(
+        first.compute_with(Options::new().callback(recorder.clone())),
+        second.compute_with(Options::new().callback(recorder.clone())),
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (2, 3));
+    let lines = recorder.lines();
+    let count = |line: &str| lines.iter().filter(|l| *l == line).count();
+    assert_eq!(count("started shared"), 1, "{lines:?}");
+    assert_eq!(count("finished shared done"), 1, "{lines:?}");
+    assert_eq!((count("started first"), count("started second")), (1, 1));
+    // Each compute starts and finishes on its own.
+    assert_eq!((count("start 2"), count("finish ok")), (2, 2), "{lines:?}");
+}
+
+#[tokio::test]
+async fn one_callback_attached_twice_to_a_compute_hears_it_once() {
+    let recorder = Arc::new(Recorder::default());
+    let a = add(1, 1).named("a");
+    let options = Options::new()
+        .callback(recorder.clone())
+        .callback(recorder.clone());
+    assert_eq!(a.compute_with(options).await.unwrap(), 2);
+    assert_eq!(
+        recorder.lines(),
+        ["start 1", "started a", "finished a done", "finish ok"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_that_panics_is_detached_from_every_compute_it_watches() {
+    #[derive(Default)]
+    struct Panicky(Mutex<Vec<String>>);
+    impl Callback for Panicky {
+        fn task_started(&self, task: &TaskStarted) {
+            if task.key().to_string() == "boom" {
+                panic!("callback boom");
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("started {}", task.key()));
+        }
+    }
+
+    let callback = Arc::new(Panicky::default());
+    let boom = add(1, 1).named("boom");
+    let later = add(nap(100, 1).named("slow"), 1).named("later");
+    let (a, b) = tokio::join!(
+        boom.compute_with(Options::new().callback(callback.clone())),
+        later.compute_with(Options::new().callback(callback.clone())),
+    );
+    assert!(a.unwrap_err().is_panic());
+    assert_eq!(b.unwrap(), 2);
+    // `later` starts 100 ms after the panic: the callback hears nothing
+    // more, in the other compute either.
+    let heard = callback.0.lock().unwrap().clone();
+    assert!(!heard.contains(&"started later".to_string()), "{heard:?}");
+}

@@ -38,8 +38,8 @@ fn with(bar: &ProgressBar) -> Options {
     Options::new().callback(bar.clone())
 }
 
-/// Eight naps of different lengths, the node that collects them, and
-/// their total: ten tasks.
+/// Eight naps of different lengths and their total: nine tasks (the node
+/// that collects the naps into a `Vec` is the crate's, not a task).
 fn naps(offset: u64) -> Delayed<u64> {
     total(
         (0..8)
@@ -52,7 +52,7 @@ fn naps(offset: u64) -> Delayed<u64> {
 async fn counts_every_task_of_a_graph() {
     let result = naps(0);
     let to_run = result.graph().count(TaskState::Waiting) as u64;
-    assert_eq!(to_run, 10);
+    assert_eq!(to_run, 9);
     let bar = ProgressBar::hidden();
     assert_eq!((bar.position(), bar.length()), (0, 0));
     assert_eq!(result.compute_with(with(&bar)).await.unwrap(), 28);
@@ -120,13 +120,13 @@ async fn overlapping_computes_share_one_bar() {
         inc(nap(100, 1)).compute_with(with(&bar)),
     );
     assert_eq!((a.unwrap(), b.unwrap()), (28, 2));
-    assert_eq!(bar.length(), 10 + 2);
-    assert_eq!(bar.position(), 10 + 2);
+    assert_eq!(bar.length(), 9 + 2);
+    assert_eq!(bar.position(), 9 + 2);
     assert!(bar.is_finished());
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_task_shared_by_overlapping_computes_counts_for_each() {
+async fn a_task_shared_by_overlapping_computes_counts_once() {
     #[delayed]
     fn add(a: u64, b: u64) -> u64 {
         a + b
@@ -139,9 +139,10 @@ async fn a_task_shared_by_overlapping_computes_counts_for_each() {
         add(&shared, 2).compute_with(with(&bar)),
     );
     assert_eq!((a.unwrap(), b.unwrap()), (2, 3));
-    // Both computes wait for the nap to run: it counts twice, and both
-    // hear of its end.
-    assert_eq!((bar.position(), bar.length()), (4, 4));
+    // Both computes wait for the nap to run: the bar hears it once and
+    // counts it once: three tasks.
+    assert_eq!((bar.position(), bar.length()), (3, 3));
+    assert!(bar.is_finished());
 }
 
 #[tokio::test(start_paused = true)]
@@ -153,7 +154,7 @@ async fn an_overlapping_failure_fails_the_shared_bar_at_its_end() {
     );
     assert_eq!(ok.unwrap(), 28);
     assert!(bad.is_err());
-    assert_eq!((bar.position(), bar.length(), bar.failures()), (11, 11, 1));
+    assert_eq!((bar.position(), bar.length(), bar.failures()), (10, 10, 1));
     assert!(bar.is_finished());
 }
 
@@ -207,23 +208,58 @@ fn new_draws_nothing_when_stderr_is_not_a_terminal() {
 #[test]
 fn forced_draws_even_when_stderr_is_not_a_terminal() {
     let stderr = child_stderr("forced");
-    assert!(stderr.contains("10/10 tasks"), "{stderr:?}");
+    assert!(stderr.contains("9/9 tasks"), "{stderr:?}");
     assert!(stderr.contains("done in"), "{stderr:?}");
+}
+
+#[test]
+fn a_failed_bar_ends_with_the_failing_task_and_its_error() {
+    let stderr = child_stderr("failing");
+    let last = stderr.rsplit('\r').next().unwrap_or_default();
+    assert!(
+        stderr.contains("failed: task `bad` failed: invalid digit found in string"),
+        "{stderr:?}"
+    );
+    assert!(last.contains("1/2 tasks"), "{last:?}");
+}
+
+#[tokio::test]
+async fn two_hundred_fetches_are_two_hundred_tasks() {
+    // `compute` of a tuple holding a `Vec`: neither the `Vec` nor the
+    // tuple is a task, and neither is the literal each fetch is given.
+    let fetches: Vec<_> = (0_u64..200).map(|i| inc(Delayed::value(i))).collect();
+    let bar = ProgressBar::hidden();
+    let (all, one) = delayed::compute_with((fetches, inc(0)), with(&bar))
+        .await
+        .unwrap();
+    assert_eq!((all.len(), one), (200, 1));
+    assert_eq!((bar.position(), bar.length()), (201, 201));
 }
 
 /// Not a test on its own: does nothing unless `child_stderr` runs it.
 #[test]
 fn child_computes_with_a_bar() {
-    let bar = match std::env::var(CHILD).as_deref() {
-        Ok("new") => ProgressBar::new(),
-        Ok("forced") => ProgressBar::forced(),
+    let (bar, failing) = match std::env::var(CHILD).as_deref() {
+        Ok("new") => (ProgressBar::new(), false),
+        Ok("forced") => (ProgressBar::forced(), false),
+        Ok("failing") => (ProgressBar::forced(), true),
         _ => return,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
+    if failing {
+        #[delayed]
+        fn parse(s: String) -> Result<u64, std::num::ParseIntError> {
+            s.parse()
+        }
+        let bad = parse("x".to_string()).named("bad");
+        let result = runtime.block_on(inc(bad).compute_with(with(&bar)));
+        assert!(result.is_err());
+        return;
+    }
     let result = runtime.block_on(naps(0).compute_with(with(&bar)));
     assert_eq!(result.unwrap(), 28);
-    assert_eq!((bar.position(), bar.length()), (10, 10));
+    assert_eq!((bar.position(), bar.length()), (9, 9));
 }

@@ -319,8 +319,9 @@ async fn blocking_tasks_on_a_multi_thread_runtime_get_tracks() {
     assert_eq!(result.unwrap(), 56);
 
     let tasks = timeline.tasks();
-    // Eight crunches, the list node that gathers them, and the total.
-    assert_eq!(tasks.len(), 10);
+    // Eight crunches and the total: the list node that gathers them is the
+    // crate's, not a task.
+    assert_eq!(tasks.len(), 9);
     assert!(tasks.iter().all(|task| task.end() >= task.start()));
     let crunches = tasks.iter().filter(|task| task.name() == "crunch");
     assert!(crunches
@@ -333,28 +334,82 @@ async fn blocking_tasks_on_a_multi_thread_runtime_get_tracks() {
     assert_eq!(tracks.iter().copied().max().unwrap() + 1, tracks.len());
 
     let trace: Value = serde_json::from_str(&timeline.to_chrome_json()).unwrap();
-    assert_eq!(events(&trace, "X").len(), 10);
+    assert_eq!(events(&trace, "X").len(), 9);
     let svg = timeline.to_svg();
     let doc = roxmltree::Document::parse(&svg).unwrap();
     assert_eq!(
         doc.descendants()
             .filter(|n| n.attribute("class") == Some("bar"))
             .count(),
-        10
+        9
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_timeline_attached_twice_records_each_run_once() {
     let timeline = Arc::new(Timeline::new());
-    let _scope = delayed::observe(timeline.clone());
     let x = load(3, 1).named("x");
-    x.compute_with(Options::new().callback(timeline.clone()))
-        .await
-        .unwrap();
+    let options = Options::new()
+        .callback(timeline.clone())
+        .callback(timeline.clone());
+    x.compute_with(options).await.unwrap();
     let tasks = timeline.tasks();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].end(), ms(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_two_watched_computes_share_is_one_run() {
+    let timeline = Arc::new(Timeline::new());
+    let shared = load(5, 1).named("shared");
+    let first = step(&shared, 1).named("first");
+    let second = step(&shared, 2).named("second");
+    let (a, b) = tokio::join!(
+        first.compute_with(Options::new().callback(timeline.clone())),
+        second.compute_with(Options::new().callback(timeline.clone())),
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (2, 3));
+    let keys: Vec<String> = timeline
+        .tasks()
+        .iter()
+        .map(|t| t.key().to_string())
+        .collect();
+    assert_eq!(
+        keys.iter().filter(|k| *k == "shared").count(),
+        1,
+        "{keys:?}"
+    );
+    assert_eq!(keys.len(), 3, "{keys:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timeline_and_its_graph_show_the_calls_only() {
+    let timeline = Arc::new(Timeline::new());
+    let loads: Vec<_> = (1_u64..=3)
+        .map(|i| load(i, Delayed::value(i)).named(format!("load-{i}")))
+        .collect();
+    let sum = total(loads.clone()).named("sum");
+    let options = Options::new().callback(timeline.clone());
+    let (all, sum) = delayed::compute_with((loads, sum), options).await.unwrap();
+    assert_eq!((all, sum), (vec![1, 2, 3], 6));
+    let mut keys: Vec<String> = timeline
+        .tasks()
+        .iter()
+        .map(|t| t.key().to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["load-1", "load-2", "load-3", "sum"]);
+    let graph = timeline.graph();
+    let nodes: Vec<String> = graph.nodes().iter().map(|n| n.key().to_string()).collect();
+    assert_eq!(nodes, ["load-1", "load-2", "load-3", "sum"]);
+    let deps: Vec<String> = graph
+        .get("sum")
+        .unwrap()
+        .deps()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(deps, ["load-1", "load-2", "load-3"]);
 }
 
 #[tokio::test(start_paused = true)]

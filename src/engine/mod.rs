@@ -27,7 +27,7 @@
 //! | `stored.rs` | stored outputs: read back, revert, restart |
 //! | `root.rs` | a compute's demand on its root, and taking the output |
 //! | `sequential.rs` | the sequential debug scheduler |
-//! | `watch.rs` | the callbacks of running computes, each call guarded |
+//! | `watch.rs` | the callbacks of running computes, each callback attached once, each call guarded; the mark of a running body |
 //! | `make.rs`, `deps.rs`, `inputs.rs`, `waiters.rs` | making nodes; inputs as work reads them; compact lists |
 //! | `intern.rs`, `spans.rs`, `snapshot.rs`, `view.rs`, `hooks.rs`, `guard.rs` | pure-call interning; span links; graph snapshots; the extensions' faces; panic guards |
 //!
@@ -70,7 +70,10 @@
 //!   been dropped (so intermediates are freed as soon as nothing needs
 //!   them). A node *with a stored output* is Done with `stored` set: its
 //!   cell is empty, and it keeps its inputs and work.
-//! - **Failed(err)**: the error every waiter gets, now and later.
+//! - **Failed(err)**: the error every waiter gets, now and later. A node
+//!   failed by an input keeps the inputs that failed (`failed_inputs` in
+//!   `schedule.rs`) and lets go of the rest: so snapshots can draw the path
+//!   from the root cause, and failed nodes hold no output to keep alive.
 //!
 //! Literals start Done. `Done` and `Failed` are final, except that a
 //! stored node is reverted to Idle when its store lets its output go.

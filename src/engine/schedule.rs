@@ -8,6 +8,7 @@ use std::mem;
 use std::sync::Arc;
 
 use super::guard;
+use super::inputs::Inputs;
 use super::node::NodeRef;
 use super::state::Phase;
 use super::waiters::{Waiter, Waiters};
@@ -90,6 +91,9 @@ fn activate(mut stack: Vec<NodeRef>, ready: &mut Vec<NodeRef>) {
             Some((registered, err)) => {
                 st.phase = Phase::Failed(err.clone());
                 let deps = mem::take(&mut st.deps);
+                // A failed node keeps the input that failed it: the path
+                // back to the root cause (see `failed_inputs`).
+                st.deps = Inputs::One(Arc::clone(&deps[registered]));
                 let waiters = mem::take(&mut st.waiters);
                 drop(st);
                 task.discard_work();
@@ -216,6 +220,7 @@ pub(crate) fn notify(waiters: Waiters, ended: &Ended, ready: &mut Vec<NodeRef>) 
                     st.phase = Phase::Failed(err.clone());
                     work.push(mem::take(&mut st.waiters));
                     let deps = mem::take(&mut st.deps);
+                    st.deps = failed_inputs(&deps);
                     drop(st);
                     task.discard_work();
                     release_all(deps.to_vec());
@@ -231,6 +236,22 @@ pub(crate) fn notify(waiters: Waiters, ended: &Ended, ready: &mut Vec<NodeRef>) 
             }
         }
     }
+}
+
+/// The inputs among `deps` that failed: what a node that failed because of
+/// them keeps, so that snapshots show the path from the root cause to the
+/// result. Failed nodes hold no output, so keeping them costs little; the
+/// inputs that finished with a value are let go, as a finished node lets
+/// go of all of them. Called with the dependent's lock held: a node, then
+/// its inputs.
+fn failed_inputs(deps: &[NodeRef]) -> Inputs {
+    let mut kept = Inputs::None;
+    for dep in deps {
+        if matches!(dep.core().lock().phase, Phase::Failed(_)) {
+            kept.push(Arc::clone(dep));
+        }
+    }
+    kept
 }
 
 /// Sets up run `epoch` of `task` again from the start, its inputs

@@ -1,11 +1,17 @@
 //! Snapshots of a graph: the nodes behind a root, their keys, states,
 //! errors and inputs, as the vocabulary's [`Graph`] holds them.
+//!
+//! A snapshot shows the graph the user wrote: internal nodes (literals,
+//! joins, maps of nodes: see `Core::is_internal`) are walked through but
+//! left out, and a node's inputs are the nearest user nodes behind them.
+//! So `analyze(vec![a, b, c])` depends on `a`, `b` and `c`, not on the
+//! `list` node that gathers them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::node::NodeRef;
+use super::node::{address, NodeRef};
 use super::state::{Phase, State};
-use crate::{Graph, GraphNode, TaskState};
+use crate::{Graph, GraphNode, Key, TaskState};
 
 /// Walks the graph behind `root` without recursion, each node after its
 /// inputs. Each node's lock is held only to copy its key, state and inputs.
@@ -17,11 +23,13 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
     }
     let mut seen = HashSet::new();
     let mut nodes = Vec::new();
+    // The user nodes each internal node stands for, by address.
+    let mut behind: HashMap<usize, Vec<Key>> = HashMap::new();
     let mut stack = vec![Step::Enter(NodeRef::clone(root))];
     while let Some(step) = stack.pop() {
         match step {
             Step::Enter(node) => {
-                if !seen.insert(super::node::address(&node)) {
+                if !seen.insert(address(&node)) {
                     continue;
                 }
                 let inputs = node.core().lock().deps.to_vec();
@@ -34,20 +42,57 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
                 stack.extend(enter);
             }
             Step::Emit(node, inputs) => {
-                let (key, state, error) = {
+                let (key, state, error, internal) = {
                     let st = node.core().lock();
                     let error = match &st.phase {
                         Phase::Failed(err) => Some(err.clone()),
                         _ => None,
                     };
-                    (node.core().key_locked(&st), state_of(&st), error)
+                    let internal = node.core().is_internal(&st);
+                    (node.core().key_locked(&st), state_of(&st), error, internal)
                 };
-                let deps = inputs.iter().map(|input| input.core().key()).collect();
-                nodes.push(GraphNode::new(key, deps, state, error));
+                let deps = user_inputs(&inputs, &behind);
+                if internal {
+                    behind.insert(address(&node), deps);
+                } else {
+                    nodes.push(GraphNode::new(key, deps, state, error));
+                }
             }
         }
     }
     Graph::from_nodes(nodes)
+}
+
+/// The keys of the user nodes among `inputs`, each internal input replaced
+/// by the user nodes behind it; each key once, in argument order.
+fn user_inputs(inputs: &[NodeRef], behind: &HashMap<usize, Vec<Key>>) -> Vec<Key> {
+    /// Up to this many keys, a linear search finds repeats: no set to make
+    /// for the common node with one or two inputs.
+    const FEW: usize = 16;
+    let mut keys: Vec<Key> = Vec::with_capacity(inputs.len());
+    let mut once: HashSet<Key> = HashSet::new();
+    let mut add = |key: Key| {
+        if keys.len() < FEW {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            return;
+        }
+        if once.is_empty() {
+            once.extend(keys.iter().cloned());
+        }
+        if once.insert(key.clone()) {
+            keys.push(key);
+        }
+    };
+    for input in inputs {
+        // Every input was emitted before the node that uses it.
+        match behind.get(&address(input)) {
+            Some(users) => users.iter().cloned().for_each(&mut add),
+            None => add(input.core().key()),
+        }
+    }
+    keys
 }
 
 /// The public state of a node.

@@ -34,12 +34,32 @@ pub(crate) enum Origin {
     Call,
     /// `Delayed::value`: hashed by value.
     Literal,
-    /// A join of other nodes (a `Vec`, tuple... argument): hashed by the
-    /// keys of its parts.
+    /// A join of other nodes (a `Vec`, tuple, map... argument): named by
+    /// its parts, or made while converting an argument, whose call hashes
+    /// the parts themselves.
     Join,
     /// A call of a registered function (one that graphs as data can name): one input per
     /// parameter, in order, so that it can be exported.
     Registered,
+}
+
+impl Origin {
+    /// Whether nodes of this origin are the crate's own plumbing rather
+    /// than calls the user wrote: literals (`Delayed::value`, and plain
+    /// arguments turned into nodes) and joins (a `Vec`, tuple, option or
+    /// map of nodes gathered into one). The
+    /// user's graph (snapshots, their pictures, callbacks' task events,
+    /// timelines, progress totals) leaves them out; see
+    /// [`Core::is_internal`] for the one exception.
+    ///
+    /// Every origin picks a side here, on purpose: a new origin must say
+    /// whether users see it.
+    pub(crate) fn is_internal(self) -> bool {
+        match self {
+            Origin::Literal | Origin::Join => true,
+            Origin::Call | Origin::Registered => false,
+        }
+    }
 }
 
 /// The scheduling state of one node, behind its lock.
@@ -141,6 +161,14 @@ impl Core {
 
     pub(crate) fn key(&self) -> Key {
         self.key_locked(&self.lock())
+    }
+
+    /// Whether the node is left out of what users see of the graph: a
+    /// node of an internal origin ([`Origin::is_internal`]), unless the
+    /// user gave it a key of their own (`named`, or a key of a graph as
+    /// data), which makes it theirs.
+    pub(in crate::engine) fn is_internal(&self, st: &State) -> bool {
+        self.origin.is_internal() && !matches!(st.id, KeyId::Custom(_))
     }
 
     /// The key, when the caller already holds the lock.

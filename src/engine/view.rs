@@ -78,7 +78,8 @@ impl NodeView {
         self.node.core().lock().is_finished()
     }
 
-    /// Its inputs (none once it finished, which frees them).
+    /// Its inputs (none once it finished with a value, which frees them;
+    /// a failed node keeps those that failed).
     pub(crate) fn inputs(&self) -> Vec<NodeView> {
         let st = self.node.core().lock();
         st.deps.iter().cloned().map(NodeView::new).collect()

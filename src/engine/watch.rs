@@ -8,11 +8,32 @@
 //! detached at once (it hears nothing more, in any compute), and its panic
 //! becomes an error for the node (or the compute) whose event it was
 //! hearing. See "User code and panics" in the engine's design doc.
+//!
+//! # What "attached" means
+//!
+//! A callback is attached once, however many computes it watches: every
+//! attachment of one callback (one value, as `Callback::identity` tells)
+//! while it is attached anywhere is the same [`Attached`]. So a task that
+//! two watched computes share is heard once by each callback that watches
+//! either (not once per compute), a callback given twice to one compute
+//! hears it once, and a panic detaches the callback from every compute.
+//!
+//! Internal nodes (literals, joins and maps of nodes, `Core::is_internal`)
+//! are not tasks of the user's graph: no callback hears of them.
+//!
+//! # Nested computes
+//!
+//! The engine marks the thread while a task's body runs (called, or its
+//! future polled): [`in_body`] and [`body`]. A compute that starts inside
+//! a body is a nested compute; the `observe` scope leaves those out unless
+//! asked for them (see `observe/scope.rs`).
 
-use std::collections::HashSet;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use tokio::time::Instant;
 
@@ -22,18 +43,41 @@ use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
 use crate::{Error, Key};
 
 /// A callback attached to computes, with its detached flag: shared by every
-/// compute it watches, so that a panic detaches it everywhere.
+/// compute it watches, so that it hears each task once and a panic detaches
+/// it everywhere.
 pub(crate) struct Attached {
     callback: Arc<dyn Callback>,
     detached: AtomicBool,
+    /// What `Callback::identity` said: the key in `ATTACHED`.
+    identity: usize,
 }
 
+/// The callbacks attached now, by identity. A leaf lock: nothing is locked
+/// and no user code runs under it.
+static ATTACHED: Mutex<BTreeMap<usize, Weak<Attached>>> = Mutex::new(BTreeMap::new());
+
 impl Attached {
+    /// Attaches `callback`: the callback's live attachment if it has one
+    /// (it watches another compute, or an `observe` scope holds it), a new
+    /// one otherwise.
     pub(crate) fn new(callback: Arc<dyn Callback>) -> Arc<Attached> {
-        Arc::new(Attached {
+        // `identity` may be the user's: called outside the lock, guarded.
+        let own = Arc::as_ptr(&callback).cast::<()>() as usize;
+        let identity = catch_unwind(AssertUnwindSafe(|| callback.identity())).unwrap_or(own);
+        let mut attached = ATTACHED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = attached.get(&identity).and_then(Weak::upgrade) {
+            drop(attached);
+            // Dropped outside the lock: a `Drop` of the user's.
+            drop(callback);
+            return live;
+        }
+        let new = Arc::new(Attached {
             callback,
             detached: AtomicBool::new(false),
-        })
+            identity,
+        });
+        attached.insert(identity, Arc::downgrade(&new));
+        new
     }
 
     /// Whether a panic detached it.
@@ -65,6 +109,20 @@ impl Attached {
     }
 }
 
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let mut attached = ATTACHED.lock().unwrap_or_else(PoisonError::into_inner);
+        // A new attachment of the same callback may have taken the entry
+        // already: only ours goes.
+        let ours = attached
+            .get(&self.identity)
+            .is_some_and(|weak| std::ptr::eq(weak.as_ptr(), self));
+        if ours {
+            attached.remove(&self.identity);
+        }
+    }
+}
+
 /// A running compute's callbacks and the keys of the tasks it covers.
 struct Watch {
     callbacks: Vec<Arc<Attached>>,
@@ -86,7 +144,14 @@ pub(crate) fn begin(
     root: &NodeRef,
     callbacks: Vec<Arc<Attached>>,
 ) -> (Option<Watching>, Result<(), Error>) {
-    let callbacks: Vec<_> = callbacks.into_iter().filter(|c| !c.is_detached()).collect();
+    let mut unique: Vec<Arc<Attached>> = Vec::with_capacity(callbacks.len());
+    for callback in callbacks {
+        // One callback given twice (options and a scope) hears it once.
+        if !callback.is_detached() && !unique.iter().any(|c| c.same(&callback)) {
+            unique.push(callback);
+        }
+    }
+    let callbacks = unique;
     if callbacks.is_empty() {
         return (None, Ok(()));
     }
@@ -140,10 +205,16 @@ impl Watching {
 impl Drop for Watching {
     fn drop(&mut self) {
         let mut watches = WATCHES.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = watches.iter().position(|w| Arc::ptr_eq(w, &self.watch)) {
-            watches.swap_remove(i);
+        let removed = watches
+            .iter()
+            .position(|w| Arc::ptr_eq(w, &self.watch))
+            .map(|i| watches.swap_remove(i));
+        if removed.is_some() {
             ACTIVE.fetch_sub(1, Ordering::Release);
         }
+        drop(watches);
+        // The callbacks may go with it: their `Drop` runs after the lock.
+        drop(removed);
     }
 }
 
@@ -157,7 +228,8 @@ pub(crate) fn is_active() -> bool {
 pub(crate) struct Watched {
     started: Instant,
     /// Each callback once, even when several watched computes share the
-    /// task or one callback watches several of them.
+    /// task or one callback watches several of them (see "What attached
+    /// means" above).
     callbacks: Vec<Arc<Attached>>,
 }
 
@@ -172,7 +244,14 @@ pub(crate) fn task_started(core: &Core) -> (Option<Watched>, Result<(), Error>) 
     if !is_active() {
         return (None, Ok(()));
     }
-    let key = core.key();
+    let (key, internal) = {
+        let st = core.lock();
+        (core.key_locked(&st), core.is_internal(&st))
+    };
+    if internal {
+        // Not a task of the user's graph: nobody hears of it.
+        return (None, Ok(()));
+    }
     let mut callbacks: Vec<Arc<Attached>> = Vec::new();
     // Only collect under the lock: callbacks run after it is released.
     let watches = WATCHES.read().unwrap_or_else(PoisonError::into_inner);
@@ -267,4 +346,36 @@ pub(crate) fn failed_by<T>(
         }
         (_, result) => result,
     }
+}
+
+thread_local! {
+    /// How many task bodies run on this thread now, one inside another
+    /// (a body that computes a nested graph in place).
+    static IN_BODY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `f`, a task's body (or a poll of its future), marked as one.
+pub(crate) fn in_body<R>(f: impl FnOnce() -> R) -> R {
+    /// Takes the mark back, even when the body unwinds.
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            IN_BODY.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        }
+    }
+    IN_BODY.with(|depth| depth.set(depth.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+/// A task's body future, each poll marked with [`in_body`].
+pub(crate) async fn body<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| in_body(|| future.as_mut().poll(cx))).await
+}
+
+/// Whether a task's body runs on this thread now: a compute that starts
+/// here is nested in it.
+pub(crate) fn is_in_body() -> bool {
+    IN_BODY.with(Cell::get) > 0
 }

@@ -71,7 +71,7 @@ where
     F: FnOnce(&mut Deps) -> WorkResult<T>,
 {
     let ran = catch_unwind(AssertUnwindSafe(move || {
-        let result = work(&mut deps);
+        let result = watch::in_body(|| work(&mut deps));
         drop(deps);
         result
     }));
@@ -287,7 +287,7 @@ where
                 let result = match started {
                     Ok(()) => flatten(
                         &task_node.core,
-                        AssertUnwindSafe(future).catch_unwind().await,
+                        AssertUnwindSafe(watch::body(future)).catch_unwind().await,
                     ),
                     Err(panic) => {
                         guard::drop_quietly(future);
@@ -325,7 +325,8 @@ where
             Ok(future) => {
                 let task = Arc::clone(node);
                 Box::pin(async move {
-                    flatten(&task.core, AssertUnwindSafe(future).catch_unwind().await)
+                    let body = watch::body(future);
+                    flatten(&task.core, AssertUnwindSafe(body).catch_unwind().await)
                 })
             }
             Err(payload) => ready(Err(Error::panic(node.core.key(), payload))),

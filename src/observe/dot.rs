@@ -53,7 +53,12 @@ impl Graph {
     ///
     /// A failed node none of whose inputs failed is a root cause: it gets a
     /// thick red border. An edge from a failed input to a failed node is red
-    /// and bold, so the path of a failure stands out.
+    /// and bold, so the path of a failure stands out. A failed node keeps
+    /// the inputs that failed it, so the snapshot of a failed compute draws
+    /// that path from the root cause to the result.
+    ///
+    /// A legend at the top left, the graph's label, shows each state's
+    /// colour, the root cause's border and the failure path's colour.
     ///
     /// A graph of more than [`DOT_COLLAPSE_ABOVE`](Graph::DOT_COLLAPSE_ABOVE)
     /// nodes is collapsed by function name, like dask's `collapse_outputs`;
@@ -78,6 +83,9 @@ impl Graph {
     /// assert!(dot.starts_with("digraph delayed {"));
     /// assert!(dot.contains(r#""a" [label="inc\na""#));
     /// assert!(dot.contains(r#""a" -> "b";"#));
+    /// // The legend: each state with its fill colour.
+    /// assert!(dot.contains(r##"<td bgcolor="#b2df8a">done</td>"##));
+    /// assert!(dot.contains(r##"<td bgcolor="#fb9a99">failed</td>"##));
     /// ```
     pub fn to_dot(&self) -> String {
         self.to_dot_collapse_above(Some(Self::DOT_COLLAPSE_ABOVE))
@@ -105,20 +113,19 @@ impl Graph {
     /// #[delayed]
     /// fn total(xs: Vec<u64>) -> u64 { xs.iter().sum() }
     ///
-    /// // 20 `inc`s, the `list` node that gathers them into a `Vec`, `total`:
+    /// // 20 `inc`s and the `total` of them:
     /// let parts: Vec<_> = (0..20).map(inc).collect();
     /// let graph = total(parts).graph();
-    /// assert_eq!(graph.nodes().len(), 22);
+    /// assert_eq!(graph.nodes().len(), 21);
     ///
     /// // One box per function name:
     /// let dot = graph.to_dot_collapse_above(Some(10));
     /// assert!(dot.contains(r#""inc" [label="inc ×20\nwaiting 20""#));
-    /// assert!(dot.contains(r#""inc" -> "list" [label="×20"];"#));
-    /// assert!(dot.contains(r#""list" -> "total";"#));
+    /// assert!(dot.contains(r#""inc" -> "total" [label="×20"];"#));
     ///
     /// // Every node:
     /// let dot = graph.to_dot_collapse_above(None);
-    /// assert_eq!(dot.matches(" -> ").count(), 21);
+    /// assert_eq!(dot.matches(" -> ").count(), 20);
     /// ```
     pub fn to_dot_collapse_above(&self, threshold: Option<usize>) -> String {
         let items: Vec<Item<'_>> = self
@@ -289,6 +296,7 @@ fn render(items: &[Item<'_>], collapse_above: Option<usize>) -> String {
          color=\"#4d4d4d\"];\n",
     );
     out.push_str("    edge [color=\"#4d4d4d\", fontname=\"Helvetica\"];\n");
+    push_legend(&mut out);
     match collapse_above {
         Some(threshold) if items.len() > threshold => collapsed(items, &mut out),
         _ => full(items, &mut out),
@@ -332,8 +340,10 @@ fn full(items: &[Item<'_>], out: &mut String) {
         }
         out.push_str("];\n");
     }
-    // A failed node lets go of its inputs like a finished one, so the path
-    // from the root cause may be gone: draw where each failure came from.
+    // A failed node keeps the inputs that failed it, but the root cause may
+    // still be missing from its inputs (a graph merged from several
+    // snapshots, a compute that did not fail its dependents): draw where
+    // each such failure came from.
     for item in items {
         let Some(cause) = item.cause else { continue };
         if item.state != TaskState::Failed || cause == item.key || item.deps.iter().any(failed) {
@@ -517,6 +527,34 @@ fn fill(state: TaskState) -> &'static str {
         TaskState::Failed => "#fb9a99",
         TaskState::Cancelled => "#fdbf6f",
     }
+}
+
+/// The legend, as the graph's label at the top left: each state's fill
+/// colour, the border of a root cause and the colour of a failure path.
+/// A label, not nodes, so that it cannot clash with a key.
+fn push_legend(out: &mut String) {
+    out.push_str(
+        "    labelloc=\"t\";\n    labeljust=\"l\";\n    fontname=\"Helvetica\";\n    \
+         fontsize=10;\n",
+    );
+    out.push_str(
+        "    label=<<table border=\"0\" cellborder=\"1\" cellspacing=\"3\" \
+         cellpadding=\"3\"><tr><td border=\"0\">state</td>",
+    );
+    for state in ORDER {
+        out.push_str("<td bgcolor=\"");
+        out.push_str(fill(state));
+        out.push_str("\">");
+        out.push_str(&state.to_string());
+        out.push_str("</td>");
+    }
+    out.push_str(concat!(
+        "<td bgcolor=\"#fb9a99\" color=\"",
+        red!(),
+        "\" border=\"3\">root cause</td><td border=\"0\"><font color=\"",
+        red!(),
+        "\"><b>&#8594;</b> failure path</font></td></tr></table>>;\n"
+    ));
 }
 
 /// The attributes of an edge along a failure.

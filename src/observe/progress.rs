@@ -1,5 +1,6 @@
 //! A terminal progress bar for computes: dask's `ProgressBar`, on indicatif.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
 
-use crate::{Callback, Error, Graph, Outcome, TaskFinished, TaskState};
+use crate::{Callback, Error, Graph, Key, Outcome, TaskFinished, TaskState};
 
 /// What the bar shows: `{rate}` is tasks per second with one decimal.
 const TEMPLATE: &str =
@@ -33,17 +34,19 @@ const REFRESH_HZ: u8 = 20;
 /// the elapsed time, the tasks finished out of the tasks to run, the rate,
 /// an estimate of the time left and, once a task failed, how many did.
 ///
-/// - **What counts.** A compute's tasks to run are the nodes of its graph
-///   that are neither finished nor running when it starts: results already
-///   computed, and literal [`Delayed::value`](crate::Delayed::value) nodes,
-///   are not counted. A task counts as done when its body returns, with a
-///   value or an error; a task stopped before it finished (cancelled) does
-///   not count.
+/// - **What counts.** A compute's tasks to run are the nodes of its
+///   [graph](crate::Graph) that are neither finished nor running when it
+///   starts: results already computed are not counted, and neither are
+///   the nodes the crate makes for you (literals, and the node that
+///   gathers a `Vec` or tuple of nodes), which are not in the graph. A task
+///   counts as done when its body returns, with a value or an error; a
+///   task stopped before it finished (cancelled) does not count.
 /// - **The end.** When the compute finishes, the bar is finished with
-///   `done in 1.2s`, or, if it failed, left where it stopped with
-///   `failed: <error>` (`cancelled` when the compute was dropped). Tasks
-///   whose input failed never run, so a failed bar stops short of its
-///   length, but it never keeps spinning.
+///   `done in 1.2s`, or, if it failed, left where it stopped with the
+///   cause: ``failed: task `load-3` failed: permission denied`` names the
+///   task that failed first and its own error (`cancelled` when the
+///   compute was dropped). Tasks whose input failed never run, so a failed
+///   bar stops short of its length, but it never keeps spinning.
 /// - **Several computes at once.** Computes that overlap share one bar:
 ///   each start adds its tasks to the length, and the bar finishes when the
 ///   last of them finishes (as failed if any of them failed). A compute
@@ -51,7 +54,8 @@ const REFRESH_HZ: u8 = 20;
 ///   one bar per compute. The counters ([`position`](Self::position),
 ///   [`length`](Self::length), [`failures`](Self::failures)) describe the
 ///   current bar, or the last one. A task shared by two overlapping
-///   computes counts once for each compute that waits for it to run.
+///   computes counts once: the bar hears it once (see
+///   [`Callback`](crate::Callback)), and adds it to its length once.
 /// - **Where it draws.** [`new`](Self::new) draws on stderr only when
 ///   stderr is a terminal, so logs and pipes get no escape codes;
 ///   [`forced`](Self::forced) draws even when it is not, and
@@ -81,8 +85,8 @@ const REFRESH_HZ: u8 = 20;
 /// let bar = ProgressBar::new();
 /// let sum = result.compute_with(Options::new().callback(bar.clone())).await.unwrap();
 /// assert_eq!(sum, 60);
-/// // Four loads, the node that collects them, and the total:
-/// assert_eq!((bar.position(), bar.length()), (6, 6));
+/// // Four loads and the total (the `Vec` of loads is not a task):
+/// assert_eq!((bar.position(), bar.length()), (5, 5));
 ///
 /// // Every compute in a scope, like `with ProgressBar():`
 /// let _progress = delayed::observe(ProgressBar::new());
@@ -120,6 +124,9 @@ struct State {
     bar: Option<indicatif::ProgressBar>,
     /// Computes that started and have not finished.
     running: usize,
+    /// The tasks in the bar's length, so that a task two computes share
+    /// counts once.
+    counted: HashSet<Key>,
     /// Tasks of the current bar that failed.
     failures: u64,
     /// The first error a compute of the current bar returned.
@@ -331,21 +338,32 @@ impl Callback for ProgressBar {
             .nodes()
             .iter()
             .filter(|node| matches!(node.state(), TaskState::Waiting | TaskState::Cancelled))
-            .count() as u64;
+            .map(|node| node.key());
         let mut state = self.lock();
+        if state.running == 0 {
+            state.counted.clear();
+        }
+        let mut new = 0;
+        for key in to_run {
+            if state.counted.insert(key.clone()) {
+                new += 1;
+            }
+        }
         match (&state.bar, state.running) {
-            (Some(bar), 1..) => bar.inc_length(to_run),
+            (Some(bar), 1..) => bar.inc_length(new),
             _ => {
                 let bar = indicatif::ProgressBar::with_draw_target(
-                    Some(to_run),
+                    Some(new),
                     self.shared.target.draw_target(),
                 )
                 .with_style(style());
                 if !bar.is_hidden() {
                     bar.enable_steady_tick(TICK);
                 }
+                let counted = std::mem::take(&mut state.counted);
                 *state = State {
                     bar: Some(bar),
+                    counted,
                     ..State::default()
                 };
             }
@@ -392,9 +410,32 @@ impl Callback for ProgressBar {
         match &state.error {
             None => bar.finish_with_message(format!("done in {:.1?}", bar.elapsed())),
             Some(err) if err.is_cancelled() => bar.abandon_with_message("cancelled"),
-            Some(err) => bar.abandon_with_message(format!("failed: {err}")),
+            Some(err) => bar.abandon_with_message(format!("failed: {}", cause(err))),
         }
     }
+
+    fn identity(&self) -> usize {
+        // Clones share one bar: they are one callback.
+        Arc::as_ptr(&self.shared).cast::<()>() as usize
+    }
+}
+
+/// What made a compute fail, on one line: the error, which names the task
+/// that failed first, then each cause it gives, like
+/// ``task `load-3` failed: permission denied``.
+fn cause(err: &Error) -> String {
+    let mut line = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        // A message that already says its cause is not repeated.
+        if !message.is_empty() && !line.contains(&message) {
+            line.push_str(": ");
+            line.push_str(&message);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
 }
 
 /// The bar's look: see [`TEMPLATE`].

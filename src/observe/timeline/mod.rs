@@ -83,22 +83,14 @@ struct State {
     threads: Vec<Option<Arc<str>>>,
     /// The track number of each thread.
     tracks: HashMap<ThreadId, usize>,
-    /// Runs that started and have not finished, by key and start instant.
-    running: HashMap<(Key, Instant), Running>,
+    /// Runs that started and have not finished, by key and start instant:
+    /// their tracks. A timeline hears each run once, however many of the
+    /// computes it watches share the task.
+    running: HashMap<(Key, Instant), usize>,
     /// Runs that finished.
     tasks: Vec<TimelineTask>,
     /// The graphs of the computes watched, merged.
     graph: Graph,
-}
-
-/// A run that started and has not finished.
-struct Running {
-    track: usize,
-    /// How many times its start was delivered (once per watching compute
-    /// this timeline is attached to) and its end is still to come.
-    pending: usize,
-    /// Whether its end was recorded already.
-    recorded: bool,
 }
 
 /// One task run recorded by a [`Timeline`]: see [`Timeline::tasks`].
@@ -186,8 +178,8 @@ impl Timeline {
     /// top.compute_with(Options::new().callback(timeline.clone())).await.unwrap();
     ///
     /// let graph = timeline.graph();
-    /// assert_eq!(graph.count(TaskState::Done), 3);
-    /// assert_eq!(graph.nodes()[1].duration(), Some(Duration::from_millis(30)));
+    /// assert_eq!(graph.count(TaskState::Done), 2); // `then` and `top`
+    /// assert_eq!(graph.nodes()[0].duration(), Some(Duration::from_millis(30)));
     /// assert_eq!(graph.get("top").unwrap().deps().len(), 1, "edges are kept");
     /// # }
     /// ```
@@ -341,33 +333,15 @@ impl Callback for Timeline {
                 track
             }
         };
-        state
-            .running
-            .entry((task.key().clone(), task.at()))
-            .or_insert(Running {
-                track,
-                pending: 0,
-                recorded: false,
-            })
-            .pending += 1;
+        state.running.insert((task.key().clone(), task.at()), track);
     }
 
     fn task_finished(&self, task: &TaskFinished) {
         let mut state = self.lock();
         let id = (task.key().clone(), task.started());
-        let Some(run) = state.running.get_mut(&id) else {
+        let Some(track) = state.running.remove(&id) else {
             return;
         };
-        let first = !run.recorded;
-        run.recorded = true;
-        run.pending -= 1;
-        let track = run.track;
-        if run.pending == 0 {
-            state.running.remove(&id);
-        }
-        if !first {
-            return;
-        }
         let origin = state.origin.unwrap_or(task.started());
         let start = task.started().saturating_duration_since(origin);
         let thread_name = state.threads[track].clone();
