@@ -189,6 +189,7 @@ pub use crate::limit::Limit;
 pub use crate::observe::public::*;
 pub use crate::options::Options;
 pub use crate::retry::Retry;
+pub use crate::unzip::Unzip;
 pub use delayed_macros::{delayed, registry};
 
 /// The README's examples compile as doctests.
