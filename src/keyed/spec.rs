@@ -106,9 +106,10 @@ pub struct Call {
 /// map that holds any of these.
 ///
 /// A reference is always explicit (`{"ref": "load-1"}` in JSON), so it is
-/// never confused with a string. Nesting may be as deep as you like: every
-/// walk over an argument (checking, building, writing, cloning, comparing,
-/// dropping) uses an explicit stack.
+/// never confused with a string. Every walk over an argument (checking,
+/// building, writing, cloning, comparing, dropping) uses an explicit stack,
+/// so deep nesting built in code costs heap, not stack; a graph checks
+/// that its nesting stays within JSON's 128 levels.
 ///
 /// # Examples
 ///
