@@ -351,6 +351,7 @@ pub use crate::observe::public::*;
 pub use crate::options::Options;
 pub use crate::retry::Retry;
 pub use crate::tokenize::{Tokenize, Tokenizer};
+pub use crate::unzip::Unzip;
 #[doc = include_str!("docs/attribute.md")]
 #[doc(inline)]
 pub use delayed_macros::delayed;

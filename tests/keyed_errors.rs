@@ -771,13 +771,26 @@ fn a_task_of_the_wrong_form_names_its_key() {
     let cases = [
         (
             r#"{"ok": {"value": 1}, "a": 3}"#,
-            "invalid graph: key `a`: a task is an object, {\"fn\": ..., \"args\": [...]} \
-             or {\"value\": ...}, not `3`",
+            "invalid graph: key `a`: a task is a call {\"fn\": ..., \"args\": [...]}, a value \
+             {\"value\": ...}, an alias {\"ref\": ...} or a list [...], not `3`",
         ),
         (
-            r#"{"a": ["load", "x"]}"#,
-            "invalid graph: key `a`: a task is an object, {\"fn\": ..., \"args\": [...]} \
-             or {\"value\": ...}, not `[\"load\",\"x\"]`",
+            r#"{"ok": {"value": 1}, "a": "ok"}"#,
+            "invalid graph: key `a`: a task is a call {\"fn\": ..., \"args\": [...]}, a value \
+             {\"value\": ...}, an alias {\"ref\": ...} or a list [...], not `\"ok\"`",
+        ),
+        (
+            r#"{"a": {"ref": 3}}"#,
+            "invalid graph: key `a`: an alias `{\"ref\": ...}` names a key (a string), not `3`",
+        ),
+        (
+            r#"{"a": {"ref": "b", "index": -1}}"#,
+            "invalid graph: key `a`: `index` must be a whole number (the field to take), not `-1`",
+        ),
+        (
+            r#"{"a": {"fn": "load", "args": [{"ref": "b", "index": "0"}]}}"#,
+            "invalid graph: key `a`: argument 1: `index` must be a whole number (the field to \
+             take), not `\"0\"`",
         ),
         (
             r#"{"a": {}}"#,

@@ -6,10 +6,12 @@
 //! - Arbitrary bytes (read as lossy UTF-8), and valid graphs with random
 //!   byte edits.
 //! - Arbitrary JSON value trees of bounded depth, biased toward the shapes
-//!   of tasks, references and policies.
+//!   of tasks (calls, values, aliases, fields, lists), references, calls
+//!   written in place and policies.
 //! - Random graphs built with the API: references to existing keys,
 //!   missing keys and the key itself (cycles), arguments of the wrong
-//!   type, lists and maps with references inside, policies. There `validate`
+//!   type, lists and maps with references and calls inside, aliases, field
+//!   references, list keys, policies. There `validate`
 //!   and `get` must agree, and writing to JSON and reading back must give
 //!   the same graph.
 //!
@@ -104,17 +106,24 @@ fn echo(v: Value) -> Value {
     v
 }
 
+#[delayed(register)]
+fn split(x: u64) -> (u64, String) {
+    (x, x.to_string())
+}
+
 static LANE: Limit = Limit::new("lane", 2);
 
 fn registry() -> Registry {
-    let mut registry =
-        delayed::registry![inc, add, concat, maybe, pair, tally, rows, later, explode, fail, echo];
+    let mut registry = delayed::registry![
+        inc, add, concat, maybe, pair, tally, rows, later, explode, fail, echo, split
+    ];
     registry.limit(&LANE);
     registry
 }
 
-const FUNCTIONS: [&str; 11] = [
+const FUNCTIONS: [&str; 12] = [
     "inc", "add", "concat", "maybe", "pair", "tally", "rows", "later", "explode", "fail", "echo",
+    "split",
 ];
 
 fn quiet_injected_panics() {
@@ -164,20 +173,49 @@ fn check_outcome(
 }
 
 /// Keeps retries short, so that a fuzzed policy cannot make a run take
-/// minutes (4 billion attempts of a failing key are legitimately slow).
+/// minutes (4 billion attempts of a failing key are legitimately slow), in
+/// calls written in place too.
 fn tame(graph: &mut KeyedGraph) {
-    let probe = Delayed::value(0_u8).key();
     let keys: Vec<String> = graph.iter().map(|(k, _)| k.to_string()).collect();
     for key in keys {
-        if let Some(Task::Call(call)) = graph.get_mut(&key) {
-            if let Some(retry) = &call.policy().retry {
-                let short = retry.max_attempts() <= 3
-                    && (1..3).all(|n| retry.delay(&probe, n) <= Duration::from_millis(5));
-                if !short {
-                    call.policy_mut().retry = Some(Retry::attempts(retry.max_attempts().min(3)));
-                }
-            }
+        let tamed = match graph.get(&key) {
+            Some(Task::Call(call)) => Task::Call(tame_call(call)),
+            Some(Task::List(items)) => Task::List(items.iter().map(tame_arg).collect()),
+            _ => continue,
+        };
+        graph.insert(key, tamed);
+    }
+}
+
+fn tame_call(call: &Call) -> Call {
+    let probe = Delayed::value(0_u8).key();
+    let mut tamed = Call::new(call.function());
+    for arg in call.args() {
+        tamed = tamed.arg(tame_arg(arg));
+    }
+    *tamed.policy_mut() = call.policy().clone();
+    if let Some(retry) = &call.policy().retry {
+        let short = retry.max_attempts() <= 3
+            && (1..3).all(|n| retry.delay(&probe, n) <= Duration::from_millis(5));
+        if !short {
+            tamed.policy_mut().retry = Some(Retry::attempts(retry.max_attempts().min(3)));
         }
+    }
+    tamed
+}
+
+/// `arg` with its calls tamed (fuzzed arguments are a few levels deep).
+fn tame_arg(arg: &Arg) -> Arg {
+    match arg {
+        Arg::Call(call) => Arg::Call(tame_call(call)),
+        Arg::List(items) => Arg::List(items.iter().map(tame_arg).collect()),
+        Arg::Map(entries) => Arg::Map(
+            entries
+                .iter()
+                .map(|(name, item)| (name.clone(), tame_arg(item)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -270,6 +308,7 @@ fn word() -> impl Strategy<Value = String> {
         "explode",
         "fail",
         "echo",
+        "split",
         "laod",
         "a",
         "b",
@@ -279,6 +318,7 @@ fn word() -> impl Strategy<Value = String> {
         "fn",
         "args",
         "ref",
+        "index",
         "value",
         "limit",
         "retry",
@@ -323,6 +363,9 @@ fn json_value() -> impl Strategy<Value = Value> {
             prop::collection::vec((any_string(), inner.clone()), 0..5)
                 .prop_map(|entries| Value::Object(entries.into_iter().collect())),
             word().prop_map(|key| json!({ "ref": key })),
+            (word(), 0_u64..3).prop_map(|(key, index)| json!({ "ref": key, "index": index })),
+            (prop::sample::select(FUNCTIONS.to_vec()), inner.clone())
+                .prop_map(|(function, arg)| json!({ "fn": function, "args": [arg] })),
             inner.prop_map(|value| json!({ "value": value })),
         ]
     })
@@ -372,6 +415,9 @@ fn task() -> impl Strategy<Value = Value> {
     prop_oneof![
         6 => call,
         2 => json_value().prop_map(|value| json!({ "value": value })),
+        1 => word().prop_map(|key| json!({ "ref": key })),
+        1 => (word(), 0_u64..3).prop_map(|(key, index)| json!({ "ref": key, "index": index })),
+        1 => prop::collection::vec(json_value(), 0..4).prop_map(Value::Array),
         1 => json_value(),
     ]
 }
@@ -394,7 +440,12 @@ const SEED: &str = r#"{
   "e": {"fn": "tally", "args": [{"one": {"ref": "b"}, "two": 2}]},
   "f": {"fn": "echo", "args": [{"value": {"ref": "a"}}]},
   "g": {"fn": "maybe", "args": [null]},
-  "h": {"fn": "rows", "args": [[[{"ref": "e"}], [], [1, 2]]]}
+  "h": {"fn": "rows", "args": [[[{"ref": "e"}], [], [1, 2]]]},
+  "i": {"ref": "h"},
+  "j": [{"ref": "i"}, {"fn": "inc", "args": [{"fn": "add", "args": [[1, {"ref": "b"}]]}]}, 5],
+  "s": {"fn": "split", "args": [{"ref": "b"}]},
+  "t": {"fn": "concat", "args": [{"ref": "s", "index": 1}, {"ref": "u"}]},
+  "u": {"ref": "s", "index": 1}
 }"#;
 
 /// One edit of a text: delete, insert or replace a byte somewhere.
@@ -437,8 +488,14 @@ fn arg() -> impl Strategy<Value = Arg> {
         1 => leaf().prop_map(Arg::Value),
         1 => json_value().prop_map(Arg::Value),
     ];
+    let leaf = prop_oneof![
+        10 => leaf,
+        1 => ((0_usize..KEYS + 1), 0_usize..3).prop_map(|(n, index)| Arg::field(format!("k{n}"), index)),
+    ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
+            (prop::sample::select(FUNCTIONS.to_vec()), inner.clone())
+                .prop_map(|(function, arg)| Arg::call(Call::new(function).arg(arg))),
             prop::collection::vec(inner.clone(), 0..4).prop_map(Arg::list),
             prop::collection::vec(
                 (
@@ -503,6 +560,9 @@ fn structured_task() -> impl Strategy<Value = Task> {
         5 => call,
         1 => json_value().prop_map(Task::Value),
         1 => (0_u64..5).prop_map(Task::value),
+        1 => (0_usize..KEYS + 1).prop_map(|n| Task::alias(format!("k{n}"))),
+        1 => (0_usize..KEYS + 1, 0_usize..3).prop_map(|(n, index)| Task::field(format!("k{n}"), index)),
+        1 => prop::collection::vec(arg(), 0..4).prop_map(Task::list),
     ]
 }
 

@@ -1,15 +1,19 @@
-//! Checking a keyed graph and turning it into nodes: only the keys the
-//! requested outputs need (dask's cull), every error found before anything
-//! runs, and no recursion over keys.
+//! Turning a planned keyed graph into nodes: each key (and each call
+//! written in place) after what it refers to, so an argument always finds
+//! what it names already built. Every error is found before anything runs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::get::{assemble, Part};
 use super::json::task_key;
+use super::plan::{self, inside_of, Item, Plan};
+use super::probe::Fields;
 use super::registry::{Entry, Registry};
-use super::spec::{Call, KeyedGraph, Policy, Task};
+use super::shape::{bridge, short_type, type_name};
+use super::spec::{Arg, Call, KeyedGraph, Policy, Task};
 use crate::engine::intern;
 use crate::engine::view::NodeView;
 use crate::{Delayed, Error};
@@ -17,27 +21,27 @@ use crate::{Delayed, Error};
 /// The keys built so far, for arguments to refer to. Not a stable API.
 #[doc(hidden)]
 pub struct Scope<'a> {
-    built: HashMap<&'a str, Built<'a>>,
+    keys: HashMap<&'a str, Resolved<'a>>,
+    /// Calls written in place, by address.
+    inline: HashMap<usize, Resolved<'a>>,
 }
 
-/// What a built key is.
+/// What a key (or an argument that refers to one) stands for, once aliases
+/// and fields are followed.
 #[derive(Clone)]
-enum Built<'a> {
-    Node {
-        task: NodeView,
-        type_name: &'static str,
-        entry: &'a Entry,
-    },
-    Value(&'a Value),
-}
-
-/// A key, as an argument sees it.
 pub(crate) enum Resolved<'a> {
+    /// A node's output, or a field of it (`path`, outermost first).
     Node {
         task: NodeView,
-        type_name: &'static str,
+        entry: &'a Entry,
+        path: Vec<usize>,
     },
+    /// A literal.
     Value(&'a Value),
+    /// A list of arguments, built where it is used.
+    List(&'a [Arg]),
+    /// A map of arguments, built where it is used.
+    Map(&'a BTreeMap<String, Arg>),
 }
 
 impl Scope<'_> {
@@ -45,33 +49,132 @@ impl Scope<'_> {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn empty() -> Scope<'static> {
         Scope {
-            built: HashMap::new(),
+            keys: HashMap::new(),
+            inline: HashMap::new(),
         }
     }
 }
 
 impl<'a> Scope<'a> {
-    /// The key `key`, which the walk built before anything that refers to
-    /// it.
-    pub(crate) fn resolve(&self, key: &str) -> Resolved<'a> {
-        match self.built.get(key) {
-            Some(Built::Node {
-                task, type_name, ..
-            }) => Resolved::Node {
-                task: task.clone(),
-                type_name,
-            },
-            Some(Built::Value(value)) => Resolved::Value(value),
-            None => unreachable!("delayed: key `{key}` was referred to before it was built"),
+    /// What `arg` stands for: a literal, a list or a map as written, or
+    /// what the key, field or call it names was built as.
+    pub(crate) fn resolve<'x>(&self, arg: &'x Arg) -> Result<Resolved<'x>, String>
+    where
+        'a: 'x,
+    {
+        let mut arg = arg;
+        // A field of a list key's item that is itself a field: follow the
+        // chain, one step per turn.
+        loop {
+            return match arg {
+                Arg::Value(value) => Ok(Resolved::Value(value)),
+                Arg::List(items) => Ok(Resolved::List(items)),
+                Arg::Map(entries) => Ok(Resolved::Map(entries)),
+                Arg::Ref(key) => self.key(key),
+                Arg::Call(call) => self.inline.get(&address(call)).cloned().ok_or_else(|| {
+                    format!("the call of `{}` is not available here", call.function)
+                }),
+                Arg::Field(key, index) => match field(self.key(key)?, *index, key)? {
+                    Field::Done(resolved) => Ok(resolved),
+                    Field::Arg(item) => {
+                        arg = item;
+                        continue;
+                    }
+                },
+            };
         }
     }
+
+    fn key<'x>(&self, key: &str) -> Result<Resolved<'x>, String>
+    where
+        'a: 'x,
+    {
+        self.keys
+            .get(key)
+            .cloned()
+            .ok_or_else(|| format!("key `{key}` is not available here"))
+    }
+}
+
+/// A field of something resolved: resolved, or an item of a list still to
+/// resolve.
+enum Field<'x> {
+    Done(Resolved<'x>),
+    Arg(&'x Arg),
+}
+
+/// Field `index` of `base`, which key `key` stands for.
+fn field<'x>(base: Resolved<'x>, index: usize, key: &str) -> Result<Field<'x>, String> {
+    match base {
+        Resolved::Node {
+            task,
+            entry,
+            mut path,
+        } => {
+            if path.is_empty() {
+                match entry.fields {
+                    Fields::Tuple(len) if index < len => {}
+                    Fields::Tuple(len) => {
+                        return Err(format!(
+                            "key `{key}` makes a `{}`, which has {len} field{}, so no field {index}",
+                            short_type(entry.output()),
+                            if len == 1 { "" } else { "s" }
+                        ))
+                    }
+                    Fields::None => {
+                        return Err(format!(
+                            "key `{key}` makes a `{}`, which is not a tuple, so it has no field {index}",
+                            short_type(entry.output())
+                        ))
+                    }
+                }
+            } else if super::super::unzip::field_name(index).is_none() {
+                return Err(format!(
+                    "field {index} of key `{key}`: a field inside a field is one of the first 16"
+                ));
+            }
+            path.push(index);
+            Ok(Field::Done(Resolved::Node { task, entry, path }))
+        }
+        Resolved::Value(value) => match value {
+            Value::Array(items) => items
+                .get(index)
+                .map(|item| Field::Done(Resolved::Value(item)))
+                .ok_or_else(|| {
+                    format!(
+                        "key `{key}` is a list of {} items, so it has no item {index}",
+                        items.len()
+                    )
+                }),
+            other => Err(format!(
+                "key `{key}` is `{}`, not a list, so it has no item {index}",
+                super::json::short(other)
+            )),
+        },
+        Resolved::List(items) => items.get(index).map(Field::Arg).ok_or_else(|| {
+            format!(
+                "key `{key}` is a list of {} items, so it has no item {index}",
+                items.len()
+            )
+        }),
+        Resolved::Map(_) => Err(format!("key `{key}` is a map, so it has no item {index}")),
+    }
+}
+
+/// Identifies a call written in place while the graph is borrowed.
+fn address(call: &Call) -> usize {
+    std::ptr::from_ref(call) as usize
 }
 
 impl KeyedGraph {
     /// Checks the whole graph against `registry` without running anything:
-    /// every reference names a key, there is no cycle, every function is
-    /// registered and gets the right number of arguments of the right
-    /// types, and every limit is registered.
+    /// every reference names a key, there is no cycle (aliases included),
+    /// every function is registered and gets the right number of arguments
+    /// of the right types, every field exists, every limit is registered,
+    /// and no literal nests deeper than JSON can (128 levels).
+    ///
+    /// Nothing recurses: a graph built in code with lists nested 100,000
+    /// deep gets an error, not a stack overflow.
     ///
     /// # Errors
     ///
@@ -81,7 +184,7 @@ impl KeyedGraph {
     /// # Examples
     ///
     /// ```
-    /// use delayed::keyed::KeyedGraph;
+    /// use delayed::keyed::{Arg, Call, KeyedGraph};
     ///
     /// #[delayed::delayed(register)]
     /// fn inc(x: u64) -> u64 { x + 1 }
@@ -90,6 +193,15 @@ impl KeyedGraph {
     /// let graph = KeyedGraph::from_json(r#"{"a": {"fn": "inc", "args": [{"ref": "b"}]}}"#).unwrap();
     /// let err = graph.validate(&registry).unwrap_err();
     /// assert_eq!(err.to_string(), "invalid graph: key `a` refers to missing key `b` (argument `x` of `inc`)");
+    ///
+    /// let mut deep = Arg::value(1);
+    /// for _ in 0..10_000 {
+    ///     deep = Arg::list([deep]);
+    /// }
+    /// let mut graph = KeyedGraph::new();
+    /// graph.insert("k", Call::new("inc").arg(deep));
+    /// let err = graph.validate(&registry).unwrap_err();
+    /// assert!(err.to_string().contains("nests more than 128 levels deep"), "{err}");
     /// ```
     pub fn validate(&self, registry: &Registry) -> Result<(), Error> {
         let keys: Vec<&str> = self.tasks.keys().map(String::as_str).collect();
@@ -98,6 +210,9 @@ impl KeyedGraph {
 
     /// The node of `key` and of everything it needs, typed, to compute with
     /// any of `Delayed`'s methods (options, sequential, ...).
+    ///
+    /// A call key gives its node, an alias the node it names; a value, a
+    /// field or a list key gives a node that makes it.
     ///
     /// # Errors
     ///
@@ -114,11 +229,17 @@ impl KeyedGraph {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let registry = delayed::registry![inc];
-    /// let graph = KeyedGraph::from_json(r#"{"a": {"fn": "inc", "args": [1]}}"#).unwrap();
+    /// let graph = KeyedGraph::from_json(r#"{
+    ///     "a": {"fn": "inc", "args": [1]},
+    ///     "both": [{"ref": "a"}, {"fn": "inc", "args": [{"ref": "a"}]}]
+    /// }"#).unwrap();
     /// let a = graph.delayed::<u64>(&registry, "a").unwrap();
     /// assert_eq!(a.key().to_string(), "a");
     /// assert_eq!(a.compute().await.unwrap(), 2);
     /// assert!(graph.delayed::<String>(&registry, "a").is_err());
+    ///
+    /// let both = graph.delayed::<Vec<u64>>(&registry, "both").unwrap();
+    /// assert_eq!(both.compute().await.unwrap(), [2, 3]);
     /// # }
     /// ```
     pub fn delayed<T>(&self, registry: &Registry, key: &str) -> Result<Delayed<T>, Error>
@@ -127,10 +248,11 @@ impl KeyedGraph {
     {
         let built = build(self, registry, &[key])?;
         let at = format!("key `{key}`");
-        match built.into_iter().next() {
-            Some(Built::Node {
-                task, type_name, ..
-            }) => {
+        let Some(root) = built.roots.first() else {
+            return Err(Error::invalid(task_key(key), format!("no key `{key}`")));
+        };
+        match root.clone() {
+            Resolved::Node { task, entry, path } if path.is_empty() => {
                 if task.makes::<T>() {
                     Ok(Delayed::from_view(task))
                 } else {
@@ -138,271 +260,145 @@ impl KeyedGraph {
                         task_key(key),
                         format!(
                             "{at} makes a `{}`, not a `{}`",
-                            super::shape::short_type(type_name),
-                            super::shape::type_name::<T>()
+                            short_type(entry.output()),
+                            type_name::<T>()
                         ),
                     ))
                 }
             }
-            Some(Built::Value(value)) => T::deserialize(value)
+            Resolved::Node { task, entry, path } => Ok(bridge::<T>(task, entry, &path).named(key)),
+            Resolved::Value(value) => T::deserialize(value)
                 .map(|value| Delayed::value(value).named(key))
                 .map_err(|err| Error::invalid(task_key(key), format!("{at}: {err}"))),
-            None => Err(Error::invalid(task_key(key), format!("no key `{key}`"))),
+            Resolved::List(_) | Resolved::Map(_) => {
+                let parts = vec![Part::Root(root.clone())];
+                let node = assemble(&built.scope, parts, |mut values| {
+                    let value = values.pop().unwrap_or(Value::Null);
+                    T::deserialize(value).map_err(|err| err.to_string())
+                })
+                .map_err(|message| Error::invalid(task_key(key), format!("{at}: {message}")))?;
+                Ok(node.named(key))
+            }
         }
     }
 }
 
-/// Computes `key` of `graph`, whose functions are in `registry`, and
-/// returns its output as JSON: dask's `get(dsk, key)`.
-///
-/// Only the keys `key` needs run; shared keys run once; independent keys
-/// overlap. The graph is checked first and nothing runs if it is invalid.
-/// Dropping the future cancels the run, as for [`Delayed::compute`].
-///
-/// # Errors
-///
-/// An invalid graph ([`Error::is_invalid`]), or the first task that
-/// failed, named by its key.
-///
-/// # Examples
-///
-/// ```
-/// use delayed::keyed::{get, KeyedGraph};
-///
-/// #[delayed::delayed(register)]
-/// fn add(x: u64, y: u64) -> u64 { x + y }
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let registry = delayed::registry![add];
-/// let graph = KeyedGraph::from_json(r#"{
-///     "x": {"value": 1},
-///     "y": {"fn": "add", "args": [{"ref": "x"}, 10]},
-///     "z": {"fn": "add", "args": [{"ref": "y"}, {"ref": "y"}]}
-/// }"#).unwrap();
-/// assert_eq!(get(&graph, &registry, "z").await.unwrap(), 22);
-/// # }
-/// ```
-pub async fn get(graph: &KeyedGraph, registry: &Registry, key: &str) -> Result<Value, Error> {
-    let mut values = get_many(graph, registry, &[key]).await?;
-    Ok(values.pop().unwrap_or(Value::Null))
-}
-
-/// Computes several keys of `graph` together, sharing what they have in
-/// common, and returns their outputs in order: dask's `get(dsk, [keys])`.
-///
-/// # Errors
-///
-/// As for [`get`]; fail-fast: the first failure cancels the rest.
-///
-/// # Examples
-///
-/// ```
-/// use delayed::keyed::{get_many, KeyedGraph};
-///
-/// #[delayed::delayed(register)]
-/// fn double(x: u64) -> u64 { x * 2 }
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let registry = delayed::registry![double];
-/// let graph = KeyedGraph::from_json(r#"{
-///     "a": {"fn": "double", "args": [1]},
-///     "b": {"fn": "double", "args": [{"ref": "a"}]}
-/// }"#).unwrap();
-/// let both = get_many(&graph, &registry, &["a", "b"]).await.unwrap();
-/// assert_eq!(both, [2, 4]);
-/// # }
-/// ```
-pub async fn get_many(
-    graph: &KeyedGraph,
-    registry: &Registry,
-    keys: &[&str],
-) -> Result<Vec<Value>, Error> {
-    let outputs = build(graph, registry, keys)?
-        .into_iter()
-        .map(|built| match built {
-            Built::Node { task, entry, .. } => (entry.get)(task),
-            Built::Value(value) => {
-                let value = value.clone();
-                Box::pin(async move { Ok(value) })
-            }
-        });
-    futures::future::try_join_all(outputs).await
+/// A built graph: the scope of what was built, and what the roots stand
+/// for, in order.
+pub(crate) struct Built<'a> {
+    pub(crate) scope: Scope<'a>,
+    pub(crate) roots: Vec<Resolved<'a>>,
 }
 
 /// Builds the nodes of `roots` and of every key they need.
-fn build<'a>(
+pub(crate) fn build<'a>(
     graph: &'a KeyedGraph,
     registry: &'a Registry,
     roots: &[&str],
-) -> Result<Vec<Built<'a>>, Error> {
-    let order = order(graph, registry, roots)?;
+) -> Result<Built<'a>, Error> {
+    let Plan { order, inline } = plan::plan(graph, registry, roots)?;
     let mut scope = Scope {
-        built: HashMap::with_capacity(order.len()),
+        keys: HashMap::with_capacity(order.len()),
+        inline: HashMap::with_capacity(inline.len()),
     };
-    for key in order {
-        let built = match &graph.tasks[key] {
-            Task::Value(value) => Built::Value(value),
-            Task::Call(call) => call_node(graph, registry, &scope, key, call)?,
-        };
-        scope.built.insert(key, built);
-    }
-    Ok(roots.iter().map(|root| scope.built[root].clone()).collect())
-}
-
-/// The keys `roots` need, each after the keys it refers to. Finds missing
-/// keys, cycles, unknown functions and wrong argument counts.
-fn order<'a>(
-    graph: &'a KeyedGraph,
-    registry: &Registry,
-    roots: &[&str],
-) -> Result<Vec<&'a str>, Error> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Open,
-        Done,
-    }
-    let mut marks: HashMap<&str, Mark> = HashMap::new();
-    let mut order = Vec::new();
-    // Each frame: a key and the keys it refers to, still to visit.
-    let mut stack: Vec<(&str, Vec<&str>)> = Vec::new();
-    for root in roots {
-        let Some((root, _)) = graph.tasks.get_key_value(*root) else {
-            return Err(Error::invalid(
-                task_key(root),
-                format!("no key `{root}` in the graph"),
-            ));
-        };
-        if marks.contains_key(root.as_str()) {
-            continue;
-        }
-        marks.insert(root, Mark::Open);
-        stack.push((root, refs(graph, registry, root)?));
-        while let Some((key, pending)) = stack.last_mut() {
-            let key = *key;
-            let Some(next) = pending.pop() else {
-                marks.insert(key, Mark::Done);
-                order.push(key);
-                stack.pop();
-                continue;
-            };
-            let Some((next, _)) = graph.tasks.get_key_value(next) else {
-                return Err(missing(graph, registry, key, next));
-            };
-            match marks.get(next.as_str()) {
-                Some(Mark::Done) => {}
-                Some(Mark::Open) => {
-                    let start = stack.iter().position(|(k, _)| *k == next).unwrap_or(0);
-                    let cycle: Vec<String> = stack[start..]
-                        .iter()
-                        .map(|(k, _)| format!("`{k}`"))
-                        .chain([format!("`{next}`")])
-                        .collect();
-                    return Err(Error::invalid(
-                        task_key(next),
-                        format!("cycle: {}", cycle.join(" -> ")),
-                    ));
-                }
-                None => {
-                    marks.insert(next, Mark::Open);
-                    let pending = refs(graph, registry, next)?;
-                    stack.push((next, pending));
-                }
-            }
-        }
-    }
-    Ok(order)
-}
-
-/// The keys that `key`'s task refers to, last first; checks its function
-/// and argument count on the way.
-fn refs<'a>(graph: &'a KeyedGraph, registry: &Registry, key: &str) -> Result<Vec<&'a str>, Error> {
-    let Task::Call(call) = &graph.tasks[key] else {
-        return Ok(Vec::new());
-    };
-    let entry = entry(registry, key, call)?;
-    if call.args.len() != entry.params.len() {
-        let params: Vec<_> = entry.params().collect();
-        return Err(Error::invalid(
-            task_key(key),
-            format!(
-                "key `{key}` calls `{}` with {} argument{}, but it takes {} ({})",
-                call.function,
-                call.args.len(),
-                if call.args.len() == 1 { "" } else { "s" },
-                params.len(),
-                params.join(", ")
-            ),
-        ));
-    }
-    let mut keys = Vec::new();
-    for arg in &call.args {
-        arg.refs(&mut |key| keys.push(key));
-    }
-    keys.reverse();
-    Ok(keys)
-}
-
-fn entry<'r>(registry: &'r Registry, key: &str, call: &Call) -> Result<&'r Entry, Error> {
-    registry.function(&call.function).ok_or_else(|| {
-        let hint = match registry.closest(&call.function) {
-            Some(close) => format!("; did you mean `{close}`?"),
-            None => {
-                let known: Vec<_> = registry.names().collect();
-                format!("; registered: {}", known.join(", "))
-            }
-        };
-        Error::invalid(
-            task_key(key),
-            format!(
-                "key `{key}` calls `{}`, which is not a registered function{hint}",
-                call.function
-            ),
-        )
-    })
-}
-
-/// The error for a reference from `key` to a key that does not exist,
-/// with where the reference is.
-fn missing(graph: &KeyedGraph, registry: &Registry, key: &str, target: &str) -> Error {
-    let mut place = String::new();
-    if let Task::Call(call) = &graph.tasks[key] {
-        let names: Vec<&str> = registry
-            .function(&call.function)
-            .map(|entry| entry.params().collect())
-            .unwrap_or_default();
-        for (i, arg) in call.args.iter().enumerate() {
-            let mut found = false;
-            arg.refs(&mut |k| found |= k == target);
-            if found {
-                place = match names.get(i) {
-                    Some(name) => format!(" (argument `{name}` of `{}`)", call.function),
-                    None => format!(" (argument {} of `{}`)", i + 1, call.function),
+    for item in order {
+        match item {
+            Item::Key(key) => {
+                let resolved = match &graph.tasks[key] {
+                    Task::Value(value) => Resolved::Value(value),
+                    Task::Call(call) => {
+                        let (task, entry) = call_node(graph, registry, &scope, key, call, None)?;
+                        task.rename(key);
+                        Resolved::Node {
+                            task,
+                            entry,
+                            path: Vec::new(),
+                        }
+                    }
+                    Task::Alias(target) => scope.keys[target.as_str()].clone(),
+                    Task::Field(target, index) => {
+                        let base = scope.keys[target.as_str()].clone();
+                        let field = field(base, *index, target)
+                            .and_then(|field| match field {
+                                Field::Done(resolved) => Ok(resolved),
+                                Field::Arg(item) => scope.resolve(item),
+                            })
+                            .map_err(|message| {
+                                Error::invalid(task_key(key), format!("key `{key}`: {message}"))
+                            })?;
+                        field
+                    }
+                    Task::List(items) => {
+                        check_fields(&scope, items).map_err(|message| {
+                            Error::invalid(task_key(key), format!("key `{key}`: {message}"))
+                        })?;
+                        Resolved::List(items)
+                    }
                 };
-                break;
+                scope.keys.insert(key, resolved);
+            }
+            Item::Inline(i) => {
+                let written = &inline[i];
+                let (task, entry) = call_node(
+                    graph,
+                    registry,
+                    &scope,
+                    written.owner,
+                    written.call,
+                    Some(&written.place),
+                )?;
+                task.rename(written.key.as_str());
+                scope.inline.insert(
+                    address(written.call),
+                    Resolved::Node {
+                        task,
+                        entry,
+                        path: Vec::new(),
+                    },
+                );
             }
         }
     }
-    Error::invalid(
-        task_key(key),
-        format!("key `{key}` refers to missing key `{target}`{place}"),
-    )
+    let roots = roots.iter().map(|root| scope.keys[root].clone()).collect();
+    Ok(Built { scope, roots })
 }
 
-/// Builds the node of one call from its arguments' nodes.
+/// Checks the field references in a list's items (those in calls are
+/// checked with their calls).
+fn check_fields(scope: &Scope<'_>, items: &[Arg]) -> Result<(), String> {
+    let mut stack: Vec<&Arg> = items.iter().collect();
+    while let Some(arg) = stack.pop() {
+        match arg {
+            Arg::Field(..) => drop(scope.resolve(arg)?),
+            Arg::List(items) => stack.extend(items),
+            Arg::Map(entries) => stack.extend(entries.values()),
+            Arg::Value(_) | Arg::Ref(_) | Arg::Call(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Builds the node of one call from its arguments' nodes; `inside` says
+/// where a call written in place stands.
 fn call_node<'a>(
     graph: &'a KeyedGraph,
     registry: &'a Registry,
     scope: &Scope<'a>,
     key: &str,
     call: &'a Call,
-) -> Result<Built<'a>, Error> {
-    let entry = entry(registry, key, call)?;
+    inside: Option<&str>,
+) -> Result<(NodeView, &'a Entry), Error> {
+    let entry = plan::entry(registry, key, call, inside)?;
     let mut nodes = Vec::with_capacity(call.args.len());
     for (arg, (name, param)) in call.args.iter().zip(&entry.params) {
         let node = param.build_node(arg, scope, name).map_err(|message| {
+            let inside = match inside {
+                Some(place) => format!(", inside {place}"),
+                None => String::new(),
+            };
             Error::invalid(
                 task_key(key),
-                format!("key `{key}` (`{}`): {message}", call.function),
+                format!("key `{key}` (`{}`{inside}): {message}", call.function),
             )
         })?;
         nodes.push(node);
@@ -410,17 +406,18 @@ fn call_node<'a>(
     // A key's node is its own: never an equal pure node someone else holds.
     let task = intern::distinct(|| entry.call(nodes));
     let policy = call.policy.or(graph.functions.get(&call.function));
-    apply(registry, key, &task, &policy)?;
-    task.rename(key);
-    Ok(Built::Node {
-        task,
-        type_name: entry.output(),
-        entry,
-    })
+    apply(registry, key, &task, &policy, inside)?;
+    Ok((task, entry))
 }
 
 /// Sets a key's policy on its node.
-fn apply(registry: &Registry, key: &str, task: &NodeView, policy: &Policy) -> Result<(), Error> {
+fn apply(
+    registry: &Registry,
+    key: &str,
+    task: &NodeView,
+    policy: &Policy,
+    inside: Option<&str>,
+) -> Result<(), Error> {
     if policy.is_empty() {
         return Ok(());
     }
@@ -429,8 +426,9 @@ fn apply(registry: &Registry, key: &str, task: &NodeView, policy: &Policy) -> Re
             Error::invalid(
                 task_key(key),
                 format!(
-                    "key `{key}` runs under limit `{name}`, which is not registered \
-                     (add it with `Registry::limit`)"
+                    "key `{key}`{} runs under limit `{name}`, which is not registered \
+                     (add it with `Registry::limit`)",
+                    inside_of(inside)
                 ),
             )
         })?),

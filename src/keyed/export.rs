@@ -19,8 +19,9 @@ pub struct Exporter<'a> {
     keys: HashMap<String, usize>,
     /// Registered nodes still to write.
     queue: Vec<NodeView>,
-    /// Named values, written as value keys.
-    values: Vec<(String, serde_json::Value)>,
+    /// Keys that are not calls: named values, and fields of unzipped
+    /// tuples that have keys of their own.
+    tasks: Vec<(String, Task)>,
     /// Write every value in place, named or not.
     inline: bool,
     /// Refer to registered calls without writing them (one call's
@@ -36,7 +37,7 @@ impl<'a> Exporter<'a> {
             registry,
             keys: HashMap::new(),
             queue: Vec::new(),
-            values: Vec::new(),
+            tasks: Vec::new(),
             inline: true,
             shallow: false,
         }
@@ -62,14 +63,23 @@ impl<'a> Exporter<'a> {
         }
         let key = node.0.key().to_string();
         if self.claim(&key, &node.0)? {
-            self.values.push((key.clone(), value));
+            self.tasks.push((key.clone(), Task::Value(value)));
         }
         Ok(Arg::Ref(key))
     }
 
-    /// A reference to a registered call, which will be written too.
+    /// A reference to a registered call, which will be written too, or to
+    /// a field of one (a node of `Delayed::unzip`).
     pub(crate) fn reference(&mut self, node: &Node) -> Result<Arg, String> {
         let node = &node.0;
+        if let Some(field) = self.field(node, false)? {
+            return Ok(field);
+        }
+        self.call_reference(node)
+    }
+
+    /// A reference to a registered call, which will be written too.
+    fn call_reference(&mut self, node: &NodeView) -> Result<Arg, String> {
         if node.origin() != Origin::Registered {
             return Err(format!(
                 "node `{}` is not a call of a registered function, so it has no place in a \
@@ -86,6 +96,47 @@ impl<'a> Exporter<'a> {
             self.queue.push(node.clone());
         }
         Ok(Arg::Ref(key))
+    }
+
+    /// For a field node (made by `unzip`, or by a keyed graph's field
+    /// reference): a reference to that field of its tuple's key, in place,
+    /// or as a key of its own when the node has a name of its own (or
+    /// `keyed` asks for one). `None` for any other node.
+    fn field(&mut self, node: &NodeView, keyed: bool) -> Result<Option<Arg>, String> {
+        let Some(index) = field_of(node) else {
+            return Ok(None);
+        };
+        // The chain of fields down to the tuple, nearest first: a field of a
+        // field has the inner field as its tuple, which gets a key.
+        let mut chain = vec![(node.clone(), index)];
+        let mut input = first_input(node)?;
+        while let Some(index) = field_of(&input) {
+            let next = first_input(&input)?;
+            chain.push((input, index));
+            input = next;
+        }
+        let mut source = match &mut self.call_reference(&input)? {
+            Arg::Ref(key) => std::mem::take(key),
+            _ => {
+                return Err(format!(
+                    "the tuple of field node `{}` has no key",
+                    node.key()
+                ))
+            }
+        };
+        let top = chain.len() - 1;
+        for (i, (field, index)) in chain.into_iter().rev().enumerate() {
+            let last = i == top;
+            if last && !keyed && !field.has_custom_key() {
+                return Ok(Some(Arg::Field(source, index)));
+            }
+            let key = field.key().to_string();
+            if self.claim(&key, &field)? && !self.shallow {
+                self.tasks.push((key.clone(), Task::Field(source, index)));
+            }
+            source = key;
+        }
+        Ok(Some(Arg::Ref(source)))
     }
 
     /// Gives `key` to `node`: true the first time, false when `node` has it
@@ -188,20 +239,24 @@ impl KeyedGraph {
             registry,
             keys: HashMap::new(),
             queue: Vec::new(),
-            values: Vec::new(),
+            tasks: Vec::new(),
             inline: false,
             shallow: false,
         };
-        exporter
-            .reference(&Node(root.clone()))
-            .map_err(|message| fail(root, message))?;
+        // The root gets a key, a field node too.
+        let rooted = match exporter.field(root, true) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => exporter.call_reference(root).map(drop),
+            Err(message) => Err(message),
+        };
+        rooted.map_err(|message| fail(root, message))?;
         while let Some(node) = exporter.queue.pop() {
             let key = node.key().to_string();
             let task = call_of(&mut exporter, &node)?;
             self.merge(&key, task)?;
         }
-        for (key, value) in std::mem::take(&mut exporter.values) {
-            self.merge(&key, Task::Value(value))?;
+        for (key, task) in std::mem::take(&mut exporter.tasks) {
+            self.merge(&key, task)?;
         }
         Ok(root_key)
     }
@@ -218,6 +273,25 @@ impl KeyedGraph {
             }
         }
     }
+}
+
+/// The field a field node picks; `None` for other nodes.
+fn field_of(node: &NodeView) -> Option<usize> {
+    if node.origin() != Origin::Call {
+        return None;
+    }
+    crate::unzip::field_index(node.name())
+}
+
+/// The tuple of an unfinished field node.
+fn first_input(node: &NodeView) -> Result<NodeView, String> {
+    node.inputs().into_iter().next().ok_or_else(|| {
+        format!(
+            "field node `{}` has its value, but not its type here; export the node that uses it, \
+             or its tuple",
+            node.key()
+        )
+    })
 }
 
 fn fail(node: &NodeView, message: String) -> Error {

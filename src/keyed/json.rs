@@ -1,12 +1,16 @@
-//! Keyed graphs in JSON: reading with errors that name the key, writing in
-//! a stable order.
+//! Reading keyed graphs from JSON, with errors that name the key: every
+//! object of a task is read with its repeated fields rejected, then turned
+//! into a task.
+//!
+//! Reading recurses over the JSON's nesting, which serde_json keeps to 128
+//! levels, so the stack it uses is bounded.
 
-use std::collections::HashSet;
-use std::fmt::{self, Write as _};
+use std::cell::Cell;
+use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use super::spec::{Arg, Call, KeyedGraph, Policy, Task};
 use crate::key::{Key, KeyId};
@@ -21,12 +25,23 @@ const RETRY_FIELDS: &str =
 impl KeyedGraph {
     /// Reads a graph from JSON: an object from keys to tasks.
     ///
-    /// A task is a call, `{"fn": "clean", "args": [{"ref": "load-1"}]}`,
-    /// or a value, `{"value": 3}`. In arguments, `{"ref": "key"}` refers to
-    /// another key's output, `{"value": ...}` is a literal taken as is, and
-    /// any other JSON is a literal, with references allowed inside lists
-    /// and objects (`{"map": {...}}` escapes an object whose one field is
-    /// `ref`, `value` or `map`). A call may also set `limit` (a registered
+    /// A task is one of dask's task forms:
+    ///
+    /// - a call, `{"fn": "clean", "args": [{"ref": "load-1"}]}`;
+    /// - a value, `{"value": 3}`;
+    /// - an alias, `{"ref": "load-1"}`: the same output under another key;
+    /// - a field, `{"ref": "split", "index": 0}`: field 0 of the tuple that
+    ///   `split` makes (dask's `(getitem, 'split', 0)`);
+    /// - a list, `[{"ref": "a"}, {"ref": "b"}, 3]`, whose output is the list
+    ///   of its items' outputs.
+    ///
+    /// In arguments (and list items), `{"ref": "key"}` refers to another
+    /// key's output, `{"ref": "key", "index": 0}` to one field of it, an
+    /// object with `fn` is a call written in place (its output is the
+    /// argument), `{"value": ...}` is a literal taken as is, and any other
+    /// JSON is a literal, with references and calls allowed inside lists
+    /// and objects (`{"map": {...}}` escapes an object that would read as
+    /// one of the forms above). A call may also set `limit` (a registered
     /// limit's name), `retry` (`{"attempts": 3, "exponential_ms": 100}`),
     /// `timeout_ms` and `priority`. Durations are milliseconds, or strings
     /// with a unit (`"250us"`) for exact values.
@@ -34,8 +49,9 @@ impl KeyedGraph {
     /// # Errors
     ///
     /// An [`Error`] for which [`is_invalid`](Error::is_invalid) holds:
-    /// malformed JSON (with line and column), a repeated key, or a task
-    /// that is not of the form above (naming its key). Whether functions
+    /// malformed JSON (with line and column), a repeated key, a field
+    /// repeated inside one task (naming its key, with line and column), or
+    /// a task that is not of the forms above (naming its key). Whether functions
     /// and references exist is checked when the graph runs, before
     /// anything starts, or by [`validate`](KeyedGraph::validate).
     ///
@@ -52,106 +68,36 @@ impl KeyedGraph {
     ///
     /// let err = KeyedGraph::from_json(r#"{"load-1": {"fn": "load", "args": ["a.data"]"#).unwrap_err();
     /// assert!(err.to_string().contains("line 1"), "{err}");
+    ///
+    /// let err = KeyedGraph::from_json(r#"{"k": {"fn": "load", "args": [1], "args": [2]}}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid graph: key `k`: field `args` appears twice at line 1 column 40");
+    /// assert_eq!(err.key().to_string(), "k");
     /// ```
     pub fn from_json(json: &str) -> Result<KeyedGraph, Error> {
-        let Keys(keys) = serde_json::from_str(json)
-            .map_err(|err| Error::invalid(json_key(), format!("malformed JSON: {err}")))?;
+        let repeated = Cell::new(false);
+        let failed = Cell::new(None);
+        let mut reader = serde_json::Deserializer::from_str(json);
+        let read = Keys {
+            repeated: &repeated,
+            failed: &failed,
+        }
+        .deserialize(&mut reader)
+        .and_then(|keys| reader.end().map(|()| keys));
+        let keys = match read {
+            Ok(keys) => keys,
+            Err(err) => {
+                return Err(match failed.take() {
+                    Some(key) => invalid(&key, err),
+                    None => Error::invalid(json_key(), format!("malformed JSON: {err}")),
+                })
+            }
+        };
         let mut graph = KeyedGraph::new();
         for (key, value) in keys {
             let task = task(&key, value)?;
             graph.tasks.insert(key, task);
         }
         Ok(graph)
-    }
-
-    /// Writes the graph as compact JSON, keys in order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use delayed::keyed::{Arg, Call, KeyedGraph};
-    ///
-    /// let mut graph = KeyedGraph::new();
-    /// graph.insert("n", Call::new("load").arg(Arg::value("a.data")));
-    /// let json = graph.to_json();
-    /// assert_eq!(json, r#"{"n":{"fn":"load","args":["a.data"]}}"#);
-    /// assert_eq!(KeyedGraph::from_json(&json).unwrap(), graph);
-    /// ```
-    pub fn to_json(&self) -> String {
-        self.write(false)
-    }
-
-    /// Writes the graph as JSON with one key per line, for files people
-    /// read.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use delayed::keyed::{Arg, Call, KeyedGraph};
-    ///
-    /// let mut graph = KeyedGraph::new();
-    /// graph.insert("a", Call::new("load").arg(Arg::value("a.data")));
-    /// graph.insert("b", Call::new("clean").arg(Arg::key("a")));
-    /// assert_eq!(
-    ///     graph.to_json_pretty(),
-    ///     "{\n  \"a\": {\"fn\": \"load\", \"args\": [\"a.data\"]},\n  \"b\": {\"fn\": \"clean\", \"args\": [{\"ref\": \"a\"}]}\n}\n"
-    /// );
-    /// ```
-    pub fn to_json_pretty(&self) -> String {
-        self.write(true)
-    }
-
-    fn write(&self, pretty: bool) -> String {
-        let mut out = String::from("{");
-        let sep = if pretty { ": " } else { ":" };
-        for (i, (key, task)) in self.tasks.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            if pretty {
-                out.push_str("\n  ");
-            }
-            string(&mut out, key);
-            out.push_str(sep);
-            match task {
-                Task::Value(value) => {
-                    out.push('{');
-                    string(&mut out, "value");
-                    out.push_str(sep);
-                    out.push_str(&value.to_string());
-                    out.push('}');
-                }
-                Task::Call(call) => write_call(&mut out, call, pretty),
-            }
-        }
-        out.push_str(if pretty && !self.tasks.is_empty() {
-            "\n}\n"
-        } else if pretty {
-            "}\n"
-        } else {
-            "}"
-        });
-        out
-    }
-}
-
-impl Arg {
-    /// This argument as JSON, as it appears in a graph's JSON.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use delayed::keyed::Arg;
-    ///
-    /// assert_eq!(Arg::key("x").to_json(), r#"{"ref":"x"}"#);
-    /// // A literal that looks like a reference is escaped.
-    /// let tricky = Arg::value(serde_json::json!({"ref": "x"}));
-    /// assert_eq!(tricky.to_json(), r#"{"value":{"ref":"x"}}"#);
-    /// ```
-    pub fn to_json(&self) -> String {
-        let mut out = String::new();
-        write_arg(&mut out, self, false);
-        out
     }
 }
 
@@ -164,33 +110,119 @@ pub(crate) fn task_key(key: &str) -> Key {
     Key::new("keyed", KeyId::Custom(key.into()))
 }
 
-/// The top-level object, with repeated keys rejected where they appear.
-struct Keys(Vec<(String, Value)>);
+/// The top-level object: its keys in order, each with its task's JSON.
+/// A repeated key is an error where it repeats; so is a repeated field in
+/// any object of a task, and then `failed` names the task.
+struct Keys<'s> {
+    repeated: &'s Cell<bool>,
+    failed: &'s Cell<Option<String>>,
+}
 
-impl<'de> Deserialize<'de> for Keys {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Keys, D::Error> {
-        struct KeysVisitor;
-        impl<'de> Visitor<'de> for KeysVisitor {
-            type Value = Keys;
+impl<'de> DeserializeSeed<'de> for Keys<'_> {
+    type Value = Vec<(String, Value)>;
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object from keys to tasks")
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Keys<'_> {
+    type Value = Vec<(String, Value)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object from keys to tasks")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format_args!("key `{key}` appears twice")));
             }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
-                let mut seen = HashSet::new();
-                let mut keys = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if !seen.insert(key.clone()) {
-                        return Err(de::Error::custom(format_args!("key `{key}` appears twice")));
+            match map.next_value_seed(Strict(self.repeated)) {
+                Ok(value) => keys.push((key, value)),
+                Err(err) => {
+                    if self.repeated.get() {
+                        self.failed.set(Some(key));
                     }
-                    let value = map.next_value::<Value>()?;
-                    keys.push((key, value));
+                    return Err(err);
                 }
-                Ok(Keys(keys))
             }
         }
-        deserializer.deserialize_map(KeysVisitor)
+        Ok(keys)
+    }
+}
+
+/// Any JSON value, with a field repeated in one object an error (and
+/// `repeated` set) instead of the last one winning.
+#[derive(Clone, Copy)]
+struct Strict<'s>(&'s Cell<bool>);
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(field) = map.next_key::<String>()? {
+            if fields.contains_key(&field) {
+                self.0.set(true);
+                return Err(de::Error::custom(format_args!(
+                    "field `{field}` appears twice"
+                )));
+            }
+            let value = map.next_value_seed(self)?;
+            fields.insert(field, value);
+        }
+        Ok(Value::Object(fields))
     }
 }
 
@@ -198,98 +230,238 @@ fn invalid(key: &str, message: impl fmt::Display) -> Error {
     Error::invalid(task_key(key), format!("key `{key}`: {message}"))
 }
 
+/// Where an argument is, for messages: `argument 2[0].name`.
+#[derive(Clone, Copy)]
+enum Place<'p> {
+    Argument(usize),
+    Item(usize),
+    Index(&'p Place<'p>, usize),
+    Field(&'p Place<'p>, &'p str),
+    /// An argument of a call written in place.
+    Inner(&'p Place<'p>, usize),
+}
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Outermost first: collect the chain, then print it.
+        let mut chain = vec![self];
+        while let Place::Index(parent, _) | Place::Field(parent, _) | Place::Inner(parent, _) =
+            chain[chain.len() - 1]
+        {
+            chain.push(parent);
+        }
+        for place in chain.iter().rev() {
+            match place {
+                Place::Argument(i) => write!(f, "argument {}", i + 1)?,
+                Place::Item(i) => write!(f, "item {}", i + 1)?,
+                Place::Index(_, i) => write!(f, "[{i}]")?,
+                Place::Field(_, name) => write!(f, ".{name}")?,
+                Place::Inner(_, i) => write!(f, " / argument {}", i + 1)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 fn task(key: &str, value: Value) -> Result<Task, Error> {
-    let Value::Object(mut fields) = value else {
-        return Err(invalid(
+    match value {
+        Value::Array(items) => {
+            let items = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| arg(item, &Place::Item(i)))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|message| invalid(key, message))?;
+            Ok(Task::list(items))
+        }
+        Value::Object(mut fields) => {
+            if fields.len() == 1 {
+                if let Some(value) = fields.remove("value") {
+                    return Ok(Task::Value(value));
+                }
+            }
+            match reference(&mut fields).as_mut() {
+                Some(Ok(Arg::Ref(target))) => return Ok(Task::Alias(std::mem::take(target))),
+                Some(Ok(Arg::Field(target, index))) => {
+                    return Ok(Task::Field(std::mem::take(target), *index))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(message)) => return Err(invalid(key, message)),
+                None if fields.len() == 1 && fields.contains_key("ref") => {
+                    let target = fields.remove("ref").unwrap_or(Value::Null);
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "an alias `{{\"ref\": ...}}` names a key (a string), not `{}`",
+                            short(&target)
+                        ),
+                    ));
+                }
+                None => {}
+            }
+            call(fields, None)
+                .map(Task::Call)
+                .map_err(|message| invalid(key, message))
+        }
+        other => Err(invalid(
             key,
             format!(
-                "a task is an object, {{\"fn\": ..., \"args\": [...]}} or {{\"value\": ...}}, not `{}`",
-                short(&value)
+                "a task is a call {{\"fn\": ..., \"args\": [...]}}, a value {{\"value\": ...}}, \
+                 an alias {{\"ref\": ...}} or a list [...], not `{}`",
+                short(&other)
             ),
-        ));
-    };
-    if fields.len() == 1 {
-        if let Some(value) = fields.remove("value") {
-            return Ok(Task::Value(value));
-        }
+        )),
     }
+}
+
+/// `{"ref": "k"}` or `{"ref": "k", "index": i}`: `None` when `fields` is
+/// neither form (`{"ref": 3}` is a plain object), an error when it has the
+/// fields of a field reference with the wrong values.
+fn reference(fields: &mut Map<String, Value>) -> Option<Result<Arg, String>> {
+    let is_ref = fields.len() == 1 && matches!(fields.get("ref"), Some(Value::String(_)));
+    let is_field = fields.len() == 2 && fields.contains_key("ref") && fields.contains_key("index");
+    if !is_ref && !is_field {
+        return None;
+    }
+    let target = match fields.remove("ref") {
+        Some(Value::String(target)) => target,
+        other => {
+            return Some(Err(format!(
+                "`{{\"ref\": ..., \"index\": ...}}` needs a key (a string) in `ref`, not `{}`",
+                short(&other.unwrap_or(Value::Null))
+            )))
+        }
+    };
+    if !is_field {
+        return Some(Ok(Arg::Ref(target)));
+    }
+    let index = fields.remove("index").unwrap_or(Value::Null);
+    Some(
+        index
+            .as_u64()
+            .and_then(|i| usize::try_from(i).ok())
+            .map(|i| Arg::Field(target, i))
+            .ok_or_else(|| {
+                format!(
+                    "`index` must be a whole number (the field to take), not `{}`",
+                    short(&index)
+                )
+            }),
+    )
+}
+
+/// A call's fields; `place` is where a call written in place stands.
+fn call(mut fields: Map<String, Value>, place: Option<&Place<'_>>) -> Result<Call, String> {
+    let inside = |message: String| match place {
+        Some(place) => format!("the call in {place}: {message}"),
+        None => message,
+    };
     let function = match fields.remove("fn") {
         Some(Value::String(name)) => name,
         Some(other) => {
-            return Err(invalid(
-                key,
-                format!("`fn` must be a function name (a string), not `{}`", short(&other)),
-            ))
+            return Err(inside(format!(
+                "`fn` must be a function name (a string), not `{}`",
+                short(&other)
+            )))
         }
         None => {
-            return Err(invalid(
-                key,
-                "a call needs `fn`, the name of a registered function (or write {\"value\": ...} for a value)",
-            ))
+            return Err(
+                "a call needs `fn`, the name of a registered function (or write {\"value\": ...} for a value)"
+                    .to_string(),
+            )
         }
     };
     let args = match fields.remove("args") {
         None => Vec::new(),
-        Some(Value::Array(items)) => items.into_iter().map(arg).collect(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match place {
+                Some(place) => arg(item, &Place::Inner(place, i)),
+                None => arg(item, &Place::Argument(i)),
+            })
+            .collect::<Result<Vec<_>, String>>()?,
         Some(other) => {
-            return Err(invalid(
-                key,
-                format!("`args` must be a list, not `{}`", short(&other)),
-            ))
+            return Err(inside(format!(
+                "`args` must be a list, not `{}`",
+                short(&other)
+            )))
         }
     };
     let mut call = Call::new(function);
     call.args = args;
-    call.policy = policy(key, fields)?;
-    Ok(Task::Call(call))
+    call.policy = policy(fields).map_err(inside)?;
+    Ok(call)
 }
 
-/// An argument: `{"ref": k}` and `{"value": v}` are special; lists and
-/// objects are searched for references.
-pub(crate) fn arg(value: Value) -> Arg {
+/// An argument: `{"ref": k}`, `{"ref": k, "index": i}`, objects with `fn`
+/// and `{"value": v}` are special; lists and objects are searched for
+/// references and calls.
+fn arg(value: Value, place: &Place<'_>) -> Result<Arg, String> {
     match value {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("ref") => {
-            match map.remove("ref") {
-                Some(Value::String(key)) => Arg::Ref(key),
-                // Not a key: an ordinary object with a field `ref`.
-                Some(other) => Arg::Value(Value::Object(Map::from_iter([("ref".into(), other)]))),
-                None => Arg::Value(Value::Object(map)),
+        Value::Object(mut map) => {
+            if let Some(reference) = reference(&mut map) {
+                return reference.map_err(|message| format!("{place}: {message}"));
             }
-        }
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("value") => {
-            Arg::Value(map.remove("value").unwrap_or(Value::Null))
-        }
-        Value::Object(map)
-            if map.len() == 1 && matches!(map.get("map"), Some(Value::Object(_))) =>
-        {
-            match map.into_iter().next() {
-                Some((_, Value::Object(entries))) => {
-                    Arg::map(entries.into_iter().map(|(k, v)| (k, arg(v))))
-                }
-                _ => Arg::Value(Value::Null),
+            if map.len() == 1 && map.contains_key("value") {
+                return Ok(Arg::Value(map.remove("value").unwrap_or(Value::Null)));
             }
+            if map.len() == 1 && matches!(map.get("map"), Some(Value::Object(_))) {
+                let Some(Value::Object(entries)) = map.remove("map") else {
+                    return Ok(Arg::Value(Value::Null));
+                };
+                return entries_of(entries, place);
+            }
+            if map.contains_key("fn") {
+                return call(map, Some(place)).map(Arg::Call);
+            }
+            entries_of(map, place)
         }
-        Value::Array(items) => Arg::list(items.into_iter().map(arg)),
-        Value::Object(map) => Arg::map(map.into_iter().map(|(k, v)| (k, arg(v)))),
-        other => Arg::Value(other),
+        Value::Array(items) => Ok(Arg::list(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| arg(item, &Place::Index(place, i)))
+                .collect::<Result<Vec<_>, String>>()?,
+        )),
+        other => Ok(Arg::Value(other)),
     }
 }
 
-fn policy(key: &str, mut fields: Map<String, Value>) -> Result<Policy, Error> {
+fn entries_of(entries: Map<String, Value>, place: &Place<'_>) -> Result<Arg, String> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        let item = arg(value, &Place::Field(place, &name))?;
+        out.push((name, item));
+    }
+    Ok(Arg::map(out))
+}
+
+/// An argument from JSON that our own writer made (the cluster's
+/// messages): a malformed call in it reads as the plain object it is.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
+pub(crate) fn arg_lenient(value: Value) -> Arg {
+    match arg(value.clone(), &Place::Argument(0)) {
+        Ok(arg) => arg,
+        Err(_) => Arg::Value(value),
+    }
+}
+
+fn policy(mut fields: Map<String, Value>) -> Result<Policy, String> {
     let mut policy = Policy::default();
     if let Some(limit) = fields.remove("limit") {
         match limit {
             Value::String(name) => policy.limit = Some(name),
             other => {
-                return Err(invalid(
-                    key,
-                    format!("`limit` must be a limit's name, not `{}`", short(&other)),
+                return Err(format!(
+                    "`limit` must be a limit's name, not `{}`",
+                    short(&other)
                 ))
             }
         }
     }
     if let Some(timeout) = fields.remove("timeout_ms") {
-        policy.timeout = Some(millis(key, "timeout_ms", &timeout)?);
+        policy.timeout = Some(millis("timeout_ms", &timeout)?);
     }
     if let Some(priority) = fields.remove("priority") {
         policy.priority = Some(
@@ -297,100 +469,76 @@ fn policy(key: &str, mut fields: Map<String, Value>) -> Result<Policy, Error> {
                 .as_i64()
                 .and_then(|p| i32::try_from(p).ok())
                 .ok_or_else(|| {
-                    invalid(
-                        key,
-                        format!(
-                            "`priority` must be a whole number, not `{}`",
-                            short(&priority)
-                        ),
+                    format!(
+                        "`priority` must be a whole number, not `{}`",
+                        short(&priority)
                     )
                 })?,
         );
     }
     if let Some(retry) = fields.remove("retry") {
-        policy.retry = Some(self::retry(key, retry)?);
+        policy.retry = Some(self::retry(retry)?);
     }
     if let Some(field) = fields.keys().next() {
-        return Err(invalid(
-            key,
-            format!("unknown field `{field}`; a call has {CALL_FIELDS}"),
-        ));
+        return Err(format!("unknown field `{field}`; a call has {CALL_FIELDS}"));
     }
     Ok(policy)
 }
 
-fn retry(key: &str, value: Value) -> Result<Retry, Error> {
+fn retry(value: Value) -> Result<Retry, String> {
     let Value::Object(mut fields) = value else {
-        return Err(invalid(
-            key,
-            format!(
+        return Err(format!(
                 "`retry` must be an object such as {{\"attempts\": 3, \"exponential_ms\": 100}}, not `{}`",
                 short(&value)
-            ),
-        ));
+            ));
     };
     let attempts = match fields.remove("attempts") {
         Some(n) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| {
-                invalid(
-                    key,
-                    format!("`retry.attempts` must be a count, not `{}`", short(&n)),
-                )
-            })?,
-        None => return Err(invalid(key, "`retry` needs `attempts`")),
+            .ok_or_else(|| format!("`retry.attempts` must be a count, not `{}`", short(&n)))?,
+        None => return Err("`retry` needs `attempts`".to_string()),
     };
     let mut retry = Retry::attempts(attempts);
     if let Some(delay) = fields.remove("fixed_ms") {
-        retry = retry.fixed(millis(key, "retry.fixed_ms", &delay)?);
+        retry = retry.fixed(millis("retry.fixed_ms", &delay)?);
     }
     if let Some(delay) = fields.remove("exponential_ms") {
-        retry = retry.exponential(millis(key, "retry.exponential_ms", &delay)?);
+        retry = retry.exponential(millis("retry.exponential_ms", &delay)?);
     }
     if let Some(delay) = fields.remove("max_delay_ms") {
-        retry = retry.max_delay(millis(key, "retry.max_delay_ms", &delay)?);
+        retry = retry.max_delay(millis("retry.max_delay_ms", &delay)?);
     }
     if let Some(jitter) = fields.remove("jitter") {
         match jitter.as_f64() {
             Some(fraction) if (0.0..=1.0).contains(&fraction) => retry = retry.jitter(fraction),
             _ => {
-                return Err(invalid(
-                    key,
-                    format!(
-                        "`retry.jitter` must be a fraction from 0 to 1, not `{}`",
-                        short(&jitter)
-                    ),
+                return Err(format!(
+                    "`retry.jitter` must be a fraction from 0 to 1, not `{}`",
+                    short(&jitter)
                 ))
             }
         }
     }
     if let Some(seed) = fields.remove("seed") {
         retry = retry.seed(seed.as_u64().ok_or_else(|| {
-            invalid(
-                key,
-                format!(
-                    "`retry.seed` must be a whole number, not `{}`",
-                    short(&seed)
-                ),
+            format!(
+                "`retry.seed` must be a whole number, not `{}`",
+                short(&seed)
             )
         })?);
     }
     if let Some(panics) = fields.remove("panics") {
         retry = retry.panics(panics.as_bool().ok_or_else(|| {
-            invalid(
-                key,
-                format!(
-                    "`retry.panics` must be true or false, not `{}`",
-                    short(&panics)
-                ),
+            format!(
+                "`retry.panics` must be true or false, not `{}`",
+                short(&panics)
             )
         })?);
     }
     if let Some(field) = fields.keys().next() {
-        return Err(invalid(
-            key,
-            format!("unknown field `retry.{field}`; a retry has {RETRY_FIELDS}"),
+        return Err(format!(
+            "unknown field `retry.{field}`; a retry has {RETRY_FIELDS}"
         ));
     }
     Ok(retry)
@@ -399,7 +547,7 @@ fn retry(key: &str, value: Value) -> Result<Retry, Error> {
 /// A duration: a number of milliseconds, or a string with a unit
 /// (`"250us"`, `"1500ms"`, `"2s"`), which is how durations that are not
 /// whole milliseconds are written, exactly.
-fn millis(key: &str, field: &str, value: &Value) -> Result<Duration, Error> {
+fn millis(field: &str, value: &Value) -> Result<Duration, String> {
     let parsed = match value {
         Value::Number(n) => match n.as_u64() {
             Some(ms) => Some(Duration::from_millis(ms)),
@@ -412,12 +560,9 @@ fn millis(key: &str, field: &str, value: &Value) -> Result<Duration, Error> {
         _ => None,
     };
     parsed.ok_or_else(|| {
-        invalid(
-            key,
-            format!(
-                "`{field}` must be a number of milliseconds or a string such as \"250us\", not `{}`",
-                short(value)
-            ),
+        format!(
+            "`{field}` must be a number of milliseconds or a string such as \"250us\", not `{}`",
+            short(value)
         )
     })
 }
@@ -441,192 +586,10 @@ fn with_unit(text: &str) -> Option<Duration> {
 }
 
 /// A value, cut short for an error message.
-fn short(value: &Value) -> String {
+pub(crate) fn short(value: &Value) -> String {
     let text = value.to_string();
     match text.char_indices().nth(40) {
         Some((end, _)) => format!("{}...", &text[..end]),
         None => text,
     }
-}
-
-fn string(out: &mut String, text: &str) {
-    out.push_str(&Value::from(text).to_string());
-}
-
-fn write_call(out: &mut String, call: &Call, pretty: bool) {
-    let (sep, comma) = if pretty { (": ", ", ") } else { (":", ",") };
-    out.push('{');
-    string(out, "fn");
-    out.push_str(sep);
-    string(out, &call.function);
-    out.push_str(comma);
-    string(out, "args");
-    out.push_str(sep);
-    out.push('[');
-    for (i, arg) in call.args.iter().enumerate() {
-        if i > 0 {
-            out.push_str(comma);
-        }
-        write_arg(out, arg, pretty);
-    }
-    out.push(']');
-    let policy = &call.policy;
-    if let Some(limit) = &policy.limit {
-        out.push_str(comma);
-        string(out, "limit");
-        out.push_str(sep);
-        string(out, limit);
-    }
-    if let Some(retry) = &policy.retry {
-        out.push_str(comma);
-        string(out, "retry");
-        out.push_str(sep);
-        write_retry(out, retry, pretty);
-    }
-    if let Some(timeout) = policy.timeout {
-        out.push_str(comma);
-        string(out, "timeout_ms");
-        out.push_str(sep);
-        out.push_str(&ms(timeout));
-    }
-    if let Some(priority) = policy.priority {
-        out.push_str(comma);
-        string(out, "priority");
-        out.push_str(sep);
-        let _ = write!(out, "{priority}");
-    }
-    out.push('}');
-}
-
-fn write_retry(out: &mut String, retry: &Retry, pretty: bool) {
-    let settings = retry.settings();
-    let (sep, comma) = if pretty { (": ", ", ") } else { (":", ",") };
-    let mut fields = vec![("attempts", settings.attempts.to_string())];
-    if let Some(delay) = settings.fixed {
-        fields.push(("fixed_ms", ms(delay)));
-    }
-    if let Some(delay) = settings.exponential {
-        fields.push(("exponential_ms", ms(delay)));
-    }
-    if let Some(delay) = settings.max_delay {
-        fields.push(("max_delay_ms", ms(delay)));
-    }
-    if settings.jitter != 0.0 {
-        fields.push(("jitter", Value::from(settings.jitter).to_string()));
-    }
-    if let Some(seed) = settings.seed {
-        fields.push(("seed", seed.to_string()));
-    }
-    if settings.panics {
-        fields.push(("panics", "true".into()));
-    }
-    out.push('{');
-    for (i, (name, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push_str(comma);
-        }
-        string(out, name);
-        out.push_str(sep);
-        out.push_str(value);
-    }
-    out.push('}');
-}
-
-/// A duration as JSON: whole milliseconds as a number, anything else as
-/// an exact string with the largest unit that fits.
-fn ms(duration: Duration) -> String {
-    let nanos = duration.as_nanos();
-    if nanos % 1_000_000 == 0 && u64::try_from(nanos / 1_000_000).is_ok() {
-        return (nanos / 1_000_000).to_string();
-    }
-    let (count, unit) = if nanos % 1_000_000_000 == 0 {
-        (nanos / 1_000_000_000, "s")
-    } else if nanos % 1_000_000 == 0 {
-        (nanos / 1_000_000, "ms")
-    } else if nanos % 1_000 == 0 {
-        (nanos / 1_000, "us")
-    } else {
-        (nanos, "ns")
-    };
-    format!("\"{count}{unit}\"")
-}
-
-fn write_arg(out: &mut String, arg: &Arg, pretty: bool) {
-    let (sep, comma) = if pretty { (": ", ", ") } else { (":", ",") };
-    match arg {
-        Arg::Value(value) if looks_special(value) => {
-            out.push('{');
-            string(out, "value");
-            out.push_str(sep);
-            out.push_str(&value.to_string());
-            out.push('}');
-        }
-        Arg::Value(value) => out.push_str(&value.to_string()),
-        Arg::Ref(key) => {
-            out.push('{');
-            string(out, "ref");
-            out.push_str(sep);
-            string(out, key);
-            out.push('}');
-        }
-        Arg::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(comma);
-                }
-                write_arg(out, item, pretty);
-            }
-            out.push(']');
-        }
-        Arg::Map(entries) if entries.len() == 1 && entries.keys().all(|k| is_special_key(k)) => {
-            // `{"ref": ..}` would read as a reference: escape the map.
-            out.push('{');
-            string(out, "map");
-            out.push_str(sep);
-            out.push('{');
-            for (name, item) in entries {
-                string(out, name);
-                out.push_str(sep);
-                write_arg(out, item, pretty);
-            }
-            out.push_str("}}");
-        }
-        Arg::Map(entries) => {
-            out.push('{');
-            for (i, (name, item)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(comma);
-                }
-                string(out, name);
-                out.push_str(sep);
-                write_arg(out, item, pretty);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// The keys that make a one-entry object special when read.
-fn is_special_key(key: &str) -> bool {
-    matches!(key, "ref" | "value" | "map")
-}
-
-/// Whether a literal holds an object that reading would take for a
-/// reference or an escape, so it must be written escaped.
-fn looks_special(value: &Value) -> bool {
-    let mut stack = vec![value];
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::Object(map) => {
-                if map.len() == 1 && map.keys().all(|k| is_special_key(k)) {
-                    return true;
-                }
-                stack.extend(map.values());
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    false
 }

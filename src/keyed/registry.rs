@@ -11,9 +11,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::probe::{self, Fields};
 use super::shape::{Node, Param};
+use crate::builder::Builder;
+use crate::engine::deps::{Deps, Ref};
 use crate::engine::view::NodeView;
-use crate::{Delayed, Error, Limit};
+use crate::{Delayed, Error, Limit, Options};
 
 /// The functions (and limits) a keyed graph may use, by name.
 ///
@@ -54,8 +57,18 @@ pub struct Entry {
     pub(crate) params: Vec<(&'static str, Box<dyn Param>)>,
     output: &'static str,
     call: Make,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) get: fn(NodeView) -> Output,
+    /// Computes a node of this function with options, as JSON.
+    pub(crate) get_with: fn(NodeView, Options) -> Output,
     pub(crate) to_value: fn(&NodeView) -> Option<Result<Value, String>>,
+    /// The tuple fields of the output, for field references.
+    pub(crate) fields: Fields,
+    /// Adds a node of this function as an input of `builder`; returns its
+    /// index among the inputs, for `json`.
+    pub(crate) input: fn(&mut Builder, NodeView) -> usize,
+    /// The output of input `index` (added by `input`) as JSON.
+    pub(crate) json: fn(&Deps, usize) -> Result<Value, String>,
     /// Reads a result back from JSON, boxed as the function's output type.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) decode: fn(Value) -> Result<Box<dyn std::any::Any + Send>, String>,
@@ -190,6 +203,18 @@ impl Entry {
                     let value = Delayed::<R>::from_view(task).compute().await?;
                     serde_json::to_value(value).map_err(|err| Error::failed(key, Arc::new(err)))
                 })
+            },
+            get_with: |task, options| {
+                Box::pin(async move {
+                    let key = task.key();
+                    let value = Delayed::<R>::from_view(task).compute_with(options).await?;
+                    serde_json::to_value(value).map_err(|err| Error::failed(key, Arc::new(err)))
+                })
+            },
+            fields: probe::fields::<R>(),
+            input: |builder, task| builder.borrow::<R>(Delayed::<R>::from_view(task)).index(),
+            json: |deps, index| {
+                serde_json::to_value(deps.get(&Ref::<R>::at(index))).map_err(|err| err.to_string())
             },
             decode: |value| {
                 R::deserialize(value)

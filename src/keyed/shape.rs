@@ -8,14 +8,18 @@
 //! So every argument is checked against its parameter before anything runs.
 
 use std::any::type_name as full_type_name;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::build::{Resolved, Scope};
 use super::export::Exporter;
+use super::registry::Entry;
 use super::spec::Arg;
+use crate::builder::Builder;
 use crate::engine::state::Origin;
 use crate::engine::view::NodeView;
 use crate::{Delayed, IntoDelayed, Join};
@@ -130,45 +134,134 @@ pub(crate) fn short_type(full: &str) -> String {
     out
 }
 
-/// A literal argument, deserialized into `T`.
+/// A literal, or a value key (or a field of one), deserialized into `T`;
+/// `arg` is the argument it came from, for messages.
 fn literal<T: DeserializeOwned + Send + Sync + 'static>(
-    value: &serde_json::Value,
+    value: &Value,
+    arg: &Arg,
     at: &str,
 ) -> Result<Delayed<T>, String> {
     T::deserialize(value)
         .map(Delayed::value)
-        .map_err(|err| format!("argument `{at}` is not a `{}`: {err}", type_name::<T>()))
+        .map_err(|err| match arg {
+            Arg::Value(_) | Arg::List(_) | Arg::Map(_) => {
+                format!("argument `{at}` is not a `{}`: {err}", type_name::<T>())
+            }
+            _ => format!(
+                "argument `{at}`: {} is not a `{}`: {err}",
+                describe(arg),
+                type_name::<T>()
+            ),
+        })
 }
 
-/// A reference to `key`, which must make a `T` (or be a value that reads
-/// as one).
-fn reference<T: DeserializeOwned + Send + Sync + 'static>(
-    key: &str,
-    scope: &Scope<'_>,
+/// What an argument that refers to something names, for messages.
+fn describe(arg: &Arg) -> String {
+    match arg {
+        Arg::Ref(key) => format!("key `{key}`"),
+        Arg::Field(key, index) => format!("field {index} of key `{key}`"),
+        Arg::Call(call) => format!("the call of `{}`", call.function()),
+        Arg::Value(_) | Arg::List(_) | Arg::Map(_) => "the argument".to_string(),
+    }
+}
+
+/// The node that makes a `T` for `arg`: `task` itself when `path` is
+/// empty (it must make exactly a `T`), else field `path` of its output.
+fn made<T: DeserializeOwned + Send + Sync + 'static>(
+    task: NodeView,
+    entry: &Entry,
+    path: &[usize],
+    arg: &Arg,
     at: &str,
 ) -> Result<Delayed<T>, String> {
-    match scope.resolve(key) {
-        Resolved::Node {
-            task,
-            type_name: made,
-        } => {
-            if task.makes::<T>() {
-                Ok(Delayed::from_view(task))
-            } else {
-                Err(format!(
-                    "argument `{at}` wants a `{}`, but key `{key}` makes a `{}`",
-                    type_name::<T>(),
-                    short_type(made)
-                ))
-            }
-        }
-        Resolved::Value(value) => T::deserialize(value).map(Delayed::value).map_err(|err| {
-            format!(
-                "argument `{at}`: key `{key}` is not a `{}`: {err}",
-                type_name::<T>()
-            )
-        }),
+    if !path.is_empty() {
+        return Ok(bridge::<T>(task, entry, path));
     }
+    if task.makes::<T>() {
+        Ok(Delayed::from_view(task))
+    } else {
+        Err(format!(
+            "argument `{at}` wants a `{}`, but {} makes a `{}`",
+            type_name::<T>(),
+            describe(arg),
+            short_type(entry.output())
+        ))
+    }
+}
+
+/// A node for field `path` of `task`'s output, read as a `T`: the field is
+/// written as JSON and read back, since only the function's entry knows
+/// the tuple's type. One node per field, named `unzip` like the field
+/// nodes of [`Delayed::unzip`], so it exports as a field again.
+pub(crate) fn bridge<T: DeserializeOwned + Send + Sync + 'static>(
+    task: NodeView,
+    entry: &Entry,
+    path: &[usize],
+) -> Delayed<T> {
+    let fields: Vec<String> = path.iter().map(ToString::to_string).collect();
+    let what = format!("field {} of key `{}`", fields.join("."), task.key());
+    let name_of = |index: usize| crate::unzip::field_name(index).unwrap_or(&"unzip");
+    let first = path.first().copied().unwrap_or(0);
+    let mut builder = Builder::new(name_of(first));
+    let input = (entry.input)(&mut builder, task);
+    let json = entry.json;
+    let rest = path.get(1..).unwrap_or_default().to_vec();
+    if rest.is_empty() {
+        return builder.sync_result(move |deps| {
+            let whole = json(deps, input)?;
+            read::<T>(item(&whole, first, &what)?, &what)
+        });
+    }
+    let outer = what.clone();
+    let mut node: Delayed<Value> = builder.sync_result(move |deps| {
+        let whole = json(deps, input)?;
+        item(&whole, first, &outer).cloned()
+    });
+    let last = rest.len() - 1;
+    for (n, index) in rest.into_iter().enumerate() {
+        let mut builder = Builder::new(name_of(index));
+        let input = builder.borrow::<Value>(&node);
+        let what = what.clone();
+        if n == last {
+            return builder
+                .sync_result(move |deps| read::<T>(item(deps.get(&input), index, &what)?, &what));
+        }
+        node = builder.sync_result(move |deps| item(deps.get(&input), index, &what).cloned());
+    }
+    unreachable!("the last field returned")
+}
+
+/// Item `index` of a field's JSON.
+fn item<'v>(value: &'v Value, index: usize, what: &str) -> Result<&'v Value, String> {
+    value
+        .get(index)
+        .ok_or_else(|| format!("{what}: the output has no field {index}"))
+}
+
+/// A field's JSON as a `T`.
+fn read<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, String> {
+    T::deserialize(value).map_err(|err| format!("{what} is not a `{}`: {err}", type_name::<T>()))
+}
+
+/// What an argument is, once references are followed: a node made, or a
+/// list or map for the shape to build.
+enum Form<'x, T> {
+    Made(Delayed<T>),
+    List(&'x [Arg]),
+    Map(&'x BTreeMap<String, Arg>),
+}
+
+fn form<'x, T: DeserializeOwned + Send + Sync + 'static>(
+    arg: &'x Arg,
+    scope: &Scope<'x>,
+    at: &str,
+) -> Result<Form<'x, T>, String> {
+    Ok(match scope.resolve(arg)? {
+        Resolved::Value(value) => Form::Made(literal(value, arg, at)?),
+        Resolved::Node { task, entry, path } => Form::Made(made(task, entry, &path, arg, at)?),
+        Resolved::List(items) => Form::List(items),
+        Resolved::Map(entries) => Form::Map(entries),
+    })
 }
 
 /// The output of a node that has one (a literal, or a finished node).
@@ -212,10 +305,9 @@ where
     type Output = T;
 
     fn build(&self, arg: &Arg, scope: &Scope<'_>, at: &str) -> Result<Delayed<T>, String> {
-        match arg {
-            Arg::Value(value) => literal(value, at),
-            Arg::Ref(key) => reference(key, scope, at),
-            Arg::List(_) | Arg::Map(_) => Err(lists_refs_for::<T>(at)),
+        match form::<T>(arg, scope, at)? {
+            Form::Made(node) => Ok(node),
+            Form::List(_) | Form::Map(_) => Err(lists_refs_for::<T>(at)),
         }
     }
 
@@ -233,10 +325,9 @@ impl<S: Shape> Shape for VecOf<S> {
         scope: &Scope<'_>,
         at: &str,
     ) -> Result<Delayed<Self::Output>, String> {
-        match arg {
-            Arg::Value(value) => literal(value, at),
-            Arg::Ref(key) => reference(key, scope, at),
-            Arg::List(items) => {
+        match form::<Self::Output>(arg, scope, at)? {
+            Form::Made(node) => Ok(node),
+            Form::List(items) => {
                 let parts = items
                     .iter()
                     .enumerate()
@@ -244,7 +335,7 @@ impl<S: Shape> Shape for VecOf<S> {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(parts.join())
             }
-            Arg::Map(_) => Err(format!(
+            Form::Map(_) => Err(format!(
                 "argument `{at}` is a list (`{}`), not a map",
                 type_name::<Self::Output>()
             )),
@@ -273,18 +364,19 @@ impl<S: Shape> Shape for OptionOf<S> {
         scope: &Scope<'_>,
         at: &str,
     ) -> Result<Delayed<Self::Output>, String> {
-        match arg {
-            Arg::Value(value) => literal(value, at),
-            Arg::Ref(key) => match scope.resolve(key) {
-                // A key that makes the option itself.
-                Resolved::Node { task, .. } if task.makes::<Self::Output>() => {
-                    Ok(Delayed::from_view(task))
-                }
-                // A value key reads as the literal would.
-                Resolved::Value(_) => reference(key, scope, at),
-                Resolved::Node { .. } => Ok(Some(self.0.build(arg, scope, at)?).into_delayed()),
-            },
-            Arg::List(_) | Arg::Map(_) => Ok(Some(self.0.build(arg, scope, at)?).into_delayed()),
+        match scope.resolve(arg)? {
+            // A literal, or a value key, reads as an option.
+            Resolved::Value(value) => literal(value, arg, at),
+            // A node that makes the option itself.
+            Resolved::Node { task, .. } if task.makes::<Self::Output>() => {
+                Ok(Delayed::from_view(task))
+            }
+            // A field reads as an option: `null` is `None`.
+            Resolved::Node { task, entry, path } if !path.is_empty() => {
+                Ok(bridge::<Self::Output>(task, entry, &path))
+            }
+            // Anything else is what the option holds.
+            _ => Ok(Some(self.0.build(arg, scope, at)?).into_delayed()),
         }
     }
 
@@ -310,10 +402,9 @@ where
     type Output = M;
 
     fn build(&self, arg: &Arg, scope: &Scope<'_>, at: &str) -> Result<Delayed<M>, String> {
-        match arg {
-            Arg::Value(value) => literal(value, at),
-            Arg::Ref(key) => reference(key, scope, at),
-            Arg::Map(entries) => {
+        match form::<M>(arg, scope, at)? {
+            Form::Made(node) => Ok(node),
+            Form::Map(entries) => {
                 let names: Vec<String> = entries.keys().cloned().collect();
                 let parts = entries
                     .iter()
@@ -323,7 +414,7 @@ where
                     .join()
                     .map(move |values| names.iter().cloned().zip(values).collect()))
             }
-            Arg::List(_) => Err(format!(
+            Form::List(_) => Err(format!(
                 "argument `{at}` is a map (`{}`), not a list",
                 type_name::<M>()
             )),
@@ -359,18 +450,17 @@ macro_rules! tuple_shape {
             type Output = ($($part::Output,)+);
 
             fn build(&self, arg: &Arg, scope: &Scope<'_>, at: &str) -> Result<Delayed<Self::Output>, String> {
-                match arg {
-                    Arg::Value(value) => literal(value, at),
-                    Arg::Ref(key) => reference(key, scope, at),
-                    Arg::List(items) if items.len() == $len => Ok(crate::join((
+                match form::<Self::Output>(arg, scope, at)? {
+                    Form::Made(node) => Ok(node),
+                    Form::List(items) if items.len() == $len => Ok(crate::join((
                         $(self.$index.build(&items[$index], scope, &format!("{at}.{}", $index))?,)+
                     ))),
-                    Arg::List(items) => Err(format!(
+                    Form::List(items) => Err(format!(
                         "argument `{at}` is a tuple of {}, but the list has {} items",
                         $len,
                         items.len()
                     )),
-                    Arg::Map(_) => Err(format!("argument `{at}` is a tuple, not a map")),
+                    Form::Map(_) => Err(format!("argument `{at}` is a tuple, not a map")),
                 }
             }
 

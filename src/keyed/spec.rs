@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::deep;
 use crate::Retry;
 
 /// A task graph as data: a map from keys to tasks, like a dask graph
@@ -37,23 +38,44 @@ pub struct KeyedGraph {
     pub(crate) functions: BTreeMap<String, Policy>,
 }
 
-/// What a key stands for: a call of a registered function, or a value.
+/// What a key stands for: a call of a registered function, a value,
+/// another key's output (or one field of it), or a list.
+///
+/// These are dask's task forms: `(inc, 1)`, `1`, `'a'` (an alias) and
+/// `['a', 'b']`; with `(getitem, 'pair', 0)` for a field.
 ///
 /// # Examples
 ///
 /// ```
-/// use delayed::keyed::{Call, Task};
+/// use delayed::keyed::{Arg, Call, Task};
 ///
 /// let call: Task = Call::new("load").into();
 /// let value = Task::value(vec![1, 2, 3]);
+/// let alias = Task::alias("load-1");
+/// let both = Task::list([Arg::key("a"), Arg::key("b")]);
 /// assert_ne!(call, value);
+/// assert_eq!(alias, Task::Alias("load-1".to_string()));
+/// assert!(matches!(both, Task::List(_)));
+/// // A list of literals is one value.
+/// assert_eq!(Task::list([Arg::value(1), Arg::value(2)]), Task::value([1, 2]));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Task {
     /// A call of a registered function.
     Call(Call),
     /// A plain value, which other keys may refer to.
     Value(Value),
+    /// Another name for the output of a key: `{"ref": "a"}` in JSON.
+    Alias(String),
+    /// One field of a key's output: the field at this index of the tuple a
+    /// key makes, or the item at this index of a value key's list.
+    /// `{"ref": "pair", "index": 0}` in JSON, dask's `(getitem, 'pair', 0)`;
+    /// what [`Delayed::unzip`](crate::Delayed::unzip) nodes become.
+    Field(String, usize),
+    /// A list of arguments (references, literals, calls, lists), whose
+    /// output is the list of their outputs: `[{"ref": "a"}, {"ref": "b"}]`
+    /// in JSON.
+    List(Vec<Arg>),
 }
 
 /// A call of a registered function, with its arguments and policies.
@@ -79,31 +101,43 @@ pub struct Call {
     pub(crate) policy: Policy,
 }
 
-/// One argument of a call: a literal value, a reference to another key, or
-/// a list or map that holds references.
+/// One argument of a call: a literal value, a reference to another key
+/// (or to one field of its output), a call written in place, or a list or
+/// map that holds any of these.
 ///
 /// A reference is always explicit (`{"ref": "load-1"}` in JSON), so it is
-/// never confused with a string.
+/// never confused with a string. Every walk over an argument (checking,
+/// building, writing, cloning, comparing, dropping) uses an explicit stack,
+/// so deep nesting built in code costs heap, not stack; a graph checks
+/// that its nesting stays within JSON's 128 levels.
 ///
 /// # Examples
 ///
 /// ```
-/// use delayed::keyed::Arg;
+/// use delayed::keyed::{Arg, Call};
 ///
 /// let both = Arg::list([Arg::key("clean-1"), Arg::key("clean-2")]);
 /// assert_eq!(both.to_json(), r#"[{"ref":"clean-1"},{"ref":"clean-2"}]"#);
 /// assert_eq!(Arg::value("load-1").to_json(), r#""load-1""#);
+/// assert_eq!(Arg::field("pair", 1).to_json(), r#"{"ref":"pair","index":1}"#);
+/// let inline = Arg::call(Call::new("add").arg(Arg::value(1)).arg(Arg::value(2)));
+/// assert_eq!(inline.to_json(), r#"{"fn":"add","args":[1,2]}"#);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Arg {
     /// A literal, deserialized into the parameter's type.
     Value(Value),
     /// The output of another key.
     Ref(String),
+    /// One field of another key's output: see [`Task::Field`].
+    Field(String, usize),
     /// A list (or tuple) with references in it.
     List(Vec<Arg>),
     /// A map (or struct) with references in it.
     Map(BTreeMap<String, Arg>),
+    /// A call written in place, whose output is the argument; like a key
+    /// of its own that only this argument uses.
+    Call(Call),
 }
 
 /// Limits, retries, timeout and priority for a key or a function name.
@@ -291,9 +325,93 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Another name for `key`'s output (dask's alias `'b': 'a'`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::keyed::{Call, KeyedGraph, Task};
+    ///
+    /// let mut graph = KeyedGraph::new();
+    /// graph.insert("a", Call::new("load"));
+    /// graph.insert("latest", Task::alias("a"));
+    /// assert_eq!(graph.to_json(), r#"{"a":{"fn":"load","args":[]},"latest":{"ref":"a"}}"#);
+    /// ```
+    pub fn alias(key: impl Into<String>) -> Task {
+        Task::Alias(key.into())
+    }
+
+    /// Field `index` of `key`'s output (dask's `(getitem, key, index)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::keyed::Task;
+    ///
+    /// assert_eq!(Task::field("split", 1), Task::Field("split".to_string(), 1));
+    /// ```
+    pub fn field(key: impl Into<String>, index: usize) -> Task {
+        Task::Field(key.into(), index)
+    }
+
+    /// A list of arguments, whose output is the list of their outputs; a
+    /// list of literals is one [`Task::Value`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::keyed::{Arg, Task};
+    ///
+    /// let both = Task::list([Arg::key("a"), Arg::value(2)]);
+    /// assert!(matches!(both, Task::List(ref items) if items.len() == 2));
+    /// ```
+    pub fn list(items: impl IntoIterator<Item = Arg>) -> Task {
+        match &mut Arg::list(items) {
+            Arg::List(items) => Task::List(std::mem::take(items)),
+            Arg::Value(value) => Task::Value(std::mem::take(value)),
+            _ => Task::List(Vec::new()),
+        }
+    }
+}
+
 impl From<Call> for Task {
     fn from(call: Call) -> Task {
         Task::Call(call)
+    }
+}
+
+impl Clone for Task {
+    fn clone(&self) -> Task {
+        match self {
+            Task::Call(call) => Task::Call(call.clone()),
+            Task::Value(value) => Task::Value(deep::clone_value(value)),
+            Task::Alias(key) => Task::Alias(key.clone()),
+            Task::Field(key, index) => Task::Field(key.clone(), *index),
+            Task::List(items) => Task::List(items.clone()),
+        }
+    }
+}
+
+impl PartialEq for Task {
+    fn eq(&self, other: &Task) -> bool {
+        match (self, other) {
+            (Task::Call(a), Task::Call(b)) => a == b,
+            (Task::Value(a), Task::Value(b)) => deep::eq_values(a, b),
+            (Task::Alias(a), Task::Alias(b)) => a == b,
+            (Task::Field(a, i), Task::Field(b, j)) => a == b && i == j,
+            (Task::List(a), Task::List(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Task {
+    /// Drops a deep value without recursing (arguments do so themselves).
+    fn drop(&mut self) {
+        if let Task::Value(value) = self {
+            deep::drop_value(value);
+        }
     }
 }
 
@@ -462,6 +580,32 @@ impl Arg {
         Arg::Ref(key.into())
     }
 
+    /// A reference to field `index` of `key`'s output: see [`Task::Field`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(delayed::keyed::Arg::field("pair", 0).to_json(), r#"{"ref":"pair","index":0}"#);
+    /// ```
+    pub fn field(key: impl Into<String>, index: usize) -> Arg {
+        Arg::Field(key.into(), index)
+    }
+
+    /// A call written in place: its output is the argument.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::keyed::{Arg, Call};
+    ///
+    /// let sum = Arg::call(Call::new("add").arg(Arg::value(1)).arg(Arg::value(2)));
+    /// let call = Call::new("inc").arg(sum);
+    /// assert_eq!(call.args().len(), 1);
+    /// ```
+    pub fn call(call: Call) -> Arg {
+        Arg::Call(call)
+    }
+
     /// A list (or tuple) of arguments; a list of literals is one literal.
     ///
     /// # Examples
@@ -472,17 +616,9 @@ impl Arg {
     /// assert_eq!(Arg::list([Arg::value(1), Arg::value(2)]), Arg::value([1, 2]));
     /// ```
     pub fn list(items: impl IntoIterator<Item = Arg>) -> Arg {
-        let items: Vec<Arg> = items.into_iter().collect();
+        let mut items: Vec<Arg> = items.into_iter().collect();
         if items.iter().all(|item| matches!(item, Arg::Value(_))) {
-            return Arg::Value(Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        Arg::Value(value) => value,
-                        _ => Value::Null,
-                    })
-                    .collect(),
-            ));
+            return Arg::Value(Value::Array(items.iter_mut().map(take_value).collect()));
         }
         Arg::List(items)
     }
@@ -498,50 +634,106 @@ impl Arg {
     /// assert_eq!(map.to_json(), r#"{"a":{"ref":"x"}}"#);
     /// ```
     pub fn map(entries: impl IntoIterator<Item = (String, Arg)>) -> Arg {
-        let entries: BTreeMap<String, Arg> = entries.into_iter().collect();
+        let mut entries: BTreeMap<String, Arg> = entries.into_iter().collect();
         if entries.values().all(|item| matches!(item, Arg::Value(_))) {
             return Arg::Value(Value::Object(
                 entries
-                    .into_iter()
-                    .map(|(key, item)| match item {
-                        Arg::Value(value) => (key, value),
-                        _ => (key, Value::Null),
-                    })
+                    .iter_mut()
+                    .map(|(key, item)| (key.clone(), take_value(item)))
                     .collect(),
             ));
         }
         Arg::Map(entries)
     }
 
-    /// This argument with every reference replaced by its value.
+    /// This argument with every reference replaced by its value (and every
+    /// field reference by that field of it), where `values` has it.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn substitute(self, values: &std::collections::HashMap<String, Value>) -> Arg {
-        match self {
-            Arg::Ref(key) => match values.get(&key) {
-                Some(value) => Arg::Value(value.clone()),
-                None => Arg::Ref(key),
-            },
-            Arg::List(items) => Arg::list(items.into_iter().map(|item| item.substitute(values))),
-            Arg::Map(entries) => Arg::map(
-                entries
-                    .into_iter()
-                    .map(|(name, item)| (name, item.substitute(values))),
-            ),
-            value => value,
+        enum Step {
+            Visit(Arg),
+            List(usize),
+            Map(Vec<String>),
+            Call(Call, usize),
         }
+        let mut steps = vec![Step::Visit(self)];
+        let mut done: Vec<Arg> = Vec::new();
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Visit(mut arg) => match &mut arg {
+                    Arg::Ref(key) => match values.get(key.as_str()) {
+                        Some(value) => done.push(Arg::Value(deep::clone_value(value))),
+                        None => done.push(arg),
+                    },
+                    Arg::Field(key, index) => {
+                        match values.get(key.as_str()).and_then(|value| value.get(*index)) {
+                            Some(value) => done.push(Arg::Value(deep::clone_value(value))),
+                            None => done.push(arg),
+                        }
+                    }
+                    Arg::List(items) => {
+                        let items = std::mem::take(items);
+                        steps.push(Step::List(items.len()));
+                        steps.extend(items.into_iter().rev().map(Step::Visit));
+                    }
+                    Arg::Map(entries) => {
+                        let entries = std::mem::take(entries);
+                        steps.push(Step::Map(entries.keys().cloned().collect()));
+                        steps.extend(entries.into_values().rev().map(Step::Visit));
+                    }
+                    Arg::Call(call) => {
+                        let args = std::mem::take(&mut call.args);
+                        let call = std::mem::replace(call, Call::new(""));
+                        steps.push(Step::Call(call, args.len()));
+                        steps.extend(args.into_iter().rev().map(Step::Visit));
+                    }
+                    Arg::Value(_) => done.push(arg),
+                },
+                Step::List(len) => {
+                    let items = done.split_off(done.len() - len);
+                    done.push(Arg::list(items));
+                }
+                Step::Map(names) => {
+                    let items = done.split_off(done.len() - names.len());
+                    done.push(Arg::map(names.into_iter().zip(items)));
+                }
+                Step::Call(mut call, len) => {
+                    call.args = done.split_off(done.len() - len);
+                    done.push(Arg::Call(call));
+                }
+            }
+        }
+        done.pop().unwrap_or(Arg::Value(Value::Null))
     }
 
-    /// Calls `visit` on every key this argument refers to.
+    /// Calls `visit` on every key this argument refers to, in calls written
+    /// in place too.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn refs<'a>(&'a self, visit: &mut impl FnMut(&'a str)) {
         let mut stack = vec![self];
         while let Some(arg) = stack.pop() {
             match arg {
                 Arg::Value(_) => {}
-                Arg::Ref(key) => visit(key),
+                Arg::Ref(key) | Arg::Field(key, _) => visit(key),
                 Arg::List(items) => stack.extend(items.iter().rev()),
                 Arg::Map(entries) => stack.extend(entries.values().rev()),
+                Arg::Call(call) => stack.extend(call.args.iter().rev()),
             }
         }
+    }
+}
+
+impl From<Call> for Arg {
+    fn from(call: Call) -> Arg {
+        Arg::Call(call)
+    }
+}
+
+/// The literal of a value argument, leaving `null` behind.
+fn take_value(arg: &mut Arg) -> Value {
+    match arg {
+        Arg::Value(value) => std::mem::take(value),
+        _ => Value::Null,
     }
 }
 
