@@ -184,7 +184,7 @@ where
     let mut attempt = 1;
     loop {
         let holder = match policy.limit {
-            Some(limit) => Some(Holder::new(limit, limit.acquire(priority).await)),
+            Some(limit) => Some(Holder::new(limit.acquire(None, priority).await)),
             None => None,
         };
         if attempt == 1 {

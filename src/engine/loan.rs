@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 
-use crate::limit::{Acquire, Limit, Permit};
+use crate::limit::{Acquire, Permit, PermitSource};
 
 /// The permit of one running body, which nested computes may lend out.
 pub(crate) struct Holder {
-    limit: &'static Limit,
+    /// Where the permit came from, and where it is taken back.
+    source: PermitSource,
     permit: Mutex<Option<Permit>>,
     /// Computes that lent the permit out and have not taken it back.
     loans: AtomicUsize,
@@ -32,9 +33,9 @@ thread_local! {
 }
 
 impl Holder {
-    pub(crate) fn new(limit: &'static Limit, permit: Permit) -> Arc<Holder> {
+    pub(crate) fn new(permit: Permit) -> Arc<Holder> {
         Arc::new(Holder {
-            limit,
+            source: permit.source(),
             permit: Mutex::new(Some(permit)),
             loans: AtomicUsize::new(0),
         })
@@ -99,7 +100,7 @@ impl<F: Future + Unpin> Future for Holding<F> {
 
 /// Takes a permit back for `holder`, ahead of new work.
 fn rejoin(holder: &Holder, acquire: &mut Option<Acquire>, cx: &mut Context<'_>) -> Poll<()> {
-    let waiting = acquire.get_or_insert_with(|| holder.limit.acquire(i32::MAX));
+    let waiting = acquire.get_or_insert_with(|| holder.source.acquire(i32::MAX));
     let permit = ready!(Pin::new(waiting).poll(cx));
     *acquire = None;
     let mut slot = holder.permit();
