@@ -19,7 +19,9 @@ use tokio::runtime::{self, Handle};
 /// A node holds one permit only while its own body runs: never while it
 /// waits for its inputs, and not between [retries](crate::Retry). Nodes
 /// waiting for a permit go in order of [priority](crate::Delayed::priority),
-/// then first come, first served.
+/// then first come, first served. The permit a body gives back when it
+/// ends goes to the best of the nodes waiting and of the dependents that
+/// its end makes ready, so those compete for it with their priority.
 ///
 /// # Per runtime or per process
 ///
@@ -445,6 +447,18 @@ impl PermitSource {
     /// A place in line in this pool.
     pub(crate) fn acquire(self, priority: i32) -> Acquire {
         self.limit.acquire_in(self.key, priority)
+    }
+
+    /// Whether this is a pool of `limit`.
+    pub(crate) fn is_of(self, limit: &Limit) -> bool {
+        std::ptr::eq(self.limit, limit)
+    }
+}
+
+impl Acquire {
+    /// Whether this is a place in `limit`'s line for work on `handle`.
+    pub(crate) fn is_for(&self, limit: &Limit, handle: &Handle) -> bool {
+        std::ptr::eq(self.limit, limit) && self.key == limit.key(Some(handle))
     }
 }
 
