@@ -32,12 +32,16 @@ use tokio::runtime::{self, Handle};
 /// every `#[tokio::test]` has a runtime of its own, so tests that run in
 /// parallel under cargo's test runner and use the same `static` limit
 /// never take each other's permits, and a paused clock only ever waits for
-/// its own test's work. A service runs on one runtime, where this is the
+/// its own test's work. A service usually runs on one runtime, where this is the
 /// same as one bound for the process.
 ///
 /// When several runtimes in one process must share one bound (a database
 /// that accepts 8 connections from the whole machine, used from a
 /// runtime per core), make the limit with [`Limit::process_wide`].
+///
+/// [`compute_blocking`](crate::Delayed::compute_blocking) runs its nodes
+/// on a fallback runtime that the whole process shares, so nodes computed
+/// that way share that runtime's permits.
 ///
 /// A runtime's permits are dropped as soon as none is held or waited for,
 /// so a process that starts thousands of runtimes (a test binary) keeps
