@@ -32,8 +32,8 @@ use tokio::runtime::{self, Handle};
 /// every `#[tokio::test]` has a runtime of its own, so tests that run in
 /// parallel under cargo's test runner and use the same `static` limit
 /// never take each other's permits, and a paused clock only ever waits for
-/// its own test's work. A service usually runs on one runtime, where this is the
-/// same as one bound for the process.
+/// its own test's work. A service usually runs on one runtime, where this
+/// is the same as one bound for the process.
 ///
 /// When several runtimes in one process must share one bound (a database
 /// that accepts 8 connections from the whole machine, used from a
