@@ -492,6 +492,16 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// high-priority report needs is not starved by medium-priority work.
     /// A node's place in a queue is fixed when it joins the queue.
     ///
+    /// **Hand-off.** When a body under a limit ends, the permit it gives
+    /// back goes to the best of the nodes waiting for it and of the
+    /// dependents under the same limit that the node's end makes ready: a
+    /// report of priority 10 waiting for a load does not queue behind a
+    /// node of priority 5 that was already waiting when the load ended.
+    /// (A dependent reached through a node with no limit, such as a `map`,
+    /// joins the queue once that node has run.) The permit is still held
+    /// only while the body runs, and is back before any compute hears that
+    /// the node ended.
+    ///
     /// # Examples
     ///
     /// ```
@@ -519,6 +529,45 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// delayed::compute(jobs).await.unwrap();
     /// // "first" took the permit at once; then the higher priority went.
     /// assert_eq!(*order.lock().unwrap(), ["first", "high", "low"]);
+    /// # }
+    /// ```
+    ///
+    /// A dependent made ready by the node that hands the permit on:
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use delayed::{Delayed, Limit};
+    ///
+    /// static ONE: Limit = Limit::new("one", 1);
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// // Once its input is done, logs its name and holds ONE for 10 ms.
+    /// let step = |name: &'static str, input: Delayed<u64>| {
+    ///     let order = order.clone();
+    ///     input
+    ///         .then(move |_| {
+    ///             let order = order.clone();
+    ///             async move {
+    ///                 order.lock().unwrap().push(name);
+    ///                 tokio::time::sleep(Duration::from_millis(10)).await;
+    ///                 0
+    ///             }
+    ///         })
+    ///         .limit(&ONE)
+    /// };
+    /// let after = |ms: u64| {
+    ///     Delayed::value(ms).then(|ms| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    /// };
+    /// let load = step("load", Delayed::value(0));
+    /// let m1 = step("m1", after(1)).priority(5); // waits from 1 ms on
+    /// let report = step("report", load).priority(10); // ready at 10 ms
+    /// delayed::compute((report, m1)).await.unwrap();
+    /// assert_eq!(*order.lock().unwrap(), ["load", "report", "m1"]);
     /// # }
     /// ```
     pub fn priority(self, priority: i32) -> Self {

@@ -5,7 +5,8 @@
 //! under it; dropping a compute gives back the permits it held and frees
 //! the places it had in the queue; nested graphs under a limit of one do
 //! not deadlock, from async and from blocking bodies; a body that gives up
-//! on a nested compute with `select!` leaves the limit as it found it.
+//! on a nested compute with `select!` leaves the limit as it found it; each
+//! runtime has permits of its own, unless the limit is process-wide.
 
 mod common;
 
@@ -528,4 +529,107 @@ async fn a_body_that_gives_up_on_a_nested_compute_keeps_the_limit_whole() {
         assert_eq!(start.elapsed(), ms(200));
         assert_idle(&SELECT);
     }
+}
+
+// --------------------------------------------- permits back on return
+
+static RETURNED: Limit = Limit::new("returned", 2);
+
+#[delayed(limit = RETURNED)]
+async fn quick(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    x
+}
+
+#[delayed(limit = RETURNED)]
+fn quick_sync(x: u64) -> u64 {
+    x + 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_compute_that_returns_finds_every_permit_back() {
+    for round in 0..1000 {
+        let nodes: Vec<_> = (0..4).map(|i| quick_sync(quick(i))).collect();
+        let values = delayed::compute(nodes).await.unwrap();
+        assert_eq!(values, [1, 2, 3, 4]);
+        assert_eq!(
+            RETURNED.in_use(),
+            0,
+            "round {round}: a permit was still out"
+        );
+    }
+    assert_idle(&RETURNED);
+}
+
+// ------------------------------------------------ per runtime, per process
+
+static PER_RUNTIME: Limit = Limit::new("per-runtime", 1);
+
+/// Waits until `meet` bodies are inside at once: under a limit of one,
+/// only bodies of different runtimes can be.
+#[delayed(limit = PER_RUNTIME)]
+fn meet_across(gauge: Gauge, meet: usize) -> usize {
+    let _inside = gauge.enter();
+    gauge.meet(meet);
+    PER_RUNTIME.in_use()
+}
+
+/// Runs `f` on `n` threads at once, each on a runtime of its own.
+fn on_runtimes<R>(n: usize, f: impl Fn(usize) -> Delayed<R> + Send + Sync + 'static) -> Vec<R>
+where
+    R: Clone + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .unwrap();
+                runtime.block_on(f(i).compute()).unwrap()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn each_runtime_has_permits_of_its_own() {
+    let gauge = Gauge::default();
+    let g = gauge.clone();
+    // Three runtimes, one body each, all inside at once.
+    let held = on_runtimes(3, move |_| meet_across(g.clone(), 3));
+    assert_eq!(held, [1, 1, 1], "each body held its own runtime's permit");
+    assert_eq!(gauge.peak(), 3);
+    assert_idle(&PER_RUNTIME);
+}
+
+static MACHINE: Limit = Limit::process_wide("machine", 1);
+
+#[delayed(limit = MACHINE)]
+fn one_at_a_time(gauge: Gauge, x: u64) -> (u64, usize) {
+    let _inside = gauge.enter();
+    std::thread::sleep(Duration::from_millis(1));
+    (x, MACHINE.in_use())
+}
+
+#[test]
+fn a_process_wide_limit_bounds_every_runtime_together() {
+    let gauge = Gauge::default();
+    let g = gauge.clone();
+    let results = on_runtimes(4, move |i| {
+        let calls: Vec<_> = (0..5)
+            .map(|j| one_at_a_time(g.clone(), (i * 5 + j) as u64))
+            .collect();
+        delayed::join(calls)
+    });
+    let mut all: Vec<(u64, usize)> = results.into_iter().flatten().collect();
+    all.sort();
+    assert_eq!(all, (0..20).map(|x| (x, 1)).collect::<Vec<_>>());
+    assert_eq!(gauge.peak(), 1, "one body at a time in the whole process");
+    assert_eq!(gauge.entered(), 20);
+    assert!(MACHINE.is_process_wide());
+    assert_idle(&MACHINE);
 }

@@ -1,8 +1,9 @@
 //! Priorities: nodes waiting for the same limit go highest priority first,
 //! then first come; a node runs at the highest priority of itself and of
 //! the nodes waiting for it, when it is demanded and when an urgent
-//! compute joins later; blocking bodies waiting for a blocking lane go in
-//! priority order too.
+//! compute joins later; a dependent made ready by the node whose permit is
+//! handed on competes for it with its priority; blocking bodies waiting for
+//! a blocking lane go in priority order too.
 
 mod common;
 
@@ -153,11 +154,11 @@ async fn the_inputs_of_urgent_work_are_urgent_too() {
         .await
         .unwrap();
     // "load" went ahead of the medium nodes that queued before it. When it
-    // ended, its permit went to the next in line, "medium1": "report" was
-    // not waiting for the permit yet, but then went ahead of "medium2".
+    // ended, "report" became ready and took its place in line before the
+    // permit was handed on, so it went ahead of both medium nodes.
     assert_eq!(
         log.get(),
-        ["holder", "load", "medium1", "report", "medium2"]
+        ["holder", "load", "report", "medium1", "medium2"]
     );
     assert_eq!(start.elapsed(), ms(50));
 }
@@ -198,6 +199,158 @@ async fn an_urgent_compute_that_joins_later_raises_waiting_inputs() {
         log.get(),
         ["holder", "load", "medium1", "report", "medium2"]
     );
+}
+
+// ----------------------------------------------------------- hand-off
+
+static ONE: Limit = Limit::new("one", 1);
+
+/// Logs its start, then holds `ONE` for 10 ms.
+#[delayed(limit = ONE)]
+async fn hold(log: Log, name: String, _after: u64) -> u64 {
+    log.push(&name);
+    sleep(ms(10)).await;
+    0
+}
+
+/// A sync body under `ONE`.
+#[delayed(limit = ONE)]
+fn hold_sync(log: Log, name: String, _after: u64) -> u64 {
+    log.push(&name);
+    0
+}
+
+/// A blocking body under `ONE`.
+#[delayed(blocking, limit = ONE)]
+fn hold_blocking(log: Log, name: String, _after: u64) -> u64 {
+    log.push(&name);
+    0
+}
+
+fn s(name: &str) -> String {
+    name.to_string()
+}
+
+/// "load" holds the permit for 10 ms; "m1" and "m2" (priority 5) join the
+/// line at 1 and 2 ms. Returns the log and the two medium nodes.
+fn medium_behind_load(log: &Log) -> (Delayed<u64>, Vec<Delayed<u64>>) {
+    let load = hold(log.clone(), s("load"), 0);
+    let medium = vec![
+        hold(log.clone(), s("m1"), nap(1, 0)).priority(5),
+        hold(log.clone(), s("m2"), nap(2, 0)).priority(5),
+    ];
+    (load, medium)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_made_ready_by_the_holder_competes_with_its_priority() {
+    let log = Log::default();
+    let (load, medium) = medium_behind_load(&log);
+    // Ready the moment "load" ends and hands its permit on.
+    let report = hold(log.clone(), s("report"), &load).priority(10);
+    let start = Instant::now();
+    delayed::compute((report, medium)).await.unwrap();
+    assert_eq!(log.get(), ["load", "report", "m1", "m2"]);
+    assert_eq!(start.elapsed(), ms(40));
+    assert_eq!(ONE.in_use(), 0);
+    assert_eq!(ONE.waiting(), 0);
+}
+
+/// Reads its input twice.
+#[delayed(limit = ONE)]
+async fn hold_both(log: Log, name: String, _a: u64, _b: u64) -> u64 {
+    log.push(&name);
+    sleep(ms(10)).await;
+    0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_that_reads_the_holder_twice_competes_too() {
+    let log = Log::default();
+    let (load, medium) = medium_behind_load(&log);
+    let report = hold_both(log.clone(), s("report"), &load, &load).priority(10);
+    delayed::compute((report, medium)).await.unwrap();
+    assert_eq!(log.get(), ["load", "report", "m1", "m2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_under_another_limit_does_not_take_the_permit() {
+    static OTHER: Limit = Limit::new("other", 1);
+    let log = Log::default();
+    let (load, medium) = medium_behind_load(&log);
+    // Under a limit of its own, it starts at once when "load" ends; the
+    // permit of ONE goes to "m1".
+    let elsewhere = {
+        let log = log.clone();
+        load.then(move |_| {
+            let log = log.clone();
+            async move {
+                log.push("elsewhere");
+                sleep(ms(10)).await;
+                0
+            }
+        })
+        .limit(&OTHER)
+        .priority(10)
+    };
+    let start = Instant::now();
+    let run = tokio::spawn(delayed::compute((elsewhere, medium)));
+    sleep(ms(15)).await;
+    let mut started = log.get();
+    started.sort();
+    assert_eq!(started, ["elsewhere", "load", "m1"], "both run at 10 ms");
+    assert_eq!((OTHER.in_use(), ONE.in_use(), ONE.waiting()), (1, 1, 1));
+    run.await.unwrap().unwrap();
+    assert_eq!(log.get().last().unwrap(), "m2");
+    assert_eq!(start.elapsed(), ms(30));
+    assert_eq!((OTHER.in_use(), ONE.in_use()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn sync_and_blocking_dependents_compete_too() {
+    for kind in ["sync", "blocking"] {
+        let log = Log::default();
+        let (load, medium) = medium_behind_load(&log);
+        let report = match kind {
+            "sync" => hold_sync(log.clone(), s("report"), &load),
+            _ => hold_blocking(log.clone(), s("report"), &load),
+        }
+        .priority(10);
+        delayed::compute((report, medium)).await.unwrap();
+        assert_eq!(log.get(), ["load", "report", "m1", "m2"], "a {kind} report");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_does_not_jump_ahead_of_higher_or_equal_priorities() {
+    for (priority, expected) in [
+        (4, ["load", "m1", "m2", "report"]),
+        (5, ["load", "m1", "m2", "report"]),
+        (6, ["load", "report", "m1", "m2"]),
+    ] {
+        let log = Log::default();
+        let (load, medium) = medium_behind_load(&log);
+        let report = hold(log.clone(), s("report"), &load).priority(priority);
+        delayed::compute((report, medium)).await.unwrap();
+        // Equal priorities go first come: the medium nodes were in line
+        // before the report became ready.
+        assert_eq!(log.get(), expected, "a report of priority {priority}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_dependent_made_ready_at_once_takes_its_place_in_line() {
+    let log = Log::default();
+    let (load, medium) = medium_behind_load(&log);
+    let dependents = vec![
+        hold(log.clone(), s("d3"), &load).priority(3),
+        hold(log.clone(), s("d10"), &load).priority(10),
+        hold(log.clone(), s("d7"), &load).priority(7),
+    ];
+    let start = Instant::now();
+    delayed::compute((dependents, medium)).await.unwrap();
+    assert_eq!(log.get(), ["load", "d10", "d7", "m1", "m2", "d3"]);
+    assert_eq!(start.elapsed(), ms(60));
 }
 
 // ------------------------------------------------------- blocking lanes

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::hooks::Made;
 use super::inputs::Inputs;
-use super::loan::{self, Holder, Holding};
+use super::loan::{self, HandOff, Holder, Holding};
 use super::node::{Attempt, Begun, NodeRef, TypedNode, Work};
 use super::policy::NodePolicy;
 use super::state::Origin;
@@ -27,6 +27,7 @@ use super::work::{report, RunGuard};
 use super::{runner, schedule, spans, stored};
 use crate::callback::Outcome;
 use crate::error::Error;
+use crate::limit::Acquire;
 
 /// Runs a started node through the attempt runner in a task of its own.
 pub(crate) fn spawn<T, W>(node: Arc<TypedNode<T, W>>, begun: Begun, queue: &mut Vec<NodeRef>)
@@ -42,16 +43,28 @@ where
             return node.settle(epoch, Err(err), queue);
         }
     };
+    // A node that the end of its last input made ready may have a place in
+    // its limit's line that the input's hand-off took for it (see
+    // `loan::release`): it claims it now. Others join the line when their
+    // task first runs.
+    let place = match (&begun.policy, begun.read_back) {
+        (Some(policy), false) => policy
+            .limit
+            .and_then(|limit| loan::claim_place(node.address(), limit, &handle)),
+        _ => None,
+    };
     let task_node = Arc::clone(&node);
     // Dropped unfinished (the runtime shut down), the task hands the node
     // back; after our own abort the guard does nothing.
     let guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
     let join = handle.spawn(async move {
         let mut guard = guard;
-        let result = run(&task_node, begun, false, &mut guard.watched).await;
+        let (result, hand_off) = run(&task_node, begun, place, false, &mut guard.watched).await;
         guard.disarm();
         let mut ready = Vec::new();
-        conclude(&task_node, epoch, result, &mut ready);
+        hand_off.settle(&mut ready, |ready| {
+            conclude(&task_node, epoch, result, ready);
+        });
         drop(task_node);
         runner::drain(&mut ready);
     });
@@ -73,7 +86,7 @@ where
         epoch,
         watched: None,
     };
-    let result = run(&node, begun, true, &mut guard.watched).await;
+    let (result, hand_off) = run(&node, begun, None, true, &mut guard.watched).await;
     if matches!(result, Ok(Made::Again)) {
         // The guard hands the node back; the sequential compute sees it
         // idle and sets it up again.
@@ -81,7 +94,9 @@ where
     }
     guard.node = None;
     let mut ready = Vec::new();
-    conclude(&node, epoch, result, &mut ready);
+    hand_off.settle(&mut ready, |ready| {
+        conclude(&node, epoch, result, ready);
+    });
     runner::dispatch(ready, None);
 }
 
@@ -123,13 +138,19 @@ impl Drop for HandBack {
     }
 }
 
-/// Every attempt of one run, in the node's span.
+/// What a run made, and the place in line its end took for a dependent
+/// it is about to make ready (see `loan::release`).
+type Ran<T> = (Result<Made<T>, Error>, HandOff);
+
+/// Every attempt of one run, in the node's span. `place` is the node's
+/// place in its limit's line for the first attempt, if it took one.
 async fn run<T, W>(
     node: &Arc<TypedNode<T, W>>,
     begun: Begun,
+    place: Option<Acquire>,
     inline: bool,
     watched: &mut Option<Watched>,
-) -> Result<Made<T>, Error>
+) -> Ran<T>
 where
     T: Send + Sync + 'static,
     W: Work<T>,
@@ -140,21 +161,36 @@ where
             // A join of inputs with stored outputs keeps its output in
             // them: it runs when something here reads it.
             let started = start_watching(node, watched);
-            return finish(node, watched, started.map(|()| Made::Stored(None)));
+            return (
+                finish(node, watched, started.map(|()| Made::Stored(None))),
+                HandOff::default(),
+            );
         }
         // An executor takes stored inputs as they are; work here reads
         // them back first.
-        if policy.executor.is_none() && !stored::read_back_all(&begun.deps).await? {
-            return Ok(Made::Again);
+        if policy.executor.is_none() {
+            match stored::read_back_all(&begun.deps).await {
+                Ok(true) => {}
+                Ok(false) => return (Ok(Made::Again), HandOff::default()),
+                Err(err) => return (Err(err), HandOff::default()),
+            }
         }
     }
     let span = node.span();
     spans::link(&span, &begun.deps);
-    let result = attempts(node, &begun.deps, &policy, begun.priority, inline, watched)
-        .instrument(span.clone())
-        .await;
+    let ran = attempts(
+        node,
+        &begun.deps,
+        &policy,
+        begun.priority,
+        place,
+        inline,
+        watched,
+    )
+    .instrument(span.clone())
+    .await;
     spans::keep(node.address(), &span);
-    result
+    ran
 }
 
 /// Tells the watchers that the run starts.
@@ -174,9 +210,10 @@ async fn attempts<T, W>(
     deps: &Inputs,
     policy: &NodePolicy,
     priority: i32,
+    mut place: Option<Acquire>,
     inline: bool,
     watched: &mut Option<Watched>,
-) -> Result<Made<T>, Error>
+) -> Ran<T>
 where
     T: Send + Sync + 'static,
     W: Work<T>,
@@ -184,12 +221,18 @@ where
     let mut attempt = 1;
     loop {
         let holder = match policy.limit {
-            Some(limit) => Some(Holder::new(limit, limit.acquire(priority).await)),
+            Some(limit) => {
+                let in_line = place
+                    .take()
+                    .unwrap_or_else(|| limit.acquire(None, priority));
+                Some(Holder::new(in_line.await))
+            }
             None => None,
         };
         if attempt == 1 {
             if let Err(panic) = start_watching(node, watched) {
-                return finish(node, watched, Err(panic));
+                let hand_off = loan::release(&node.core, holder, false);
+                return (finish(node, watched, Err(panic)), hand_off);
             }
         } else {
             tracing::debug!(attempt, "task started again");
@@ -210,20 +253,32 @@ where
             },
             None => work.await,
         };
-        drop(holder);
         let err = match result {
-            Ok(value) => return finish(node, watched, Ok(value)),
+            Ok(made) => {
+                let succeeded = matches!(made, Made::Value(_));
+                let hand_off = loan::release(&node.core, holder, succeeded);
+                return (finish(node, watched, Ok(made)), hand_off);
+            }
             Err(err) => err,
         };
         let Some(retry) = policy.retry.as_ref().filter(|r| r.retries(&err, attempt)) else {
-            return finish(node, watched, Err(err.after_attempts(attempt)));
+            let hand_off = loan::release(&node.core, holder, false);
+            return (
+                finish(node, watched, Err(err.after_attempts(attempt))),
+                hand_off,
+            );
         };
+        // Not held between attempts.
+        drop(holder);
         let delay = retry.delay(&node.core.key(), attempt);
         tracing::info!(error = %err, attempt, ?delay, "task failed; it will run again");
         if !delay.is_zero() {
             match timer(node, || tokio::time::sleep(delay)) {
                 Ok(sleep) => sleep.await,
-                Err(err) => return finish(node, watched, Err(err.after_attempts(attempt))),
+                Err(err) => {
+                    let failed = finish(node, watched, Err(err.after_attempts(attempt)));
+                    return (failed, HandOff::default());
+                }
             }
         }
         attempt += 1;

@@ -23,7 +23,7 @@
 //! | `runner.rs` | runner tasks that drain queues of ready nodes |
 //! | `blocking.rs` | the per-runtime blocking pool |
 //! | `attempts.rs` | the attempt runner: limits, timeouts, retries, executors |
-//! | `loan.rs` | permits lent back while work waits for a nested compute |
+//! | `loan.rs` | a running body's permit: lent back while it waits for a nested compute, handed on when it ends |
 //! | `stored.rs` | stored outputs: read back, revert, restart |
 //! | `root.rs` | a compute's demand on its root, and taking the output |
 //! | `sequential.rs` | the sequential debug scheduler |
