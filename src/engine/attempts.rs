@@ -219,7 +219,7 @@ where
             return finish(node, watched, Err(err.after_attempts(attempt)));
         };
         let delay = retry.delay(&node.core.key(), attempt);
-        tracing::info!(error = %err, attempt, ?delay, "task failed; it will run again");
+        tracing::info!(error = %err.chain(), attempt, ?delay, "task failed; it will run again");
         if !delay.is_zero() {
             match timer(node, || tokio::time::sleep(delay)) {
                 Ok(sleep) => sleep.await,

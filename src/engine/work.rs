@@ -79,11 +79,11 @@ where
 }
 
 /// The event that ends a task's span: debug when it finished, warn when it
-/// failed.
+/// failed, with the whole chain of causes in `error`.
 pub(crate) fn report<T>(result: &Result<T, Error>) {
     match result {
         Ok(_) => tracing::debug!("task finished"),
-        Err(err) => tracing::warn!(error = %err, "task failed"),
+        Err(err) => tracing::warn!(error = %err.chain(), "task failed"),
     }
 }
 
