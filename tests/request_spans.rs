@@ -340,31 +340,66 @@ async fn without_a_span_tasks_are_roots_as_before() {
 }
 
 /// The usual service setup logs at info: the `delayed.task` spans (debug)
-/// are disabled, and a task's lines sit in the request's span directly.
-/// The subscriber is this thread's default only: the tasks on the blocking
-/// pool report to it too, not to the process-wide one.
+/// are disabled, and a task's lines sit in the request's span. Both ways
+/// to filter: a filter for the whole subscriber (the spans are disabled),
+/// and a filter of the layer's own (the spans exist, hidden from it). The
+/// subscriber is this thread's default only: the tasks on the blocking pool
+/// report to it too, not to the process-wide one.
 #[test]
-fn with_task_spans_disabled_task_lines_sit_in_the_request_span() {
+fn with_task_spans_filtered_out_task_lines_sit_in_the_request_span() {
     let global = global();
-    let scoped = Recorder::default();
-    let subscriber =
-        tracing_subscriber::registry().with(scoped.clone().with_filter(LevelFilter::INFO));
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        assert_eq!(runtime.block_on(handler("i1")), 18);
-    });
-    assert_eq!(scoped.parent_of("load-i1"), None, "task spans are disabled");
-    for message in ["load i1", "inc i1", "crunch i1", "crunch again i1"] {
-        assert_eq!(scoped.scope_of(message), ["request-i1"], "{message}");
-        let in_global = global.0.lock().unwrap();
-        assert!(
-            !in_global.events.iter().any(|(m, _)| m == message),
-            "{message} went to the process-wide subscriber"
+    for (tag, per_layer) in [("i1", false), ("i2", true)] {
+        let scoped = Recorder::default();
+        let run = || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            assert_eq!(runtime.block_on(handler(tag)), 18);
+        };
+        if per_layer {
+            let layer = scoped.clone().with_filter(LevelFilter::INFO);
+            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), run);
+        } else {
+            let subscriber = tracing_subscriber::registry()
+                .with(LevelFilter::INFO)
+                .with(scoped.clone());
+            tracing::subscriber::with_default(subscriber, run);
+        }
+        assert_eq!(
+            scoped.parent_of(&format!("load-{tag}")),
+            None,
+            "no task spans"
         );
+        for message in ["load", "inc", "crunch", "crunch again"] {
+            let message = format!("{message} {tag}");
+            assert_eq!(
+                scoped.scope_of(&message),
+                [format!("request-{tag}")],
+                "{message}"
+            );
+            let in_global = global.0.lock().unwrap();
+            assert!(
+                !in_global.events.iter().any(|(m, _)| *m == message),
+                "{message} went to the process-wide subscriber"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn the_sequential_scheduler_runs_tasks_in_the_span_of_its_caller() {
+    let seen = global();
+    let loaded = load("q".to_string()).named("load-q");
+    let plus = inc("q".to_string(), &loaded).named("inc-q");
+    let options = delayed::Options::new().sequential();
+    let span = tracing::info_span!("request", id = "q");
+    let result = plus.compute_with(options).instrument(span).await;
+    assert_eq!(result.unwrap(), 2);
+    for task in ["load-q", "inc-q"] {
+        assert_eq!(seen.parent_of(task).as_deref(), Some("request-q"), "{task}");
+    }
+    assert_eq!(seen.scope_of("inc q"), ["request-q", "inc-q"]);
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use futures::future::{Either, MapOk};
 use futures::TryFutureExt;
-use tracing::Instrument;
 
 use super::hooks::Made;
 use super::inputs::Inputs;
@@ -148,12 +147,21 @@ where
             return Ok(Made::Again);
         }
     }
-    let span = node.span();
-    spans::link(&span, &begun.deps);
-    let result = attempts(node, &begun.deps, &policy, begun.priority, inline, watched)
-        .instrument(span.clone())
+    let run = spans::open(&node.core);
+    spans::link(&run, &begun.deps);
+    let result = run
+        .instrumented(attempts(
+            node,
+            &begun.deps,
+            &policy,
+            begun.priority,
+            inline,
+            watched,
+        ))
         .await;
-    spans::keep(node.address(), &span);
+    if !matches!(result, Ok(Made::Again)) {
+        spans::ended(&node.core);
+    }
     result
 }
 

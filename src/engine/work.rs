@@ -9,7 +9,6 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
-use tracing::Instrument;
 
 use super::deps::Deps;
 use super::inputs::Inputs;
@@ -38,13 +37,15 @@ where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> WorkResult<T>,
 {
-    let span = node.span();
-    if span.is_disabled() && !watch::is_active() {
+    let run = spans::open(&node.core);
+    if run.is_unobserved() && !watch::is_active() {
         // Nobody looks: no events, no clock reads.
-        return call_caught(&node.core, Deps::new(deps), work);
+        let result = call_caught(&node.core, Deps::new(deps), work);
+        spans::ended(&node.core);
+        return result;
     }
-    spans::link(&span, &deps);
-    let result = span.in_scope(|| {
+    spans::link(&run, &deps);
+    let result = run.in_scope(|| {
         tracing::debug!("task started");
         let (watched, started) = watch::task_started(&node.core);
         let result = match started {
@@ -60,7 +61,7 @@ where
         report(&result);
         result
     });
-    spans::keep(node.address(), &span);
+    spans::ended(&node.core);
     result
 }
 
@@ -202,6 +203,8 @@ where
         let (tx, rx) = oneshot::channel();
         let task = Arc::clone(node);
         let holder = loan::current();
+        // The body runs on another thread, in the span it was asked from.
+        let here = spans::Here::capture(&node.core);
         blocking::submit(
             &handle,
             blocking::Job {
@@ -212,7 +215,8 @@ where
                     if tx.is_closed() {
                         return;
                     }
-                    let result = loan::enter(holder.as_ref(), || in_place(&task, deps));
+                    let result =
+                        here.in_scope(|| loan::enter(holder.as_ref(), || in_place(&task, deps)));
                     // The permit goes back with the result, not after it.
                     drop(holder);
                     if task.core.lock().is_finished() {
@@ -246,12 +250,12 @@ where
         }
         let epoch = begun.epoch;
         let deps = begun.deps;
-        let span = node.span();
-        spans::link(&span, &deps);
+        let run = spans::open(&node.core);
+        spans::link(&run, &deps);
         let made = {
             let deps = Deps::new(deps);
             match work_of(&node).as_ref() {
-                Some(Async(make)) => span.in_scope(|| {
+                Some(Async(make)) => run.in_scope(|| {
                     catch_unwind(AssertUnwindSafe(|| {
                         let future = make(&deps);
                         drop(deps);
@@ -280,7 +284,7 @@ where
         // already done so, and then the guard does nothing.
         let mut guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
         let join = handle.spawn(async move {
-            let run = async {
+            let body = async {
                 tracing::debug!("task started");
                 let (watched, started) = watch::task_started(&task_node.core);
                 guard.watched = watched;
@@ -298,9 +302,8 @@ where
                 report(&result);
                 result
             };
-            let kept = span.clone();
-            let result = run.instrument(span).await;
-            spans::keep(task_node.address(), &kept);
+            let result = run.instrumented(body).await;
+            spans::ended(&task_node.core);
             guard.disarm();
             // Dependents run outside this task's span: they are not part of it.
             let mut ready = Vec::new();
