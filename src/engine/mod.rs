@@ -29,7 +29,7 @@
 //! | `sequential.rs` | the sequential debug scheduler |
 //! | `watch.rs` | the callbacks of running computes, each call guarded |
 //! | `make.rs`, `deps.rs`, `inputs.rs`, `waiters.rs` | making nodes; inputs as work reads them; compact lists |
-//! | `intern.rs`, `spans.rs`, `snapshot.rs`, `view.rs`, `hooks.rs`, `guard.rs` | pure-call interning; span links; graph snapshots; the extensions' faces; panic guards |
+//! | `intern.rs`, `spans.rs`, `snapshot.rs`, `view.rs`, `hooks.rs`, `guard.rs` | pure-call interning; task spans (their parent, the compute's caller span, and their links); graph snapshots; the extensions' faces; panic guards |
 //!
 //! # The state machine
 //!
