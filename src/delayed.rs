@@ -236,7 +236,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// assert_eq!(inc(inc(1)).compute().await.unwrap(), 3);
     /// # }
     /// ```
-    pub fn compute(&self) -> Compute<T> {
+    pub fn compute(&self) -> Compute<T>
+    where
+        T: Clone,
+    {
         Compute::new(self.clone(), false, None)
     }
 
@@ -264,7 +267,10 @@ impl<T: Send + Sync + 'static> Delayed<T> {
     /// assert_eq!(x.compute_with(Options::new().callback(Announce)).await.unwrap(), 21);
     /// # }
     /// ```
-    pub fn compute_with(&self, options: Options) -> Compute<T> {
+    pub fn compute_with(&self, options: Options) -> Compute<T>
+    where
+        T: Clone,
+    {
         Compute::new(self.clone(), false, None).with_options(options)
     }
 

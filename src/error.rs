@@ -13,7 +13,12 @@ pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// One error may reach many waiters, so it is cheap to clone. It names the
 /// key of the task that failed first; [`source`](std::error::Error::source)
-/// gives the task's own error when it returned `Err`.
+/// gives the task's own error when it returned `Err`, and
+/// [`downcast_ref`](Error::downcast_ref) finds it by type.
+///
+/// Display says what happened at this level, `task `x` failed`; the
+/// alternate form (`{:#}`) and [`report`](Error::report) add every cause
+/// on one line, `task `x` failed: connection reset: broken pipe`.
 ///
 /// The policy, like tokio's `JoinError`: a task that returns `Err` fails
 /// with that error; a task that panics fails with [`is_panic`](Error::is_panic)
@@ -37,7 +42,11 @@ pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 /// let err = double(&bad).compute().await.unwrap_err();
 /// assert_eq!(err.key().to_string(), "parse-x");
 /// assert_eq!(err.to_string(), "task `parse-x` failed");
-/// assert!(std::error::Error::source(&err).is_some());
+/// assert_eq!(
+///     format!("{err:#}"),
+///     "task `parse-x` failed: invalid digit found in string"
+/// );
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
 /// # }
 /// ```
 #[derive(Clone)]
@@ -68,6 +77,12 @@ enum Kind {
     Draw(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "could not be moved out: another handle or a dependent that has not run \
+         still holds it (`.await` moves the output out of the last handle; \
+         `compute()` clones it)"
+    )]
+    Shared,
 }
 
 impl Error {
@@ -117,6 +132,7 @@ impl Error {
             Kind::Runtime(message) => Kind::Runtime(message.clone()),
             Kind::Draw(message) => Kind::Draw(message.clone()),
             Kind::Invalid(message) => Kind::Invalid(message.clone()),
+            Kind::Shared => Kind::Shared,
         };
         Error {
             inner: Arc::new(Inner {
@@ -135,6 +151,12 @@ impl Error {
     #[allow(dead_code, reason = "for extensions, which a build may leave out")]
     pub(crate) fn invalid(key: Key, message: impl Into<String>) -> Error {
         Error::new(key, Kind::Invalid(message.into()))
+    }
+
+    /// `.await` could not move the output of `key` out: another handle or
+    /// an unfinished dependent holds it.
+    pub(crate) fn shared(key: Key) -> Error {
+        Error::new(key, Kind::Shared)
     }
 
     /// `visualize` could not write or render the graph of the task `key`.
@@ -305,10 +327,124 @@ impl Error {
     pub fn attempts(&self) -> u32 {
         self.inner.attempts
     }
-}
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Whether `.await` on a [`Delayed`](crate::Delayed) could not move its
+    /// output out, because another handle or a dependent that has not run
+    /// still held the node once it was done (see `IntoFuture` on
+    /// [`Delayed`](crate::Delayed)).
+    /// [`compute`](crate::Delayed::compute) clones the output instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// struct Body(Vec<u8>); // not `Clone`
+    ///
+    /// let body = delayed::Delayed::lazy(|| Body(vec![1, 2, 3]));
+    /// let other = body.clone();
+    /// let err = body.await.err().unwrap();
+    /// assert!(err.is_shared());
+    /// drop(other);
+    /// # }
+    /// ```
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner.kind, Kind::Shared)
+    }
+
+    /// The whole chain on one line: this error, then each cause in turn
+    /// ([`source`](std::error::Error::source), its source, and so on),
+    /// joined by `": "`. The same as `format!("{err:#}")`.
+    ///
+    /// A cause whose message already ends with its own source's message
+    /// (as `#[error("reading config: {0}")]` does) is not repeated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("cannot fetch {url}")]
+    /// struct FetchError {
+    ///     url: String,
+    ///     source: io::Error,
+    /// }
+    ///
+    /// #[delayed::delayed]
+    /// fn fetch(url: String) -> Result<Vec<u8>, FetchError> {
+    ///     Err(FetchError { url, source: io::Error::other("connection reset") })
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = fetch("http://a".to_string()).named("fetch-a").compute().await.unwrap_err();
+    /// assert_eq!(err.to_string(), "task `fetch-a` failed");
+    /// assert_eq!(
+    ///     err.report(),
+    ///     "task `fetch-a` failed: cannot fetch http://a: connection reset"
+    /// );
+    /// assert_eq!(err.report(), format!("{err:#}"));
+    /// # }
+    /// ```
+    pub fn report(&self) -> String {
+        format!("{self:#}")
+    }
+
+    /// The task's own error, as the type `E`: the first error of type `E`
+    /// in the chain of causes, starting with the task's error (this error
+    /// itself is not a candidate). `None` when the task did not return
+    /// `Err`, or when no cause is an `E`.
+    ///
+    /// The error names the task that failed first, so a compute of any
+    /// node that depended on it finds the same cause. A task that failed
+    /// because a nested compute failed has that compute's `Error` as its
+    /// cause; the search goes on through it to the innermost task's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("no such item: {0}")]
+    /// struct Missing(u64);
+    ///
+    /// #[delayed::delayed]
+    /// fn fetch(id: u64) -> Result<u64, Missing> {
+    ///     Err(Missing(id))
+    /// }
+    ///
+    /// #[delayed::delayed]
+    /// fn double(x: u64) -> u64 { x * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = double(fetch(7)).compute().await.unwrap_err();
+    /// let missing: &Missing = err.downcast_ref().unwrap();
+    /// assert_eq!(missing.0, 7);
+    /// assert!(err.downcast_ref::<std::io::Error>().is_none());
+    /// # }
+    /// ```
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
+            }
+            cause = err.source();
+        }
+        None
+    }
+
+    /// The chain as events log it, without allocating: `{:#}`.
+    pub(crate) fn chain(&self) -> impl fmt::Display + '_ {
+        struct Chain<'a>(&'a Error);
+        impl fmt::Display for Chain<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:#}", self.0)
+            }
+        }
+        Chain(self)
+    }
+
+    /// Writes this level of the error: what happened to which task.
+    fn fmt_level(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Kind::Invalid(message) = &self.inner.kind {
             return write!(f, "invalid graph: {message}");
         }
@@ -318,6 +454,39 @@ impl fmt::Display for Error {
             (n, Kind::Failed(_)) => write!(f, " after {n} attempts"),
             (n, _) => write!(f, " (after {n} attempts)"),
         }
+    }
+}
+
+/// One level of an error, without its causes.
+struct Level<'a>(&'a Error);
+
+impl fmt::Display for Level<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_level(f)
+    }
+}
+
+/// `{}` says what happened at this level; `{:#}` adds the causes (see
+/// [`Error::report`]).
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return self.fmt_level(f);
+        }
+        // A loop, not recursion: nested computes chain errors in errors.
+        let mut last = Level(self).to_string();
+        f.write_str(&last)?;
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            // A nested compute's `Error` writes its own level only.
+            let text = err.to_string();
+            if !last.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            last = text;
+            cause = err.source();
+        }
+        Ok(())
     }
 }
 
@@ -333,7 +502,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     /// The task's own error, for a task that returned `Err`. It is the
-    /// value itself, not a wrapper: downcast it to the task's error type.
+    /// value itself, not a wrapper: downcast it to the task's error type,
+    /// or let [`Error::downcast_ref`] search the whole chain.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.inner.kind {
             Kind::Failed(cause) => Some(&**cause),

@@ -160,9 +160,12 @@
 //! - **Virtual time.** The library adds no timers: under tokio's paused
 //!   clock a graph takes exactly its critical path.
 //! - **Tracing.** Every node runs inside a `delayed.task` span (debug
-//!   level) with the fields `task.key` and `task.name`, linked with
-//!   `follows_from` to its inputs' spans; events mark its start and end
-//!   (debug) and its failure (warn). See [Tracing](#tracing).
+//!   level) with the fields `task.key` and `task.name`, a child of the span
+//!   where its compute began and linked with `follows_from` to its inputs'
+//!   spans; events mark its start and end (debug) and its failure (warn,
+//!   with the whole cause chain). See [Tracing](#tracing).
+//! - **Awaiting.** `node.await` moves the output out of the last handle,
+//!   so `T` need not be `Clone`; [`compute`](Delayed::compute) clones it.
 //!
 //! # Policies: limits, retries, timeouts, priorities
 //!
@@ -297,6 +300,75 @@
 //! points at the right span, a finished task's span is kept open while its
 //! node lives (until its dependents have used it and no handle holds it),
 //! not only while its body runs; its busy time is still the body's.
+//!
+//! The failure event (warn) and the retry event (info) carry the error's
+//! whole chain in their `error` field, as [`Error::report`] writes it:
+//! `task `fetch-3` failed: cannot fetch http://a: connection reset`.
+//!
+//! ## Request-scoped logs
+//!
+//! A compute remembers the span current where it begins (its first poll;
+//! for [`persist`](Delayed::persist), the call). The spans of the tasks it
+//! starts are children of that span, and every task runs inside it, with
+//! its subscriber as the default, whatever thread it runs on. So what the
+//! tasks of an axum handler log sits in the handler's `#[instrument]`
+//! span, also at the usual `info` level, where the `delayed.task` spans
+//! themselves are filtered out:
+//!
+//! ```
+//! use delayed::delayed;
+//! # use std::sync::{Arc, Mutex};
+//! # #[derive(Clone, Default)]
+//! # struct Lines(Arc<Mutex<Vec<u8>>>);
+//! # impl std::io::Write for Lines {
+//! #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+//! #         self.0.lock().unwrap().extend_from_slice(b);
+//! #         Ok(b.len())
+//! #     }
+//! #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+//! # }
+//!
+//! #[delayed]
+//! async fn fetch(id: u64) -> u64 {
+//!     tracing::info!("fetching");
+//!     id * 10
+//! }
+//!
+//! #[delayed(blocking)]
+//! fn parse(raw: u64) -> u64 {
+//!     tracing::info!("parsing");
+//!     raw + 1
+//! }
+//!
+//! #[tracing::instrument]
+//! async fn handler(id: u64) -> u64 {
+//!     parse(fetch(id)).await.unwrap()
+//! }
+//!
+//! # #[tokio::main] async fn main() {
+//! # let lines = Lines::default();
+//! # let writer = lines.clone();
+//! let subscriber = tracing_subscriber::fmt()
+//! #   .with_writer(move || writer.clone())
+//!     .with_target(false)
+//!     .with_ansi(false)
+//!     .finish();
+//! tracing::subscriber::set_global_default(subscriber).unwrap();
+//! assert_eq!(handler(7).await, 71);
+//! //  INFO handler{id=7}: fetching
+//! //  INFO handler{id=7}: parsing
+//! # let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+//! # assert!(text.contains("INFO handler{id=7}: fetching"), "{text}");
+//! # assert!(text.contains("INFO handler{id=7}: parsing"), "{text}");
+//! # }
+//! ```
+//!
+//! A node that two computes share is a child of the span of the one that
+//! started it, and follows from (`follows_from`) the spans of the others
+//! that came for it before it finished. A compute polled under no span
+//! leaves its tasks' spans where they were: children of the span current
+//! where each one starts. As with any future, `tokio::spawn` does not carry
+//! a span into the task it spawns: spawn `compute.in_current_span()`.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -259,3 +259,123 @@ async fn keep_going_returns_every_output_with_its_own_result() {
     assert_eq!(*results[2].as_ref().unwrap(), 3);
     assert_eq!(runs.get(), 2, "the shared input ran once");
 }
+
+#[tokio::test]
+async fn the_alternate_form_and_report_give_the_whole_chain_on_one_line() {
+    let err = inc(Counter::new(), fetch(13).named("fetch-13"))
+        .compute()
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "task `fetch-13` failed");
+    assert_eq!(
+        format!("{err:#}"),
+        "task `fetch-13` failed: no such item: 13"
+    );
+    assert_eq!(err.report(), "task `fetch-13` failed: no such item: 13");
+
+    // Errors without a cause read the same either way.
+    let boom = explode(3).named("explode-3").compute().await.unwrap_err();
+    assert_eq!(boom.report(), "task `explode-3` panicked: exploded on 3");
+    assert_eq!(format!("{boom:#}"), boom.to_string());
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}")]
+struct ReadError {
+    path: String,
+    source: std::io::Error,
+}
+
+/// Repeats its source's message, as `#[error("...: {0}")]` does.
+#[derive(Debug, thiserror::Error)]
+#[error("parsing config: {0}")]
+struct ConfigError(#[source] std::num::ParseIntError);
+
+#[delayed]
+fn read(path: String) -> Result<u64, ReadError> {
+    Err(ReadError {
+        path,
+        source: std::io::Error::other("permission denied"),
+    })
+}
+
+#[delayed]
+fn config(text: String) -> Result<u64, ConfigError> {
+    text.parse().map_err(ConfigError)
+}
+
+#[tokio::test]
+async fn the_chain_goes_through_every_source_once() {
+    let err = read("/etc/x".to_string())
+        .named("read-x")
+        .compute()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.report(),
+        "task `read-x` failed: cannot read /etc/x: permission denied"
+    );
+
+    let err = config("x".to_string())
+        .named("config")
+        .compute()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.report(),
+        "task `config` failed: parsing config: invalid digit found in string",
+        "a message already in its cause's text is not repeated"
+    );
+}
+
+#[tokio::test]
+async fn downcast_ref_finds_the_tasks_own_error_by_type() {
+    let err = inc(Counter::new(), fetch(13)).compute().await.unwrap_err();
+    let missing: &Missing = err.downcast_ref().expect("the task's error");
+    assert_eq!(missing.0, 13);
+    assert!(err.downcast_ref::<std::io::Error>().is_none());
+
+    // Deeper in the chain: the source of the task's error.
+    let err = read("/a".to_string()).compute().await.unwrap_err();
+    assert_eq!(err.downcast_ref::<ReadError>().unwrap().path, "/a");
+    let io = err.downcast_ref::<std::io::Error>().unwrap();
+    assert_eq!(io.to_string(), "permission denied");
+
+    // A panic has no typed cause.
+    let boom = explode(1).compute().await.unwrap_err();
+    assert!(boom.downcast_ref::<Missing>().is_none());
+}
+
+#[tokio::test]
+async fn downcast_ref_and_report_go_through_nested_computes() {
+    let inner = fetch(13).named("inner");
+    let outer = Delayed::value(())
+        .try_then(move |()| {
+            let inner = inner.clone();
+            async move { inner.compute().await }
+        })
+        .named("outer");
+    let err = inc(Counter::new(), &outer).compute().await.unwrap_err();
+    assert_eq!(err.key().to_string(), "outer");
+    assert_eq!(
+        err.report(),
+        "task `outer` failed: task `inner` failed: no such item: 13"
+    );
+    assert_eq!(err.downcast_ref::<Missing>().unwrap().0, 13);
+    let nested: &Error = err.downcast_ref().expect("the nested compute's error");
+    assert_eq!(nested.key().to_string(), "inner");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_of_a_retried_task_counts_its_attempts() {
+    let err = fetch(13)
+        .named("flaky")
+        .retry(delayed::Retry::attempts(2))
+        .compute()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.report(),
+        "task `flaky` failed after 2 attempts: no such item: 13"
+    );
+}

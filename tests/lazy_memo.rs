@@ -42,7 +42,7 @@ async fn a_node_runs_once_and_computing_again_returns_the_stored_result() {
     let a = inc(runs.clone(), 1);
     assert_eq!(a.compute().await.unwrap(), 2);
     assert_eq!(a.compute().await.unwrap(), 2);
-    assert_eq!(a.clone().await.unwrap(), 2);
+    assert_eq!((&a).await.unwrap(), 2);
     assert_eq!(runs.get(), 1);
 }
 

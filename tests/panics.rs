@@ -15,7 +15,7 @@
 //! panicking (and a value is dropped once, so each panics at most once).
 
 use std::any::Any;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -352,9 +352,9 @@ async fn clone_panic_when_an_owned_compute_shares_the_output_fails_the_compute()
     const MESSAGE: &str = "Clone of an output computed by value while shared";
     let node = make_brittle(MESSAGE);
     let other = node.clone();
-    // `.await` on the handle moves the output out only when it is the last
+    // `delayed::compute` moves the output out only when it holds the last
     // handle; `other` lives, so it clones.
-    let first = bounded("the owned compute", node.into_future()).await;
+    let first = bounded("the owned compute", delayed::compute(node)).await;
     assert_panic("the owned compute", first, MESSAGE);
     let again = bounded("a compute of the other handle", other.compute()).await;
     assert_panic("a compute of the other handle", again, MESSAGE);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use delayed::delayed;
+use delayed::{delayed, Retry};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -20,6 +20,8 @@ struct Recorder {
     events: Arc<Mutex<Vec<(String, String, tracing::Level)>>>,
     /// (task, the input task it follows from), by key.
     links: Arc<Mutex<Vec<(String, String)>>>,
+    /// (task, message, its `error` field) of events that have one.
+    errors: Arc<Mutex<Vec<(String, String, String)>>>,
 }
 
 #[derive(Default)]
@@ -107,6 +109,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
             })
             .unwrap_or_default();
         let level = *event.metadata().level();
+        if let Some(error) = fields.0.remove("error") {
+            let error = (key.clone(), message.clone(), error);
+            self.errors.lock().unwrap().push(error);
+        }
         self.events.lock().unwrap().push((key, message, level));
     }
 }
@@ -198,6 +204,38 @@ fn every_task_runs_in_a_span_with_its_key() {
             .any(|(k, m, l)| k == "fail-1" && m == "task failed" && *l == tracing::Level::WARN),
         "no warning for the failed task: {events:?}"
     );
+
+    // Failure and retry events carry the cause, not only the task's key.
+    let failing = broken_pipe().named("pipe").retry(Retry::attempts(2));
+    assert!(runtime.block_on(failing.compute()).is_err());
+    let errors = recorder.errors.lock().unwrap().clone();
+    let error_of = |message: &str| {
+        errors
+            .iter()
+            .find(|(k, m, _)| k == "pipe" && m == message)
+            .map(|(_, _, e)| e.clone())
+            .unwrap_or_else(|| panic!("no {message:?} event for `pipe`: {errors:?}"))
+    };
+    assert_eq!(
+        error_of("task failed; it will run again"),
+        "task `pipe` failed: cannot write: broken pipe"
+    );
+    assert_eq!(
+        error_of("task failed"),
+        "task `pipe` failed after 2 attempts: cannot write: broken pipe"
+    );
+    assert!(errors
+        .iter()
+        .any(|(k, m, e)| k == "fail-1" && m == "task failed" && e.contains(": an error occurred")));
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write")]
+struct WriteError(#[source] std::io::Error);
+
+#[delayed]
+fn broken_pipe() -> Result<u64, WriteError> {
+    Err(WriteError(std::io::Error::other("broken pipe")))
 }
 
 #[delayed]

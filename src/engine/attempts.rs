@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use futures::future::{Either, MapOk};
 use futures::TryFutureExt;
-use tracing::Instrument;
 
 use super::hooks::Made;
 use super::inputs::Inputs;
@@ -24,7 +23,7 @@ use super::state::Origin;
 use super::view::NodeView;
 use super::watch::{self, Watched};
 use super::work::{report, RunGuard};
-use super::{runner, schedule, spans, stored};
+use super::{runner, schedule, spans, stored, wakes};
 use crate::callback::Outcome;
 use crate::error::Error;
 use crate::limit::Acquire;
@@ -48,9 +47,9 @@ where
     // `loan::release`): it claims it now. Others join the line when their
     // task first runs.
     let place = match (&begun.policy, begun.read_back) {
-        (Some(policy), false) => policy
-            .limit
-            .and_then(|limit| loan::claim_place(node.address(), limit, &handle)),
+        (Some(policy), false) => policy.limit.and_then(|limit| {
+            loan::claim_place(Arc::as_ptr(&node).cast::<()>() as usize, limit, &handle)
+        }),
         _ => None,
     };
     let task_node = Arc::clone(&node);
@@ -62,10 +61,9 @@ where
         let (result, hand_off) = run(&task_node, begun, place, false, &mut guard.watched).await;
         guard.disarm();
         let mut ready = Vec::new();
-        hand_off.settle(&mut ready, |ready| {
-            conclude(&task_node, epoch, result, ready);
+        wakes::after_release(task_node, |node| {
+            hand_off.settle(&mut ready, |ready| conclude(node, epoch, result, ready));
         });
-        drop(task_node);
         runner::drain(&mut ready);
     });
     node.set_abort(epoch, join.abort_handle());
@@ -176,21 +174,23 @@ where
             }
         }
     }
-    let span = node.span();
-    spans::link(&span, &begun.deps);
-    let ran = attempts(
-        node,
-        &begun.deps,
-        &policy,
-        begun.priority,
-        place,
-        inline,
-        watched,
-    )
-    .instrument(span.clone())
-    .await;
-    spans::keep(node.address(), &span);
-    ran
+    let run = spans::open(&node.core);
+    spans::link(&run, &begun.deps);
+    let result = run
+        .instrumented(attempts(
+            node,
+            &begun.deps,
+            &policy,
+            begun.priority,
+            place,
+            inline,
+            watched,
+        ))
+        .await;
+    if !matches!(result, (Ok(Made::Again), _)) {
+        spans::ended(&node.core);
+    }
+    result
 }
 
 /// Tells the watchers that the run starts.
@@ -271,7 +271,7 @@ where
         // Not held between attempts.
         drop(holder);
         let delay = retry.delay(&node.core.key(), attempt);
-        tracing::info!(error = %err, attempt, ?delay, "task failed; it will run again");
+        tracing::info!(error = %err.chain(), attempt, ?delay, "task failed; it will run again");
         if !delay.is_zero() {
             match timer(node, || tokio::time::sleep(delay)) {
                 Ok(sleep) => sleep.await,

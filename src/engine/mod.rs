@@ -26,10 +26,11 @@
 //! | `loan.rs` | a running body's permit: lent back while it waits for a nested compute, handed on when it ends |
 //! | `stored.rs` | stored outputs: read back, revert, restart |
 //! | `root.rs` | a compute's demand on its root, and taking the output |
+//! | `wakes.rs` | computes woken after the engine let go of the nodes it ran, so that `.await` can move an output out |
 //! | `sequential.rs` | the sequential debug scheduler |
 //! | `watch.rs` | the callbacks of running computes, each callback attached once, each call guarded; the mark of a running body |
 //! | `make.rs`, `deps.rs`, `inputs.rs`, `waiters.rs` | making nodes; inputs as work reads them; compact lists |
-//! | `intern.rs`, `spans.rs`, `snapshot.rs`, `view.rs`, `hooks.rs`, `guard.rs` | pure-call interning; span links; graph snapshots; the extensions' faces; panic guards |
+//! | `intern.rs`, `spans.rs`, `snapshot.rs`, `view.rs`, `hooks.rs`, `guard.rs` | pure-call interning; task spans (their parent, the compute's caller span, and their links); graph snapshots; the extensions' faces; panic guards |
 //!
 //! # The state machine
 //!
@@ -176,6 +177,7 @@ pub(crate) mod stored;
 mod stored_tests;
 pub(crate) mod view;
 pub(crate) mod waiters;
+pub(crate) mod wakes;
 pub(crate) mod watch;
 pub(crate) mod work;
 

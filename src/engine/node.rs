@@ -7,17 +7,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError};
 
 use tokio::task::AbortHandle;
-use tracing::field;
 
 use super::guard::{self, Payload};
 use super::hooks::OutputStore;
 use super::inputs::Inputs;
+use super::intern;
 use super::policy::{self, NodePolicy};
 use super::schedule::{self, Ended};
 use super::state::{Core, Phase};
 use super::stored::Reading;
 use super::waiters::Waiter;
-use super::{intern, spans};
 use crate::error::Error;
 
 /// A node of the graph with its output type erased.
@@ -311,24 +310,6 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
         let _ = self.try_drop_work().map_err(guard::drop_quietly);
         true
     }
-
-    /// The span a run executes in.
-    pub(crate) fn span(&self) -> tracing::Span {
-        let span = tracing::debug_span!(
-            "delayed.task",
-            task.key = field::Empty,
-            task.name = self.core.name()
-        );
-        if !span.is_disabled() {
-            span.record("task.key", field::display(self.core.key()));
-        }
-        span
-    }
-
-    /// The node's address, which identifies it while it lives.
-    pub(crate) fn address(&self) -> usize {
-        (self as *const Self).cast::<()>() as usize
-    }
 }
 
 impl<T: Send + Sync + 'static, W: Work<T>> AnyNode for TypedNode<T, W> {
@@ -368,7 +349,6 @@ impl<T: Send + Sync + 'static, W: Work<T>> AnyNode for TypedNode<T, W> {
 impl<T, W> Drop for TypedNode<T, W> {
     fn drop(&mut self) {
         let ptr = (self as *const Self).cast::<()>();
-        spans::forget(ptr as usize);
         let st = self.core.state_mut();
         if st.interned {
             intern::forget(&st.id, ptr);

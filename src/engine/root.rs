@@ -13,7 +13,7 @@ use super::node::{output_of, NodeRef};
 use super::sequential::{self, SequentialRun};
 use super::state::Phase;
 use super::stored::{self, Reading};
-use super::{runner, schedule};
+use super::{intern, runner, schedule};
 use crate::Error;
 
 /// How many times a root interrupted from outside (another runtime shut
@@ -87,11 +87,6 @@ impl Root {
     /// Ends a compute that did not start.
     pub(crate) fn abandon(&mut self) {
         self.phase = RootPhase::Finished;
-    }
-
-    /// Whether the compute has started and not ended.
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.phase == RootPhase::Waiting
     }
 
     fn start(&mut self) {
@@ -236,27 +231,27 @@ impl Drop for Root {
     }
 }
 
-/// Takes the output of a finished node: moved out when `owned` and this
-/// is the last handle, cloned otherwise.
-///
-/// # Errors
-///
-/// A `Clone` that panicked, about the node.
-pub(crate) fn take_output<T: Clone + 'static>(node: &mut NodeRef, owned: bool) -> Result<T, Error> {
-    if owned {
-        // An interned node (a pure call, a join) is held weakly by the
-        // intern table: let go of it first, or the value cannot move.
-        if Arc::strong_count(node) == 1 {
-            super::intern::release_sole(node);
-        }
-        if let Some(value) = Arc::get_mut(node).and_then(|node| {
-            let cell: &mut dyn Any = node.output_any_mut();
-            cell.downcast_mut::<OnceLock<T>>().and_then(OnceLock::take)
-        }) {
-            return Ok(value);
-        }
+/// Whether the compute that holds `node` holds the only handle to it: no
+/// other handle, no dependent, no placement. A pure node leaves the table
+/// of pure calls here (its output is about to be moved out), so that no
+/// equal call can find it any more. From then on, every other reference is
+/// the engine's own, held for a moment while a run ends.
+pub(crate) fn is_sole(node: &NodeRef) -> bool {
+    if Arc::strong_count(node) != 1 {
+        return false;
     }
-    clone_output(node)
+    intern::release_sole(node);
+    Arc::strong_count(node) == 1 && Arc::weak_count(node) == 0
+}
+
+/// Moves the output out of a finished node that nothing else holds.
+/// `None` while something else holds it.
+pub(crate) fn move_output<T: 'static>(node: &mut NodeRef) -> Option<T> {
+    if Arc::strong_count(node) == 1 {
+        intern::release_sole(node);
+    }
+    let cell: &mut dyn Any = Arc::get_mut(node)?.output_any_mut();
+    cell.downcast_mut::<OnceLock<T>>().and_then(OnceLock::take)
 }
 
 /// Clones the output of a finished node, catching a panic of its `Clone`.

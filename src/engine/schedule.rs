@@ -10,8 +10,10 @@ use std::sync::Arc;
 use super::guard;
 use super::inputs::Inputs;
 use super::node::NodeRef;
+use super::spans::{Caller, Later};
 use super::state::Phase;
 use super::waiters::{Waiter, Waiters};
+use super::wakes;
 use crate::error::Error;
 
 /// How a node ended, as told to the nodes and computes waiting on it.
@@ -30,7 +32,11 @@ pub(crate) enum Ended {
 
 /// Adds one unit of demand on `root`, starting it and every unfinished input
 /// it needs. Nodes that can run now are pushed onto `ready`.
+///
+/// The span current here is the demand's caller (see `spans.rs`).
 pub(crate) fn demand(root: &NodeRef, ready: &mut Vec<NodeRef>) {
+    let caller = Caller::current();
+    let mut later = Later::default();
     {
         let mut st = root.core().lock();
         if st.is_finished() {
@@ -38,16 +44,21 @@ pub(crate) fn demand(root: &NodeRef, ready: &mut Vec<NodeRef>) {
         }
         st.demand += 1;
         if !matches!(st.phase, Phase::Idle) {
-            return;
+            st.trace.join(&caller, &mut later);
+            drop(st);
+            return later.apply();
         }
         st.phase = Phase::Claimed;
         st.priority = st.base_priority();
+        st.trace.claim(&caller, &mut later);
     }
+    later.apply();
     activate(vec![Arc::clone(root)], ready);
 }
 
 /// Registers each claimed node on its unfinished inputs, claiming idle ones.
 fn activate(mut stack: Vec<NodeRef>, ready: &mut Vec<NodeRef>) {
+    let mut later = Later::default();
     while let Some(task) = stack.pop() {
         let mut st = task.core().lock();
         if !matches!(st.phase, Phase::Claimed) {
@@ -72,9 +83,13 @@ fn activate(mut stack: Vec<NodeRef>, ready: &mut Vec<NodeRef>) {
                     ds.demand += 1;
                     ds.waiters.push(Waiter::Node(Arc::clone(&task), epoch));
                     pending += 1;
+                    if !idle {
+                        ds.trace.join_for(&st.trace, &mut later);
+                    }
                     if idle {
                         ds.phase = Phase::Claimed;
                         ds.priority = ds.base_priority().max(priority);
+                        ds.trace.inherit(&st.trace, &mut later);
                         stack.push(Arc::clone(dep));
                     } else if ds.priority < priority {
                         ds.priority = priority;
@@ -109,6 +124,7 @@ fn activate(mut stack: Vec<NodeRef>, ready: &mut Vec<NodeRef>) {
             None => st.phase = Phase::Waiting { pending },
         }
     }
+    later.apply();
 }
 
 /// Raises the priority of the unfinished inputs of `task`, which now runs
@@ -181,7 +197,7 @@ pub(crate) fn notify(waiters: Waiters, ended: &Ended, ready: &mut Vec<NodeRef>) 
         for waiter in waiters {
             let (task, epoch) = match waiter {
                 Waiter::Compute(waker) => {
-                    waker.wake();
+                    wakes::wake(waker);
                     continue;
                 }
                 Waiter::Node(task, epoch) => (task, epoch),

@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::node::{address, NodeRef};
 use super::schedule;
+use super::spans::{Caller, Later};
 use super::state::Phase;
 use crate::Error;
 
@@ -89,8 +90,11 @@ enum Claim {
     Rewalk,
 }
 
-/// Claims an idle node whose inputs are all done.
+/// Claims an idle node whose inputs are all done, for a compute whose
+/// caller is the current span.
 fn claim(task: &NodeRef) -> Claim {
+    let caller = Caller::current();
+    let mut later = Later::default();
     let mut st = task.core().lock();
     match &st.phase {
         Phase::Done => return Claim::Done,
@@ -113,6 +117,9 @@ fn claim(task: &NodeRef) -> Claim {
     st.epoch = st.epoch.wrapping_add(1);
     st.priority = st.base_priority();
     st.phase = Phase::Ready;
+    st.trace.claim(&caller, &mut later);
+    drop(st);
+    later.apply();
     Claim::Run
 }
 

@@ -10,6 +10,7 @@ use tokio::task::AbortHandle;
 
 use super::inputs::Inputs;
 use super::policy::NodePolicy;
+use super::spans::Trace;
 use super::waiters::Waiters;
 use crate::error::Error;
 use crate::key::{Key, KeyId};
@@ -91,6 +92,9 @@ pub(in crate::engine) struct State {
     /// waiting for it (see `Delayed::priority`); `UNSET` when neither it
     /// nor they have one.
     pub(in crate::engine) priority: i32,
+    /// The spans of its runs and of the computes that want them (see
+    /// `spans.rs`).
+    pub(in crate::engine) trace: Trace,
 }
 
 /// Where a node is in its life. See the design doc in `engine/mod.rs`.
@@ -141,6 +145,7 @@ impl Core {
                 waiters: Waiters::None,
                 policy: None,
                 priority: UNSET,
+                trace: Trace::default(),
             }),
         }
     }

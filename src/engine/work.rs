@@ -9,14 +9,13 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
-use tracing::Instrument;
 
 use super::deps::Deps;
 use super::inputs::Inputs;
 use super::node::{Attempt, NodeRef, TypedNode, Work};
 use super::state::Core;
 use super::watch::{self, Watched};
-use super::{attempts, blocking, guard, loan, runner, schedule, spans};
+use super::{attempts, blocking, guard, loan, runner, schedule, spans, wakes};
 use crate::callback::Outcome;
 use crate::error::{Cause, Error};
 
@@ -38,13 +37,15 @@ where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> WorkResult<T>,
 {
-    let span = node.span();
-    if span.is_disabled() && !watch::is_active() {
+    let run = spans::open(&node.core);
+    if run.is_unobserved() && !watch::is_active() {
         // Nobody looks: no events, no clock reads.
-        return call_caught(&node.core, Deps::new(deps), work);
+        let result = call_caught(&node.core, Deps::new(deps), work);
+        spans::ended(&node.core);
+        return result;
     }
-    spans::link(&span, &deps);
-    let result = span.in_scope(|| {
+    spans::link(&run, &deps);
+    let result = run.in_scope(|| {
         tracing::debug!("task started");
         let (watched, started) = watch::task_started(&node.core);
         let result = match started {
@@ -60,7 +61,7 @@ where
         report(&result);
         result
     });
-    spans::keep(node.address(), &span);
+    spans::ended(&node.core);
     result
 }
 
@@ -79,11 +80,11 @@ where
 }
 
 /// The event that ends a task's span: debug when it finished, warn when it
-/// failed.
+/// failed, with the whole chain of causes in `error`.
 pub(crate) fn report<T>(result: &Result<T, Error>) {
     match result {
         Ok(_) => tracing::debug!("task finished"),
-        Err(err) => tracing::warn!(error = %err, "task failed"),
+        Err(err) => tracing::warn!(error = %err.chain(), "task failed"),
     }
 }
 
@@ -127,7 +128,7 @@ where
             Some(Inline(work)) => call(&node, begun.deps, work),
             None => Err(missing_work(&node.core)),
         };
-        node.settle(begun.epoch, result, queue);
+        wakes::after_release(node, |node| node.settle(begun.epoch, result, queue));
     }
 
     fn attempt(node: &Arc<TypedNode<T, Self>>, deps: Inputs, _inline: bool) -> Attempt<T> {
@@ -171,8 +172,7 @@ where
                 None => Err(missing_work(&node.core)),
             };
             let mut ready = Vec::new();
-            node.settle(begun.epoch, result, &mut ready);
-            drop(node);
+            wakes::after_release(node, |node| node.settle(begun.epoch, result, &mut ready));
             // What this made ready runs here: a chain of blocking nodes
             // stays on this thread.
             runner::drain(&mut ready);
@@ -202,6 +202,8 @@ where
         let (tx, rx) = oneshot::channel();
         let task = Arc::clone(node);
         let holder = loan::current();
+        // The body runs on another thread, in the span it was asked from.
+        let here = spans::Here::capture(&node.core);
         blocking::submit(
             &handle,
             blocking::Job {
@@ -212,7 +214,8 @@ where
                     if tx.is_closed() {
                         return;
                     }
-                    let result = loan::enter(holder.as_ref(), || in_place(&task, deps));
+                    let result =
+                        here.in_scope(|| loan::enter(holder.as_ref(), || in_place(&task, deps)));
                     // The permit goes back with the result, not after it.
                     drop(holder);
                     if task.core.lock().is_finished() {
@@ -246,12 +249,12 @@ where
         }
         let epoch = begun.epoch;
         let deps = begun.deps;
-        let span = node.span();
-        spans::link(&span, &deps);
+        let run = spans::open(&node.core);
+        spans::link(&run, &deps);
         let made = {
             let deps = Deps::new(deps);
             match work_of(&node).as_ref() {
-                Some(Async(make)) => span.in_scope(|| {
+                Some(Async(make)) => run.in_scope(|| {
                     catch_unwind(AssertUnwindSafe(|| {
                         let future = make(&deps);
                         drop(deps);
@@ -280,7 +283,7 @@ where
         // already done so, and then the guard does nothing.
         let mut guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
         let join = handle.spawn(async move {
-            let run = async {
+            let body = async {
                 tracing::debug!("task started");
                 let (watched, started) = watch::task_started(&task_node.core);
                 guard.watched = watched;
@@ -298,14 +301,12 @@ where
                 report(&result);
                 result
             };
-            let kept = span.clone();
-            let result = run.instrument(span).await;
-            spans::keep(task_node.address(), &kept);
+            let result = run.instrumented(body).await;
+            spans::ended(&task_node.core);
             guard.disarm();
             // Dependents run outside this task's span: they are not part of it.
             let mut ready = Vec::new();
-            task_node.settle(epoch, result, &mut ready);
-            drop(task_node);
+            wakes::after_release(task_node, |node| node.settle(epoch, result, &mut ready));
             runner::drain(&mut ready);
         });
         node.set_abort(epoch, join.abort_handle());
