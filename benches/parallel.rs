@@ -17,7 +17,13 @@
 //! by the runner that made them ready) and, for comparison, as
 //! `#[delayed] async fn` nodes (a tokio task each); the baseline spawns one
 //! tokio task per node. Beside them, the same work as a plain loop on one
-//! thread, with no graph: the floor for one core.
+//! thread, with no graph: the floor for one core; and as many copies of
+//! that loop as there are cores, at once on threads of their own, which
+//! tells how many cores the machine gives at the time (on a shared machine,
+//! often fewer than it has): the speed-up no graph can beat.
+//!
+//! `DELAYED_WORK_NS` sets the work per node in nanoseconds (default 1000;
+//! 0 leaves only the graph's own cost).
 //!
 //! Criterion measures each implementation on each runtime; at the end a
 //! paired run, alternating them, prints the median time of each and the
@@ -53,16 +59,16 @@ fn work(x: u64) -> u64 {
     x
 }
 
-/// Sets `ITERS` so that one `work` takes about 1 us on this machine.
-fn calibrate() -> u32 {
+/// Sets `ITERS` so that one `work` takes about `ns` nanoseconds here.
+fn calibrate(ns: f64) -> u32 {
     const PROBE: u32 = 100_000;
     ITERS.store(PROBE, Relaxed);
     // The seeds are hidden from the optimizer: from 0 the loop is a fixed
     // point it could skip.
     let probes = (1..=21).map(|i| time(|| work(black_box(i)))).collect();
     let per_probe = median(probes);
-    let iters = (PROBE as f64 * 1_000.0 / per_probe.as_nanos() as f64).round() as u32;
-    ITERS.store(iters.max(1), Relaxed);
+    let iters = (PROBE as f64 * ns / per_probe.as_nanos() as f64).round() as u32;
+    ITERS.store(iters, Relaxed);
     iters
 }
 
@@ -180,6 +186,36 @@ fn lattice(
     total(row)
 }
 
+/// Builds the `#[delayed] fn` lattice, then computes and drops it, in a
+/// task on the runtime: the time of each phase. The build runs on one
+/// thread whatever the runtime, so it bounds the speed-up of the whole.
+fn phases(runtime: &Runtime) -> [Duration; 2] {
+    runtime.block_on(async {
+        tokio::spawn(async {
+            let start = Instant::now();
+            let root = lattice(seed_node, |a, b, c| mix_node(a, b, c));
+            let built = start.elapsed();
+            black_box(root.await.expect("the graph runs"));
+            [built, start.elapsed() - built]
+        })
+        .await
+        .expect("bench task panicked")
+    })
+}
+
+/// `copies` runs of `plain` at once, one a thread: the time of all, and
+/// one run's time times `copies` over it, the parallelism the machine
+/// gives now.
+fn plain_copies(copies: usize) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..copies {
+            scope.spawn(|| black_box(plain()));
+        }
+    });
+    start.elapsed()
+}
+
 /// The same work with no graph, one row after another on this thread.
 fn plain() -> u64 {
     let mut row: Vec<u64> = (0..WIDTH as u64).map(seed).collect();
@@ -243,16 +279,23 @@ fn paired(runtimes: &[(usize, Runtime)], rounds: usize) {
             assert_eq!(on_worker(runtime, imp.run()), expected, "{}", imp.name());
         }
     }
-    let mut floor = Vec::new();
+    let (mut floor, mut copies) = (Vec::new(), Vec::new());
+    let mut split: [[Vec<Duration>; 2]; 2] = Default::default();
     let mut samples: [[Vec<Duration>; 2]; Impl::ALL.len()] = Default::default();
     for _ in 0..rounds {
         floor.push(time(plain));
+        copies.push(plain_copies(*all));
+        for (k, runtime) in [one, many].into_iter().enumerate() {
+            let [built, ran] = phases(runtime);
+            split[k][0].push(built);
+            split[k][1].push(ran);
+        }
         for (k, imp) in Impl::ALL.into_iter().enumerate() {
             samples[k][0].push(time(|| on_worker(one, imp.run())));
             samples[k][1].push(time(|| on_worker(many, imp.run())));
         }
     }
-    let floor = median(floor);
+    let (floor, copies) = (median(floor), median(copies));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let ns = |d: Duration| d.as_nanos() as f64 / NODES as f64;
     println!(
@@ -261,9 +304,14 @@ fn paired(runtimes: &[(usize, Runtime)], rounds: usize) {
         ITERS.load(Relaxed)
     );
     println!(
-        "plain loop, one thread, no graph: {:.1} ms ({:.0} ns/node)\n",
+        "plain loop, one thread, no graph: {:.1} ms ({:.0} ns/node)",
         ms(floor),
         ns(floor)
+    );
+    println!(
+        "{all} copies of it at once, a thread each: {:.1} ms, so the machine gives {:.2}x now\n",
+        ms(copies),
+        *all as f64 * floor.as_secs_f64() / copies.as_secs_f64()
     );
     println!("| implementation | 1 worker | {all} workers | speed-up | 1 worker / plain loop |");
     println!("|---|---|---|---|---|");
@@ -280,11 +328,25 @@ fn paired(runtimes: &[(usize, Runtime)], rounds: usize) {
             one.as_secs_f64() / floor.as_secs_f64()
         );
     }
+    let [[build_one, run_one], [build_many, run_many]] = split.map(|phase| phase.map(median));
+    println!(
+        "\ndelayed, sync fn, by phase: build {:.1} ms and compute + drop {:.1} ms on 1 worker, \
+         build {:.1} ms and compute + drop {:.1} ms on {all}: compute + drop speed-up {:.2}x",
+        ms(build_one),
+        ms(run_one),
+        ms(build_many),
+        ms(run_many),
+        run_one.as_secs_f64() / run_many.as_secs_f64()
+    );
 }
 
 fn main() {
-    let iters = calibrate();
-    println!("work: {iters} iterations take about 1 us here");
+    let ns = std::env::var("DELAYED_WORK_NS").map_or(1_000.0, |ns| {
+        ns.parse()
+            .expect("DELAYED_WORK_NS is a number of nanoseconds")
+    });
+    let iters = calibrate(ns);
+    println!("work: {iters} iterations take about {ns} ns here");
     let all = std::thread::available_parallelism().map_or(1, usize::from);
     let runtimes = [(1, runtime(1)), (all, runtime(all))];
     let mut criterion = Criterion::default().configure_from_args();
