@@ -245,8 +245,12 @@ mod labels {
         LIVE.with(|live| {
             let mut live = live.borrow_mut();
             let (table, inserts) = &mut *live;
+            // Sweep the dead labels once as many were added as the table
+            // holds: amortized constant work per label, where a sweep every
+            // few thousand would be quadratic in the live labels.
             *inserts += 1;
-            if *inserts % 4096 == 0 {
+            if *inserts > table.len().max(4096) {
+                *inserts = 0;
                 table.retain(|_, held| {
                     held.retain(|weak| weak.strong_count() > 0);
                     !held.is_empty()
