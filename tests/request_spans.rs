@@ -3,12 +3,13 @@
 //! is a child of the first and follows from the second, and what tasks log
 //! sits in the request's span even where task spans are disabled.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use common::Fields;
 use delayed::{delayed, Delayed, Retry};
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Instrument, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -58,20 +59,6 @@ impl Recorder {
         let found: Vec<_> = seen.events.iter().filter(|(m, _)| m == message).collect();
         assert_eq!(found.len(), 1, "event {message:?}: {found:?}");
         found[0].1.clone()
-    }
-}
-
-#[derive(Default)]
-struct Fields(HashMap<String, String>);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), value.to_string());
     }
 }
 

@@ -1,11 +1,12 @@
 //! Every node runs inside a `delayed.task` span carrying its key, so events
 //! a task logs are attributed to it.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
+use common::Fields;
 use delayed::{delayed, Retry};
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -22,20 +23,6 @@ struct Recorder {
     links: Arc<Mutex<Vec<(String, String)>>>,
     /// (task, message, its `error` field) of events that have one.
     errors: Arc<Mutex<Vec<(String, String, String)>>>,
-}
-
-#[derive(Default)]
-struct Fields(HashMap<String, String>);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), value.to_string());
-    }
 }
 
 /// The key stored on a task span.

@@ -122,3 +122,18 @@ pub fn fail(x: u64) -> Result<u64, std::fmt::Error> {
     let _ = x;
     Err(std::fmt::Error)
 }
+
+/// The fields of a tracing span or event, by name, as text.
+#[derive(Default)]
+pub struct Fields(pub std::collections::HashMap<String, String>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+}
