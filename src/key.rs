@@ -69,11 +69,21 @@ pub(crate) enum KeyId {
 /// The readable part of a key, and the identity it stands for.
 pub(crate) struct Label {
     /// The arguments, as `77` or `a.txt-2`.
-    text: Box<str>,
+    text: labels::Text,
     /// 1 for the first live key that reads so on its thread, then 2, 3...
     suffix: u32,
+    /// The labels that read the same, if another lived when it was made.
+    group: Option<Arc<labels::Group>>,
     /// A `Seq` or `Token` key id.
-    id: Box<KeyId>,
+    id: KeyId,
+}
+
+impl Drop for Label {
+    fn drop(&mut self) {
+        if let Some(group) = &self.group {
+            group.leave();
+        }
+    }
 }
 
 impl KeyId {
@@ -84,8 +94,8 @@ impl KeyId {
     }
 
     /// The key id `id` that reads as `text` after the function `name`.
-    pub(crate) fn labeled(name: &'static str, text: Box<str>, id: KeyId) -> KeyId {
-        KeyId::Label(labels::register(name, text, id))
+    pub(crate) fn labeled(name: &'static str, text: String, id: KeyId) -> KeyId {
+        KeyId::Label(labels::register(name, &text, id))
     }
 
     /// The identity behind a label.
@@ -201,9 +211,9 @@ impl fmt::Display for Key {
             KeyId::Token([high, _]) => write!(f, "{}-{high:016x}", self.name),
             KeyId::Custom(s) => f.write_str(s),
             KeyId::Label(label) if label.suffix > 1 => {
-                write!(f, "{}-{}#{}", self.name, label.text, label.suffix)
+                write!(f, "{}-{}#{}", self.name, label.text.as_str(), label.suffix)
             }
-            KeyId::Label(label) => write!(f, "{}-{}", self.name, label.text),
+            KeyId::Label(label) => write!(f, "{}-{}", self.name, label.text.as_str()),
         }
     }
 }
@@ -231,46 +241,173 @@ impl Hasher for Forward<'_> {
 /// same get different suffixes.
 ///
 /// Per thread, not per process: parallel tests build their graphs on
-/// their own threads and never see each other's suffixes.
-mod labels {
+/// their own threads and never see each other's suffixes. The table maps
+/// a hash of how a key reads to the newest label that reads so, or, once
+/// two live labels read the same, to their group; a label may be dropped
+/// on any thread, so a group counts its live labels atomically. Most
+/// labels are alone, and cost no group. Two texts whose hashes collide
+/// share an entry: their suffixes count on from each other's, and keys
+/// stay apart by identity.
+pub(crate) mod labels {
+    use std::hash::BuildHasherDefault;
+    use std::mem;
+    use std::sync::atomic::AtomicU32;
+
     use super::*;
+    use crate::args::cx::LABEL_MAX;
 
-    type Table = HashMap<(&'static str, Box<str>), Vec<Weak<Label>>>;
-
-    thread_local! {
-        static LIVE: RefCell<(Table, usize)> = RefCell::new((HashMap::new(), 0));
+    /// A label's text, kept inline: labels are short.
+    pub(crate) struct Text {
+        len: u8,
+        bytes: [u8; LABEL_MAX],
     }
 
-    pub(super) fn register(name: &'static str, text: Box<str>, id: KeyId) -> Arc<Label> {
-        LIVE.with(|live| {
-            let mut live = live.borrow_mut();
-            let (table, inserts) = &mut *live;
-            // Sweep the dead labels once as many were added as the table
-            // holds: amortized constant work per label, where a sweep every
-            // few thousand would be quadratic in the live labels.
-            *inserts += 1;
-            if *inserts > table.len().max(4096) {
-                *inserts = 0;
-                table.retain(|_, held| {
-                    held.retain(|weak| weak.strong_count() > 0);
-                    !held.is_empty()
-                });
+    impl Text {
+        fn new(text: &str) -> Text {
+            let mut len = text.len().min(LABEL_MAX);
+            while !text.is_char_boundary(len) {
+                len -= 1;
             }
-            let held = table.entry((name, text.clone())).or_default();
-            held.retain(|weak| weak.strong_count() > 0);
-            let suffix = held
-                .iter()
-                .filter_map(Weak::upgrade)
-                .map(|label| label.suffix)
-                .max()
-                .map_or(1, |max| max + 1);
-            let label = Arc::new(Label {
-                text,
-                suffix,
-                id: Box::new(id),
-            });
-            held.push(Arc::downgrade(&label));
-            label
+            let mut bytes = [0; LABEL_MAX];
+            bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
+            Text {
+                len: len as u8,
+                bytes,
+            }
+        }
+
+        pub(crate) fn as_str(&self) -> &str {
+            std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        }
+    }
+
+    /// The labels of one text, once two lived at once: the first, and
+    /// a count of the others alive.
+    pub(crate) struct Group {
+        first: Weak<Label>,
+        others: AtomicU32,
+        /// The suffix of the newest, while any lives.
+        last: AtomicU32,
+    }
+
+    impl Group {
+        pub(super) fn leave(&self) {
+            self.others.fetch_sub(1, Ordering::Release);
+        }
+
+        fn is_held(self: &Arc<Self>) -> bool {
+            Arc::strong_count(self) > 1 || self.first.strong_count() > 0
+        }
+
+        /// Adds a label made on the group's thread; returns its suffix.
+        fn join(&self) -> u32 {
+            let others = self.others.fetch_add(1, Ordering::Acquire);
+            let suffix = match others > 0 || self.first.strong_count() > 0 {
+                true => self.last.load(Ordering::Relaxed) + 1,
+                false => 1,
+            };
+            self.last.store(suffix, Ordering::Relaxed);
+            suffix
+        }
+    }
+
+    enum Entry {
+        /// The one label that read so; perhaps dead.
+        One(Weak<Label>),
+        Many(Arc<Group>),
+    }
+
+    impl Entry {
+        fn is_held(&self) -> bool {
+            match self {
+                Entry::One(label) => label.strong_count() > 0,
+                Entry::Many(group) => group.is_held(),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Table {
+        entries: HashMap<u64, Entry, BuildHasherDefault<Identity>>,
+        inserts: usize,
+    }
+
+    thread_local! {
+        static LIVE: RefCell<Table> = RefCell::new(Table::default());
+    }
+
+    pub(super) fn register(name: &'static str, text: &str, id: KeyId) -> Arc<Label> {
+        let mut label = Arc::new(Label {
+            text: Text::new(text),
+            suffix: 1,
+            group: None,
+            id,
+        });
+        let hash = text_hash(name, text);
+        // A thread going away has no table: the label stands alone.
+        let _ = LIVE.try_with(|live| {
+            let mut live = live.borrow_mut();
+            let Table { entries, inserts } = &mut *live;
+            // Sweep the entries nobody holds once as many were added as
+            // the table holds: amortized constant work per label.
+            *inserts += 1;
+            if *inserts > entries.len().max(4096) {
+                *inserts = 0;
+                entries.retain(|_, entry| entry.is_held());
+            }
+            let entry = entries
+                .entry(hash)
+                .or_insert_with(|| Entry::One(Weak::new()));
+            let group = match entry {
+                Entry::Many(group) if group.is_held() => Arc::clone(group),
+                Entry::One(first) if first.strong_count() > 0 => {
+                    let group = Arc::new(Group {
+                        first: mem::take(first),
+                        others: AtomicU32::new(0),
+                        last: AtomicU32::new(1),
+                    });
+                    *entry = Entry::Many(Arc::clone(&group));
+                    group
+                }
+                _ => {
+                    *entry = Entry::One(Arc::downgrade(&label));
+                    return;
+                }
+            };
+            if let Some(label) = Arc::get_mut(&mut label) {
+                label.suffix = group.join();
+                label.group = Some(group);
+            }
+        });
+        label
+    }
+
+    /// A 64-bit hash of how a key reads: FNV-1a over the function name,
+    /// a separator and the text (both short).
+    fn text_hash(name: &str, text: &str) -> u64 {
+        let bytes = name.bytes().chain([0xff]).chain(text.bytes());
+        bytes.fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         })
+    }
+
+    /// The table's keys are hashes already.
+    #[derive(Default)]
+    struct Identity(u64);
+
+    impl Hasher for Identity {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            for &byte in bytes {
+                self.0 = (self.0 << 8) | u64::from(byte);
+            }
+        }
+
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
     }
 }

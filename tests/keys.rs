@@ -247,3 +247,43 @@ async fn naming_a_pure_call_leaves_an_equal_earlier_call_its_key() {
     let alone = square(5).named("sq-5");
     assert_eq!(alone.key().to_string(), "sq-5");
 }
+
+#[test]
+fn suffixes_count_on_from_the_newest_live_call_and_restart_when_none_lives() {
+    let suffix = |d: &Delayed<u64>| d.key().to_string();
+    let a = fetch(9);
+    let b = fetch(9);
+    let c = fetch(9);
+    assert_eq!(
+        [suffix(&a), suffix(&b), suffix(&c)],
+        ["fetch-9", "fetch-9#2", "fetch-9#3"]
+    );
+    drop(b);
+    let d = fetch(9);
+    assert_eq!(suffix(&d), "fetch-9#4");
+    // Dropped on another thread: the count still goes down.
+    std::thread::spawn(move || drop((a, c, d))).join().unwrap();
+    assert_eq!(suffix(&fetch(9)), "fetch-9");
+    let alone = fetch(9);
+    drop(alone);
+    let e = fetch(9);
+    let f = fetch(9);
+    assert_eq!([suffix(&e), suffix(&f)], ["fetch-9", "fetch-9#2"]);
+    // A key outlives its node and keeps its suffix.
+    let key = f.key();
+    drop(f);
+    assert_eq!(key.to_string(), "fetch-9#2");
+    assert_eq!(
+        suffix(&fetch(9)),
+        "fetch-9#3",
+        "the key still holds its label"
+    );
+    drop(key);
+    assert_eq!(
+        suffix(&fetch(9)),
+        "fetch-9#4",
+        "e still lives: counting goes on"
+    );
+    drop(e);
+    assert_eq!(suffix(&fetch(9)), "fetch-9");
+}

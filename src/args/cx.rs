@@ -21,7 +21,7 @@ pub struct Cx {
 }
 
 /// The longest label a key reads as; longer calls get an id instead.
-const LABEL_MAX: usize = 40;
+pub(crate) const LABEL_MAX: usize = 40;
 
 impl Cx {
     pub(crate) fn new() -> Cx {
@@ -40,7 +40,8 @@ impl Cx {
 
     /// Let the key read as the arguments when they are all printable.
     pub(crate) fn labeled(&mut self) {
-        self.label = Some(String::new());
+        // Kept as is in the key: room for a few arguments, no regrowth.
+        self.label = Some(String::with_capacity(16));
     }
 
     /// Feeds more of the function's identity.
@@ -51,15 +52,12 @@ impl Cx {
     }
 
     /// The token and label the arguments made.
-    pub(crate) fn finish(self) -> (Option<[u64; 2]>, Option<Box<str>>, Option<Payload>) {
+    pub(crate) fn finish(self) -> (Option<[u64; 2]>, Option<String>, Option<Payload>) {
         let token = match self.opaque {
             true => None,
             false => self.token.map(|token| token.finish128()),
         };
-        let label = self
-            .label
-            .filter(|label| !label.is_empty())
-            .map(String::into_boxed_str);
+        let label = self.label.filter(|label| !label.is_empty());
         (token, label, self.panic)
     }
 

@@ -20,7 +20,7 @@ pub(crate) struct Blueprint {
     /// The key's hash, for a pure node: equal live pure nodes are one.
     pub(crate) token: Option<[u64; 2]>,
     /// The arguments, when the key reads as them (`fetch-77`).
-    pub(crate) label: Option<Box<str>>,
+    pub(crate) label: Option<String>,
     pub(crate) policy: Option<Arc<NodePolicy>>,
     /// A panic while the node was described (an argument's `Hash`): the
     /// node fails with it when computed.
