@@ -10,8 +10,9 @@ use crate::Delayed;
 /// What converting the arguments of one call collects.
 #[doc(hidden)]
 pub struct Cx {
-    /// The hash of a pure call's key; `None` for other calls.
-    token: Option<Tokenizer>,
+    /// The hash of a pure call's key; `None` for other calls. Boxed: a
+    /// builder moves its `Cx` around, and most calls are not pure.
+    token: Option<Box<Tokenizer>>,
     /// A part could not be hashed by value: the call is not pure after all.
     opaque: bool,
     /// The printable arguments so far, or `None` once one is not.
@@ -35,7 +36,7 @@ impl Cx {
 
     /// Hash the arguments into a pure key seeded with `seed`.
     pub(crate) fn pure(&mut self, seed: &str) {
-        self.token = Some(Tokenizer::seeded(seed));
+        self.token = Some(Box::new(Tokenizer::seeded(seed)));
     }
 
     /// Let the key read as the arguments when they are all printable.
@@ -123,10 +124,16 @@ impl Cx {
             items.into_iter().for_each(|item| each(item, self));
             return;
         };
+        let mut spare: Option<Box<Tokenizer>> = None;
         outer.unordered(items, |item, one| {
-            self.token = Some(std::mem::take(one));
+            // One box for all the items, refilled with each item's hasher.
+            let mut boxed = spare.take().unwrap_or_default();
+            *boxed = std::mem::take(one);
+            self.token = Some(boxed);
             each(item, self);
-            *one = self.token.take().unwrap_or_default();
+            let mut boxed = self.token.take().unwrap_or_default();
+            *one = std::mem::take(&mut *boxed);
+            spare = Some(boxed);
         });
         self.token = Some(outer);
     }

@@ -17,44 +17,56 @@ use std::cell::RefCell;
 use std::task::Waker;
 
 thread_local! {
-    /// The wakers of the open scope, if one is open on this thread.
-    static LATER: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
+    /// The open scopes on this thread, and the wakers they hold back.
+    static LATER: RefCell<Later> = const {
+        RefCell::new(Later {
+            depth: 0,
+            wakers: Vec::new(),
+        })
+    };
+}
+
+struct Later {
+    depth: u32,
+    wakers: Vec<Waker>,
 }
 
 /// A scope whose compute wakes wait until it ends. Declare it before the
 /// references it should outlive: locals drop in reverse order.
 struct Scope {
-    /// Whether this is the outermost scope, which wakes the wakers.
-    outer: bool,
+    /// Whether the scope was opened (the thread-local is gone while the
+    /// thread exits: then wakers are woken at once).
+    open: bool,
 }
 
 impl Scope {
     /// Opens a scope, or joins the one already open on this thread.
     fn open() -> Scope {
-        let outer = LATER
-            .try_with(|later| {
-                let mut later = later.borrow_mut();
-                let outer = later.is_none();
-                if outer {
-                    *later = Some(Vec::new());
-                }
-                outer
-            })
-            .unwrap_or(false);
-        Scope { outer }
+        let open = LATER
+            .try_with(|later| later.borrow_mut().depth += 1)
+            .is_ok();
+        Scope { open }
     }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        if !self.outer {
+        if !self.open {
             return;
         }
+        // The outermost scope wakes them, with the list put back first: a
+        // `wake` may run a compute here, which may open scopes of its own.
         let wakers = LATER
-            .try_with(|later| later.borrow_mut().take())
-            .ok()
-            .flatten();
-        for waker in wakers.into_iter().flatten() {
+            .try_with(|later| {
+                let mut later = later.borrow_mut();
+                later.depth -= 1;
+                match later.depth == 0 && !later.wakers.is_empty() {
+                    true => std::mem::take(&mut later.wakers),
+                    false => Vec::new(),
+                }
+            })
+            .unwrap_or_default();
+        for waker in wakers {
             waker.wake();
         }
     }
@@ -71,15 +83,13 @@ pub(crate) fn after_release<N>(node: N, settle: impl FnOnce(&N)) {
 
 /// Wakes `waker` when the open scope ends, or now if none is open.
 pub(crate) fn wake(waker: Waker) {
-    let waker = LATER
-        .try_with(|later| match later.borrow_mut().as_mut() {
-            Some(wakers) => {
-                wakers.push(waker);
-                None
-            }
-            None => Some(waker),
-        })
-        .unwrap_or_else(|_| None);
+    let mut waker = Some(waker);
+    let _ = LATER.try_with(|later| {
+        let mut later = later.borrow_mut();
+        if later.depth > 0 {
+            later.wakers.extend(waker.take());
+        }
+    });
     if let Some(waker) = waker {
         waker.wake();
     }
