@@ -5,6 +5,8 @@ use std::fmt;
 
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
+
 use crate::callback::Outcome;
 use crate::key::Key;
 use crate::Error;
@@ -131,22 +133,28 @@ impl Graph {
     /// Sets each node's dependents: the nodes of this graph whose inputs
     /// name it, in graph order.
     fn link_dependents(&mut self) {
-        let mut index: HashMap<Key, Vec<usize>> = HashMap::with_capacity(self.nodes.len());
-        for (i, node) in self.nodes.iter_mut().enumerate() {
+        // The first node of each key, and for each node the next of its
+        // key (keys the user gave may repeat): no list per key.
+        const END: usize = usize::MAX;
+        let mut first: HashMap<Key, usize, RandomState> =
+            HashMap::with_capacity_and_hasher(self.nodes.len(), RandomState::default());
+        let mut next = vec![END; self.nodes.len()];
+        for (i, node) in self.nodes.iter_mut().enumerate().rev() {
             node.dependents.clear();
-            index.entry(node.key.clone()).or_default().push(i);
+            if let Some(later) = first.insert(node.key.clone(), i) {
+                next[i] = later;
+            }
         }
         for i in 0..self.nodes.len() {
             let user = self.nodes[i].key.clone();
             for d in 0..self.nodes[i].deps.len() {
-                let Some(targets) = index.get(&self.nodes[i].deps[d]) else {
-                    continue;
-                };
-                for &target in targets {
+                let mut target = first.get(&self.nodes[i].deps[d]).copied().unwrap_or(END);
+                while target != END {
                     let dependents = &mut self.nodes[target].dependents;
                     if dependents.last() != Some(&user) {
                         dependents.push(user.clone());
                     }
+                    target = next[target];
                 }
             }
         }
@@ -154,7 +162,7 @@ impl Graph {
 
     /// Adds the nodes of `other` that this graph does not have yet.
     pub(crate) fn merge(&mut self, other: &Graph) {
-        let known: HashSet<&Key> = self.nodes.iter().map(|node| &node.key).collect();
+        let known: HashSet<&Key, RandomState> = self.nodes.iter().map(|node| &node.key).collect();
         let new: Vec<GraphNode> = other
             .nodes
             .iter()

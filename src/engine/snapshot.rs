@@ -9,6 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
+use super::inputs::Inputs;
 use super::node::{address, NodeRef};
 use super::state::{Phase, State};
 use crate::{Graph, GraphNode, Key, TaskState};
@@ -19,12 +22,12 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
     /// A step of the walk: see a node's inputs first, then emit it.
     enum Step {
         Enter(NodeRef),
-        Emit(NodeRef, Vec<NodeRef>),
+        Emit(NodeRef, Inputs),
     }
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<usize, RandomState> = HashSet::default();
     let mut nodes = Vec::new();
     // The user nodes each internal node stands for, by address.
-    let mut behind: HashMap<usize, Vec<Key>> = HashMap::new();
+    let mut behind: HashMap<usize, Vec<Key>, RandomState> = HashMap::default();
     let mut stack = vec![Step::Enter(NodeRef::clone(root))];
     while let Some(step) = stack.pop() {
         match step {
@@ -32,14 +35,19 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
                 if !seen.insert(address(&node)) {
                     continue;
                 }
-                let inputs = node.core().lock().deps.to_vec();
-                let enter: Vec<_> = inputs
-                    .iter()
-                    .rev()
-                    .map(|i| Step::Enter(NodeRef::clone(i)))
-                    .collect();
+                let inputs = node.core().lock().deps.clone();
+                let (at, count) = (stack.len(), inputs.len());
                 stack.push(Step::Emit(node, inputs));
-                stack.extend(enter);
+                // Entered in argument order, each before the node is emitted.
+                for i in (0..count).rev() {
+                    let input = match &stack[at] {
+                        Step::Emit(_, inputs) => NodeRef::clone(&inputs[i]),
+                        Step::Enter(_) => break,
+                    };
+                    if !seen.contains(&address(&input)) {
+                        stack.push(Step::Enter(input));
+                    }
+                }
             }
             Step::Emit(node, inputs) => {
                 let (key, state, error, internal) = {
@@ -65,12 +73,12 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
 
 /// The keys of the user nodes among `inputs`, each internal input replaced
 /// by the user nodes behind it; each key once, in argument order.
-fn user_inputs(inputs: &[NodeRef], behind: &HashMap<usize, Vec<Key>>) -> Vec<Key> {
+fn user_inputs(inputs: &[NodeRef], behind: &HashMap<usize, Vec<Key>, RandomState>) -> Vec<Key> {
     /// Up to this many keys, a linear search finds repeats: no set to make
     /// for the common node with one or two inputs.
     const FEW: usize = 16;
     let mut keys: Vec<Key> = Vec::with_capacity(inputs.len());
-    let mut once: HashSet<Key> = HashSet::new();
+    let mut once: HashSet<Key, RandomState> = HashSet::default();
     let mut add = |key: Key| {
         if keys.len() < FEW {
             if !keys.contains(&key) {

@@ -35,6 +35,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
+use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::node::NodeRef;
@@ -126,7 +127,7 @@ impl Drop for Attached {
 /// A running compute's callbacks and the keys of the tasks it covers.
 struct Watch {
     callbacks: Vec<Arc<Attached>>,
-    keys: HashSet<Key>,
+    keys: HashSet<Key, RandomState>,
 }
 
 static WATCHES: RwLock<Vec<Arc<Watch>>> = RwLock::new(Vec::new());
