@@ -4,7 +4,7 @@ use std::any::Any;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 use tokio::task::AbortHandle;
 
@@ -14,7 +14,7 @@ use super::inputs::Inputs;
 use super::intern;
 use super::policy::{self, NodePolicy};
 use super::schedule::{self, Ended};
-use super::state::{Core, Phase};
+use super::state::{Core, Phase, State};
 use super::stored::Reading;
 use super::waiters::Waiter;
 use crate::error::Error;
@@ -221,13 +221,7 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
     /// a panic there fails the node like a panic in its work.
     pub(crate) fn settle(&self, epoch: u32, result: Result<T, Error>, ready: &mut Vec<NodeRef>) {
         let mut st = self.core.lock();
-        let current = st.epoch == epoch
-            && match st.phase {
-                Phase::Running { .. } => true,
-                Phase::Idle | Phase::Claimed => result.is_ok(),
-                _ => false,
-            };
-        if !current {
+        if !is_current(&st, epoch, &result) {
             drop(st);
             return guard::drop_quietly(result);
         }
@@ -246,7 +240,39 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
                 Err(Error::panic(self.core.key(), payload))
             }
         };
-        let mut st = self.core.lock();
+        let st = self.core.lock();
+        self.finish(st, result, ready);
+    }
+
+    /// [`settle`](Self::settle) for a run that consumed its inputs and its
+    /// work (sync work run inline): nothing is left to drop first, so the
+    /// node settles under one lock.
+    pub(crate) fn settle_consumed(
+        &self,
+        epoch: u32,
+        result: Result<T, Error>,
+        ready: &mut Vec<NodeRef>,
+    ) {
+        let st = self.core.lock();
+        if !st.deps.is_empty() {
+            drop(st);
+            return self.settle(epoch, result, ready);
+        }
+        if !is_current(&st, epoch, &result) {
+            drop(st);
+            return guard::drop_quietly(result);
+        }
+        self.finish(st, result, ready);
+    }
+
+    /// Stores the result of the current run, whose inputs and work are
+    /// gone, and tells the waiters.
+    fn finish(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        result: Result<T, Error>,
+        ready: &mut Vec<NodeRef>,
+    ) {
         let ended = match result {
             Ok(value) => {
                 // The cell is only ever set here, once, while the node is
@@ -362,6 +388,17 @@ impl<T, W> Drop for TypedNode<T, W> {
         }
         drop_iteratively(stack);
     }
+}
+
+/// Whether a result of run `epoch` is the node's to keep: the run is the
+/// current one, or it was cancelled just as its work returned a value.
+fn is_current<T>(st: &State, epoch: u32, result: &Result<T, Error>) -> bool {
+    st.epoch == epoch
+        && match st.phase {
+            Phase::Running { .. } => true,
+            Phase::Idle | Phase::Claimed => result.is_ok(),
+            _ => false,
+        }
 }
 
 /// Drops a graph without recursion: a node that only we hold gives up its

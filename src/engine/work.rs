@@ -128,7 +128,10 @@ where
             Some(Inline(work)) => call(&node, begun.deps, work),
             None => Err(missing_work(&node.core)),
         };
-        wakes::after_release(node, |node| node.settle(begun.epoch, result, queue));
+        // The call consumed the inputs and the work, and dropped them.
+        wakes::after_release(node, |node| {
+            node.settle_consumed(begun.epoch, result, queue)
+        });
     }
 
     fn attempt(node: &Arc<TypedNode<T, Self>>, deps: Inputs, _inline: bool) -> Attempt<T> {
@@ -172,7 +175,9 @@ where
                 None => Err(missing_work(&node.core)),
             };
             let mut ready = Vec::new();
-            wakes::after_release(node, |node| node.settle(begun.epoch, result, &mut ready));
+            wakes::after_release(node, |node| {
+                node.settle_consumed(begun.epoch, result, &mut ready);
+            });
             // What this made ready runs here: a chain of blocking nodes
             // stays on this thread.
             runner::drain(&mut ready);
