@@ -1,12 +1,23 @@
 """The overhead shapes of benches/overhead.rs, run with dask.delayed.
 
     pip install dask
-    python3 benches/dask_compare.py
+    python3 benches/dask_compare.py            # 10 to 15 minutes
+    python3 benches/dask_compare.py --quick    # without the 10,000-node chain and lattice
 
-Prints ns/node (build + compute) for each shape with dask's threaded and
-synchronous schedulers, in the same table form as the Rust bench, so the
-two can be read side by side. The shapes are smaller than the Rust ones
-where dask would take minutes; per-node cost is what is compared.
+For each shape and for dask's threaded and synchronous schedulers, prints
+the median over a few rounds of two costs, in microseconds per task:
+
+- built + computed: making the `dask.delayed` objects, then `dask.compute`
+  of the root; what `benches/overhead.rs` times for `delayed` (which also
+  drops the graph);
+- compute alone: `dask.compute` of a root built beforehand (the graph's
+  conversion, optimization and scheduling, and running the tasks).
+
+Building a dask.delayed graph is quadratic in chains and lattices (each
+call merges its inputs' graphs), so the built + computed cost per task
+grows with the size of the graph; the 10,000-node shapes take about half a
+minute each to build. Building also recurses through a chain, so the
+recursion limit is raised.
 """
 
 import sys
@@ -17,6 +28,8 @@ try:
     from dask import delayed
 except ImportError:
     sys.exit("dask is not installed: pip install dask")
+
+ROUNDS = 3
 
 
 def inc(x):
@@ -49,33 +62,50 @@ def lattice(width, depth):
     return delayed(total)(row)
 
 
+# name, builder, tasks, whether --quick keeps it
 SHAPES = [
-    # dask recurses through a chain while building its graph, so it is kept
-    # short enough for Python's recursion limit.
-    ("chain 500", lambda: chain(500), 500),
-    ("fan-in 10k", lambda: fan_in(10_000), 10_001),
-    ("lattice 30x30", lambda: lattice(30, 30), 901),
+    ("chain 500", lambda: chain(500), 500, True),
+    ("chain 10k", lambda: chain(10_000), 10_000, False),
+    ("fan-in 10k", lambda: fan_in(10_000), 10_001, True),
+    ("lattice 30x30", lambda: lattice(30, 30), 901, True),
+    ("lattice 100x100", lambda: lattice(100, 100), 10_001, False),
 ]
 
 
-def measure(build, scheduler, rounds=5):
+def timed(run):
+    """Seconds that `run()` takes, median of ROUNDS."""
     samples = []
-    for _ in range(rounds):
+    for _ in range(ROUNDS):
         start = time.perf_counter()
-        dask.compute(build(), scheduler=scheduler)
+        run()
         samples.append(time.perf_counter() - start)
     samples.sort()
     return samples[len(samples) // 2]
 
 
 def main():
-    print(f"dask {dask.__version__}, median of 5, ns/node (build + compute)\n")
-    print("| shape | threads | sync |")
-    print("|---|---|---|")
-    for name, build, nodes in SHAPES:
-        threaded = measure(build, "threads") / nodes * 1e9
-        sync = measure(build, "sync") / nodes * 1e9
-        print(f"| {name} | {threaded:,.0f} | {sync:,.0f} |")
+    quick = "--quick" in sys.argv[1:]
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
+    print(f"dask {dask.__version__}, median of {ROUNDS}, us per task\n")
+    print(
+        "| shape | built + computed, threads | built + computed, sync "
+        "| compute alone, threads | compute alone, sync |"
+    )
+    print("|---|---|---|---|---|")
+    for name, build, tasks, in_quick in SHAPES:
+        if quick and not in_quick:
+            continue
+        root = build()
+        cells = [
+            # Built and computed: what benches/overhead.rs times for delayed.
+            timed(lambda: dask.compute(build(), scheduler="threads")),
+            timed(lambda: dask.compute(build(), scheduler="sync")),
+            # Compute alone, of the root built above.
+            timed(lambda: dask.compute(root, scheduler="threads")),
+            timed(lambda: dask.compute(root, scheduler="sync")),
+        ]
+        row = " | ".join(f"{seconds / tasks * 1e6:,.1f}" for seconds in cells)
+        print(f"| {name} | {row} |", flush=True)
 
 
 if __name__ == "__main__":
