@@ -1,0 +1,23 @@
+//! The chain of `pipeline.rs` (its memory per node) and `instructions.rs`
+//! (its instructions per node): `n` `inc` nodes, each on the one before.
+
+use delayed::{delayed, Delayed};
+
+#[delayed]
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+/// Builds a chain of `n` `inc` nodes, computes it and drops it, inside a
+/// task on the current runtime; returns its value, `n`.
+pub(crate) async fn in_a_task(n: u64) -> u64 {
+    tokio::spawn(async move {
+        let mut node: Delayed<u64> = inc(0);
+        for _ in 1..n {
+            node = inc(node);
+        }
+        node.await.expect("the chain runs")
+    })
+    .await
+    .expect("the task runs")
+}
