@@ -270,7 +270,10 @@ where
             }
         };
         let future = match made {
-            Ok(future) => future,
+            // Boxed: the layers around it (spans, panic catcher, the task)
+            // then hold a pointer, and tokio moves a small task, not the
+            // body's state machine several times over.
+            Ok(future) => Box::pin(future),
             Err(payload) => {
                 return node.settle(epoch, Err(Error::panic(node.core.key(), payload)), queue)
             }
