@@ -17,17 +17,15 @@ pub(crate) enum Inputs {
 impl Inputs {
     /// Adds an input; returns its index.
     pub(crate) fn push(&mut self, input: NodeRef) -> usize {
-        match std::mem::take(self) {
+        match self {
             Inputs::None => *self = Inputs::One(input),
-            Inputs::One(first) => *self = Inputs::Two([first, input]),
-            Inputs::Two(two) => {
-                let mut all = Vec::from(two);
-                all.push(input);
-                *self = Inputs::Many(all);
-            }
-            Inputs::Many(mut all) => {
-                all.push(input);
-                *self = Inputs::Many(all);
+            Inputs::Many(all) => all.push(input),
+            Inputs::One(_) | Inputs::Two(_) => {
+                *self = match std::mem::take(self) {
+                    Inputs::One(first) => Inputs::Two([first, input]),
+                    Inputs::Two(two) => Inputs::Many(spill(two, input)),
+                    other => other,
+                }
             }
         }
         self.len() - 1
@@ -42,6 +40,15 @@ impl Inputs {
             Inputs::Many(inputs) => stack.extend(inputs),
         }
     }
+}
+
+/// The list that two inline items and a third become: room for a fourth
+/// too, so that three or four items cost one allocation, not a growth.
+pub(crate) fn spill<T>(two: [T; 2], third: T) -> Vec<T> {
+    let mut all = Vec::with_capacity(4);
+    all.extend(two);
+    all.push(third);
+    all
 }
 
 impl Deref for Inputs {
