@@ -1,6 +1,7 @@
 //! Interning of pure calls: equal calls alive at the same time are one node.
 
 use std::any::Any;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
 use dashmap::DashMap;
@@ -62,7 +63,7 @@ pub(crate) fn get_or_insert<T: 'static>(
         match live(&entry) {
             Some(task) => Some(task),
             None => {
-                fresh.core().lock().interned = true;
+                fresh.core().interned.store(true, Ordering::Release);
                 *entry = Arc::downgrade(&fresh);
                 None
             }
@@ -122,31 +123,25 @@ pub(crate) fn forget(id: &KeyId, ptr: *const ()) {
 /// Un-interns a node we hold the only handle to, so that it can be taken
 /// apart without recursion.
 pub(crate) fn release_sole(task: &NodeRef) {
-    let id = {
-        let st = task.core().lock();
-        if !st.interned {
-            return;
-        }
-        st.id.clone()
-    };
+    if !task.core().interned.load(Ordering::Acquire) {
+        return;
+    }
+    let id = task.core().lock().id.clone();
     if let Some(token) = id.token() {
         let ptr = Arc::as_ptr(task).cast::<()>();
         let removed = table().remove_if(token, |_, weak| {
             same(weak, ptr) && Arc::strong_count(task) == 1
         });
         if removed.is_some() {
-            task.core().lock().interned = false;
+            task.core().interned.store(false, Ordering::Release);
         }
     }
 }
 
 /// Un-interns a node that gets a custom key.
 pub(crate) fn rename(task: &NodeRef) {
-    let mut st = task.core().lock();
-    if st.interned {
-        st.interned = false;
-        let id = st.id.clone();
-        drop(st);
+    if task.core().interned.swap(false, Ordering::AcqRel) {
+        let id = task.core().lock().id.clone();
         forget(&id, Arc::as_ptr(task).cast::<()>());
     }
 }

@@ -375,8 +375,9 @@ impl<T: Send + Sync + 'static, W: Work<T>> AnyNode for TypedNode<T, W> {
 impl<T, W> Drop for TypedNode<T, W> {
     fn drop(&mut self) {
         let ptr = (self as *const Self).cast::<()>();
+        let interned = *self.core.interned.get_mut();
         let st = self.core.state_mut();
-        if st.interned {
+        if interned {
             intern::forget(&st.id, ptr);
         }
         let mut stack = Vec::new();

@@ -4,6 +4,7 @@
 //! Only the engine locks the state or reads its phase: extensions see a
 //! node through [`NodeView`](super::view::NodeView).
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::task::AbortHandle;
@@ -25,6 +26,10 @@ pub(crate) struct Core {
     /// The function name, behind a thin pointer: one word, not two.
     name: &'static &'static str,
     pub(crate) origin: Origin,
+    /// In the table of pure calls (see `intern.rs`). Outside the lock:
+    /// every input a body takes and every node dropped asks, and almost
+    /// all say no.
+    pub(in crate::engine) interned: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -70,7 +75,6 @@ impl Origin {
 /// the node's unfinished work is cancelled.
 pub(in crate::engine) struct State {
     pub(in crate::engine) id: KeyId,
-    pub(in crate::engine) interned: bool,
     /// Done, but the output cell is empty: the output is kept in a store
     /// (or, for a join, in its inputs) until something here reads it. See
     /// `stored.rs`.
@@ -129,9 +133,9 @@ impl Core {
         Core {
             name,
             origin,
+            interned: AtomicBool::new(false),
             state: Mutex::new(State {
                 id,
-                interned: false,
                 stored: false,
                 read_back: false,
                 phase: if origin == Origin::Literal {
