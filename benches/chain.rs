@@ -4,20 +4,23 @@
 use delayed::{delayed, Delayed};
 
 #[delayed]
-fn inc(x: u64) -> u64 {
+pub(crate) fn inc(x: u64) -> u64 {
     x + 1
+}
+
+/// A chain of `n` `inc` nodes, not computed.
+pub(crate) fn build(n: u64) -> Delayed<u64> {
+    let mut node: Delayed<u64> = inc(0);
+    for _ in 1..n {
+        node = inc(node);
+    }
+    node
 }
 
 /// Builds a chain of `n` `inc` nodes, computes it and drops it, inside a
 /// task on the current runtime; returns its value, `n`.
 pub(crate) async fn in_a_task(n: u64) -> u64 {
-    tokio::spawn(async move {
-        let mut node: Delayed<u64> = inc(0);
-        for _ in 1..n {
-            node = inc(node);
-        }
-        node.await.expect("the chain runs")
-    })
-    .await
-    .expect("the task runs")
+    tokio::spawn(async move { build(n).await.expect("the chain runs") })
+        .await
+        .expect("the task runs")
 }
