@@ -66,6 +66,9 @@ pub(crate) enum KeyId {
     Label(Arc<Label>),
 }
 
+/// The longest label a key reads as; longer calls get an id instead.
+pub(crate) const LABEL_MAX: usize = 40;
+
 /// The readable part of a key, and the identity it stands for.
 pub(crate) struct Label {
     /// The arguments, as `77` or `a.txt-2`.
@@ -254,7 +257,6 @@ pub(crate) mod labels {
     use std::sync::atomic::AtomicU32;
 
     use super::*;
-    use crate::args::cx::LABEL_MAX;
 
     /// A label's text, kept inline: labels are short.
     pub(crate) struct Text {

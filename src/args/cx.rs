@@ -4,6 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::engine::guard::Payload;
+use crate::key::LABEL_MAX;
 use crate::tokenize::Tokenizer;
 use crate::Delayed;
 
@@ -20,9 +21,6 @@ pub struct Cx {
     /// The first panic of an argument's `Hash`.
     pub(crate) panic: Option<Payload>,
 }
-
-/// The longest label a key reads as; longer calls get an id instead.
-pub(crate) const LABEL_MAX: usize = 40;
 
 impl Cx {
     pub(crate) fn new() -> Cx {
