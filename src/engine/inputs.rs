@@ -17,17 +17,15 @@ pub(crate) enum Inputs {
 impl Inputs {
     /// Adds an input; returns its index.
     pub(crate) fn push(&mut self, input: NodeRef) -> usize {
-        match self {
-            Inputs::None => *self = Inputs::One(input),
-            Inputs::Many(all) => all.push(input),
-            Inputs::One(_) | Inputs::Two(_) => {
-                *self = match std::mem::take(self) {
-                    Inputs::One(first) => Inputs::Two([first, input]),
-                    Inputs::Two(two) => Inputs::Many(spill(two, input)),
-                    other => other,
-                }
+        *self = match std::mem::take(self) {
+            Inputs::None => Inputs::One(input),
+            Inputs::One(first) => Inputs::Two([first, input]),
+            Inputs::Two(two) => Inputs::Many(spill(two, input)),
+            Inputs::Many(mut all) => {
+                all.push(input);
+                Inputs::Many(all)
             }
-        }
+        };
         self.len() - 1
     }
 

@@ -35,17 +35,13 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
                 if !seen.insert(address(&node)) {
                     continue;
                 }
+                // Inline for up to two inputs: no list to copy them into.
                 let inputs = node.core().lock().deps.clone();
-                let (at, count) = (stack.len(), inputs.len());
-                stack.push(Step::Emit(node, inputs));
+                stack.push(Step::Emit(node, inputs.clone()));
                 // Entered in argument order, each before the node is emitted.
-                for i in (0..count).rev() {
-                    let input = match &stack[at] {
-                        Step::Emit(_, inputs) => NodeRef::clone(&inputs[i]),
-                        Step::Enter(_) => break,
-                    };
-                    if !seen.contains(&address(&input)) {
-                        stack.push(Step::Enter(input));
+                for input in inputs.iter().rev() {
+                    if !seen.contains(&address(input)) {
+                        stack.push(Step::Enter(NodeRef::clone(input)));
                     }
                 }
             }

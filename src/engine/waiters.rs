@@ -38,17 +38,15 @@ impl Waiters {
     }
 
     pub(crate) fn push(&mut self, waiter: Waiter) {
-        match self {
-            Waiters::None => *self = Waiters::One(waiter),
-            Waiters::Many(all) => all.push(waiter),
-            Waiters::One(_) | Waiters::Two(_) => {
-                *self = match mem::take(self) {
-                    Waiters::One(first) => Waiters::Two([first, waiter]),
-                    Waiters::Two(two) => Waiters::Many(super::inputs::spill(two, waiter)),
-                    other => other,
-                }
+        *self = match mem::take(self) {
+            Waiters::None => Waiters::One(waiter),
+            Waiters::One(first) => Waiters::Two([first, waiter]),
+            Waiters::Two(two) => Waiters::Many(super::inputs::spill(two, waiter)),
+            Waiters::Many(mut all) => {
+                all.push(waiter);
+                Waiters::Many(all)
             }
-        }
+        };
     }
 
     pub(crate) fn as_slice(&self) -> &[Waiter] {
