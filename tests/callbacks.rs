@@ -153,6 +153,23 @@ async fn each_compute_sees_only_its_own_tasks() {
     assert!(first.lines().contains(&"finished a done".to_string()));
 }
 
+#[tokio::test(start_paused = true)]
+async fn tasks_of_unrelated_computes_that_share_a_key_are_heard_apart() {
+    // Two different nodes with one key, in two graphs, running at once:
+    // each callback hears its own compute's task, once, not the other's.
+    let first = Arc::new(Recorder::default());
+    let second = Arc::new(Recorder::default());
+    let a = nap(10, 1).named("same");
+    let b = nap(10, 2).named("same");
+    let (ra, rb) = tokio::join!(
+        a.compute_with(Options::new().callback(first.clone())),
+        b.compute_with(Options::new().callback(second.clone())),
+    );
+    assert_eq!((ra.unwrap(), rb.unwrap()), (1, 2));
+    let expected = ["start 1", "started same", "finished same done", "finish ok"];
+    assert_eq!(first.lines(), expected);
+    assert_eq!(second.lines(), expected);
+}
 #[tokio::test]
 async fn a_compute_without_callbacks_reports_nothing() {
     let recorder = Arc::new(Recorder::default());

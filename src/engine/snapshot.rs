@@ -8,17 +8,23 @@
 //! `list` node that gathers them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 
 use foldhash::fast::RandomState;
 
 use super::inputs::Inputs;
-use super::node::{address, NodeRef};
+use super::node::{address, AnyNode, NodeRef};
 use super::state::{Phase, State};
 use crate::{Graph, GraphNode, Key, TaskState};
 
 /// Walks the graph behind `root` without recursion, each node after its
 /// inputs. Each node's lock is held only to copy its key, state and inputs.
 pub(crate) fn graph(root: &NodeRef) -> Graph {
+    graph_and_tasks(root).0
+}
+
+/// [`graph`], with a weak handle to each node it shows, in the same order.
+pub(crate) fn graph_and_tasks(root: &NodeRef) -> (Graph, Vec<Weak<dyn AnyNode>>) {
     /// A step of the walk: see a node's inputs first, then emit it.
     enum Step {
         Enter(NodeRef),
@@ -26,6 +32,7 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
     }
     let mut seen: HashSet<usize, RandomState> = HashSet::default();
     let mut nodes = Vec::new();
+    let mut tasks = Vec::new();
     // The user nodes each internal node stands for, by address.
     let mut behind: HashMap<usize, Vec<Key>, RandomState> = HashMap::default();
     let mut stack = vec![Step::Enter(NodeRef::clone(root))];
@@ -60,11 +67,12 @@ pub(crate) fn graph(root: &NodeRef) -> Graph {
                     behind.insert(address(&node), deps);
                 } else {
                     nodes.push(GraphNode::new(key, deps, state, error));
+                    tasks.push(Arc::downgrade(&node));
                 }
             }
         }
     }
-    Graph::from_nodes(nodes)
+    (Graph::from_nodes(nodes), tasks)
 }
 
 /// The keys of the user nodes among `inputs`, each internal input replaced

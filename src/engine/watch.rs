@@ -34,11 +34,12 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::thread::ThreadId;
 
 use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
-use super::node::NodeRef;
+use super::node::{AnyNode, NodeRef};
 use super::state::Core;
 use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
 use crate::{Error, Key};
@@ -124,10 +125,25 @@ impl Drop for Attached {
     }
 }
 
-/// A running compute's callbacks and the keys of the tasks it covers.
+/// A running compute's callbacks and the tasks it covers.
+///
+/// Tasks are told apart by node, not by key: two computes of unrelated
+/// graphs whose tasks share a key (`named` alike, say) do not hear each
+/// other's tasks.
 struct Watch {
     callbacks: Vec<Arc<Attached>>,
-    keys: HashSet<Key, RandomState>,
+    /// The tasks, by the address of their `Core`.
+    tasks: HashSet<usize, RandomState>,
+    /// Keeps those addresses from being reused by other nodes while the
+    /// compute is watched (the nodes themselves may go: a weak handle keeps
+    /// only the allocation).
+    _held: Vec<Weak<dyn AnyNode>>,
+}
+
+/// How a watch tells a task: the address of its core, unique while the
+/// node's allocation lives.
+fn task_id(core: &Core) -> usize {
+    std::ptr::from_ref(core) as usize
 }
 
 static WATCHES: RwLock<Vec<Arc<Watch>>> = RwLock::new(Vec::new());
@@ -156,13 +172,15 @@ pub(crate) fn begin(
     if callbacks.is_empty() {
         return (None, Ok(()));
     }
-    let graph = super::snapshot::graph(root);
+    let (graph, held) = super::snapshot::graph_and_tasks(root);
+    let tasks = held
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|node| task_id(node.core()))
+        .collect();
     let watch = Arc::new(Watch {
-        keys: graph
-            .nodes()
-            .iter()
-            .map(|node| node.key().clone())
-            .collect(),
+        tasks,
+        _held: held,
         callbacks,
     });
     WATCHES
@@ -228,10 +246,46 @@ pub(crate) fn is_active() -> bool {
 /// compute ended (a task aborted by a dropped compute ends a little later).
 pub(crate) struct Watched {
     started: Instant,
-    /// Each callback once, even when several watched computes share the
-    /// task or one callback watches several of them (see "What attached
-    /// means" above).
-    callbacks: Vec<Arc<Attached>>,
+    callbacks: Heard,
+}
+
+/// The callbacks that hear a task: each once, even when several watched
+/// computes share the task or one callback watches several of them (see
+/// "What attached means" above).
+enum Heard {
+    /// The task is in one watched compute (the common case): its
+    /// callbacks, unique already, with no list made for the task.
+    One(Arc<Watch>),
+    /// The task is in several.
+    Many(Vec<Arc<Attached>>),
+}
+
+impl Heard {
+    fn all(&self) -> &[Arc<Attached>] {
+        match self {
+            Heard::One(watch) => &watch.callbacks,
+            Heard::Many(all) => all,
+        }
+    }
+}
+
+/// Adds the callbacks of `more` that are attached and not in `all` yet.
+fn add_unique(all: &mut Vec<Arc<Attached>>, more: &[Arc<Attached>]) {
+    for callback in more {
+        if !callback.is_detached() && !all.iter().any(|c| c.same(callback)) {
+            all.push(Arc::clone(callback));
+        }
+    }
+}
+
+/// The id of this thread, for task events: read once per thread (asking
+/// `std::thread::current` each time clones and drops a handle).
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.try_with(|id| *id)
+        .unwrap_or_else(|_| std::thread::current().id())
 }
 
 /// Tells the watchers of `core`'s task that its body starts. Returns what
@@ -253,29 +307,36 @@ pub(crate) fn task_started(core: &Core) -> (Option<Watched>, Result<(), Error>) 
         // Not a task of the user's graph: nobody hears of it.
         return (None, Ok(()));
     }
-    let mut callbacks: Vec<Arc<Attached>> = Vec::new();
+    let id = task_id(core);
+    let mut heard: Option<Heard> = None;
     // Only collect under the lock: callbacks run after it is released.
     let watches = WATCHES.read().unwrap_or_else(PoisonError::into_inner);
-    for watch in watches.iter() {
-        if watch.keys.contains(&key) {
-            for callback in &watch.callbacks {
-                if !callback.is_detached() && !callbacks.iter().any(|c| c.same(callback)) {
-                    callbacks.push(Arc::clone(callback));
-                }
+    for watch in watches.iter().filter(|watch| watch.tasks.contains(&id)) {
+        heard = Some(match heard.take() {
+            None => Heard::One(Arc::clone(watch)),
+            Some(Heard::One(first)) => {
+                let mut all = Vec::new();
+                add_unique(&mut all, &first.callbacks);
+                add_unique(&mut all, &watch.callbacks);
+                Heard::Many(all)
             }
-        }
+            Some(Heard::Many(mut all)) => {
+                add_unique(&mut all, &watch.callbacks);
+                Heard::Many(all)
+            }
+        });
     }
     drop(watches);
-    if callbacks.is_empty() {
+    let Some(callbacks) = heard else {
         return (None, Ok(()));
-    }
+    };
     let event = TaskStarted {
         key,
         at: Instant::now(),
-        thread: std::thread::current().id(),
+        thread: this_thread(),
     };
     let mut result = Ok(());
-    for callback in &callbacks {
+    for callback in callbacks.all() {
         let called = callback.call(|| event.key.clone(), |c| c.task_started(&event));
         if result.is_ok() {
             result = called;
@@ -299,11 +360,11 @@ impl Watched {
             key: core.key(),
             started: self.started,
             elapsed: self.started.elapsed(),
-            thread: std::thread::current().id(),
+            thread: this_thread(),
             outcome,
         };
         let mut result = Ok(());
-        for callback in &self.callbacks {
+        for callback in self.callbacks.all() {
             let called = callback.call(|| event.key.clone(), |c| c.task_finished(&event));
             if result.is_ok() {
                 result = called;
