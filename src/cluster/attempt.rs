@@ -59,6 +59,10 @@ impl Cluster {
             .map(|planned| planned.clone())
             .unwrap_or_default();
         let mut args = Vec::with_capacity(deps.len());
+        let mut uploaded = Vec::new();
+        // The results this task reads by reference, uploaded arguments'
+        // included: each is one of the reads counted for that result.
+        let mut sent = Vec::new();
         let mut exporter = crate::keyed::inline_exporter(&inner.registry);
         for (i, (dep, (param, shape))) in deps.into_iter().zip(&entry.params).enumerate() {
             let dep_key = dep.key().to_string();
@@ -93,6 +97,7 @@ impl Cluster {
                     )
                 }
             };
+            crate::keyed::arg_from_json(json.clone()).refs(&mut |key| sent.push(key.to_string()));
             if json.to_string().len() > INLINE_RESULT {
                 let upload = format!("{key_text}#{i}");
                 let name = result_key(&run, &upload);
@@ -105,12 +110,9 @@ impl Cluster {
                     .or_default()
                     .insert(name);
                 json = crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(upload));
+                uploaded.push(i);
             }
             args.push(json);
-        }
-        let mut sent = Vec::new();
-        for arg in &args {
-            crate::keyed::arg_from_json(arg.clone()).refs(&mut |key| sent.push(key.to_string()));
         }
         let message = TaskMsg {
             run: run.to_string(),
@@ -118,6 +120,7 @@ impl Cluster {
             attempt,
             function: name.to_string(),
             args,
+            uploaded,
             reply: inner.reply.clone(),
         };
         let payload = serde_json::to_vec(&message).map_err(|err| fail(err.to_string()))?;

@@ -35,6 +35,12 @@ pub(crate) struct TaskMsg {
     pub(crate) function: String,
     /// Each argument in the keyed graph's JSON form.
     pub(crate) args: Vec<Value>,
+    /// The arguments too big for the message: each of these is a reference
+    /// to the argument's JSON form, uploaded to the result store, whose
+    /// own references the worker resolves in turn (a fan-in over many
+    /// remote results is a long list of references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) uploaded: Vec<usize>,
     /// Where the worker reports the outcome.
     pub(crate) reply: String,
 }

@@ -305,7 +305,14 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
         let key = task.key.clone();
         let function = task.function.clone();
         let args = task.args.clone();
-        tokio::spawn(async move { run_task(&shared, &run, &key, &function, args).await })
+        let uploaded = task.uploaded.clone();
+        tokio::spawn(async move {
+            let args = match download_uploaded(&shared, &run, args, &uploaded).await {
+                Ok(args) => args,
+                Err(message) => return WorkerOutcome::Invalid { message },
+            };
+            run_task(&shared, &run, &key, &function, args).await
+        })
     };
     shared.running.insert(id.clone(), work.abort_handle());
     let outcome = work.await;
@@ -436,26 +443,69 @@ async fn put_patiently(
     .await
 }
 
-/// Replaces every reference in `arg` with the stored result it names.
+/// How many stored results one task reads at once.
+const READS_AT_ONCE: usize = 64;
+
+/// Replaces each uploaded argument (see `TaskMsg::uploaded`), a reference
+/// to its JSON form in the store, with that JSON form.
+async fn download_uploaded(
+    shared: &Shared,
+    run: &str,
+    mut args: Vec<serde_json::Value>,
+    uploaded: &[usize],
+) -> Result<Vec<serde_json::Value>, String> {
+    for &i in uploaded {
+        let arg = args
+            .get_mut(i)
+            .ok_or_else(|| format!("uploaded argument {i} is not an argument of the task"))?;
+        let upload = match &crate::keyed::arg_from_json(std::mem::take(arg)) {
+            Arg::Ref(upload) => upload.clone(),
+            _ => return Err(format!("uploaded argument {i} is not a reference")),
+        };
+        *arg = read_patiently(shared, run, &upload).await?.ok_or_else(|| {
+            format!("argument {i} is not in the result store (it may have expired)")
+        })?;
+    }
+    Ok(args)
+}
+
+/// Replaces every reference in `arg` with the stored result it names,
+/// reading up to [`READS_AT_ONCE`] of them at once.
 async fn resolve(shared: &Shared, run: &str, arg: Arg) -> Result<Arg, String> {
-    let mut refs = Vec::new();
-    arg.refs(&mut |key| refs.push(key.to_string()));
+    let mut refs = std::collections::HashSet::new();
+    arg.refs(&mut |key| {
+        refs.insert(key.to_string());
+    });
     if refs.is_empty() {
         return Ok(arg);
     }
-    let mut values = std::collections::HashMap::new();
-    for key in refs {
-        if values.contains_key(&key) {
-            continue;
-        }
-        let name = result_key(run, &key);
-        // A read can fail while the server restarts or a leader is elected.
-        let value = super::patiently(40, Duration::from_secs(1), || {
-            store::get(&shared.queues, &name)
+    let mut reads = futures::stream::iter(refs)
+        .map(|key| async move {
+            let value = read_patiently(shared, run, &key).await?.ok_or_else(|| {
+                format!("input `{key}` is not in the result store (it may have expired)")
+            })?;
+            Ok::<_, String>((key, value))
         })
-        .await?
-        .ok_or_else(|| format!("input `{key}` is not in the result store (it may have expired)"))?;
+        .buffer_unordered(READS_AT_ONCE);
+    let mut values = std::collections::HashMap::new();
+    while let Some(read) = reads.next().await {
+        let (key, value) = read?;
         values.insert(key, value);
     }
+    drop(reads);
     Ok(arg.substitute(&values))
+}
+
+/// Reads the stored result of `key` in `run`, retrying for about 40 s: a
+/// read can fail while the server restarts or a leader is elected.
+async fn read_patiently(
+    shared: &Shared,
+    run: &str,
+    key: &str,
+) -> Result<Option<serde_json::Value>, String> {
+    let name = result_key(run, key);
+    super::patiently(40, Duration::from_secs(1), || {
+        store::get(&shared.queues, &name)
+    })
+    .await
 }

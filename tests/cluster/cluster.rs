@@ -223,6 +223,11 @@ fn total(xs: Vec<u64>) -> u64 {
     xs.iter().sum()
 }
 
+#[delayed(register)]
+fn twice(x: u64) -> u64 {
+    2 * x
+}
+
 /// Logs `start TAG ...`, sleeps `ms`, logs `end TAG ...`; logs
 /// `drop TAG ...` instead if it is stopped midway.
 #[delayed(register)]
@@ -316,6 +321,7 @@ fn registry() -> Registry {
         store,
         step,
         total,
+        twice,
         nap,
         fail,
         explode,
@@ -330,8 +336,8 @@ fn registry() -> Registry {
 /// The workers' registry: the client's but `not_on_worker`.
 fn worker_registry() -> Registry {
     delayed::registry![
-        load, clean, analyze, store, step, total, nap, fail, explode, flaky, unreliable, numbers,
-        die
+        load, clean, analyze, store, step, total, twice, nap, fail, explode, flaky, unreliable,
+        numbers, die
     ]
 }
 
@@ -1316,6 +1322,27 @@ async fn intermediate_results_go_from_worker_to_worker_not_through_the_client() 
         assert_eq!(seq, SEED_REPORT);
         assert_eq!(env.cluster.downloads().results(), 2 + 8);
         env.wait_until_results_deleted(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_fan_in_over_many_remote_results_reads_them_all() {
+    within(Duration::from_secs(180), async {
+        let env = Env::start(2, 16).await;
+        // 15,000 results that stay on the workers: the fan-in's list of
+        // references to them is over 256 KiB, so it is uploaded, and the
+        // worker resolves the references inside it.
+        const N: u64 = 15_000;
+        let parts: Vec<_> = (0..N).map(twice).collect();
+        let sum = total(parts).named("wide-sum");
+        let got = sum.compute_with(env.options()).await.unwrap();
+        assert_eq!(got, 2 * (0..N).sum::<u64>());
+        assert_eq!(env.cluster.history().len(), N as usize + 1);
+        // Only the sum came back here.
+        assert_eq!(env.cluster.downloads().results(), 1);
+        env.wait_until_results_deleted(Duration::from_secs(30))
+            .await;
     })
     .await;
 }
