@@ -71,6 +71,8 @@ enum Kind {
     Cancelled,
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
+    #[error("failed: the worker running it died on each of its {0} deliveries (KilledWorker)")]
+    Killed(u64),
     #[error("could not start: {0}")]
     Runtime(String),
     #[error("could not be drawn: {0}")]
@@ -129,6 +131,7 @@ impl Error {
             Kind::Panic(message) => Kind::Panic(message.clone()),
             Kind::Cancelled => Kind::Cancelled,
             Kind::Timeout(after) => Kind::Timeout(*after),
+            Kind::Killed(deliveries) => Kind::Killed(*deliveries),
             Kind::Runtime(message) => Kind::Runtime(message.clone()),
             Kind::Draw(message) => Kind::Draw(message.clone()),
             Kind::Invalid(message) => Kind::Invalid(message.clone()),
@@ -151,6 +154,13 @@ impl Error {
     #[allow(dead_code, reason = "for extensions, which a build may leave out")]
     pub(crate) fn invalid(key: Key, message: impl Into<String>) -> Error {
         Error::new(key, Kind::Invalid(message.into()))
+    }
+
+    /// Every worker that `key` was delivered to died before it finished,
+    /// `deliveries` times (dask's `KilledWorker`).
+    #[allow(dead_code, reason = "for extensions, which a build may leave out")]
+    pub(crate) fn killed(key: Key, deliveries: u64) -> Error {
+        Error::new(key, Kind::Killed(deliveries))
     }
 
     /// `.await` could not move the output of `key` out: another handle or
@@ -303,6 +313,23 @@ impl Error {
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self.inner.kind, Kind::Timeout(_))
+    }
+
+    /// Whether the task ran on workers of a cluster that each died before
+    /// it finished, as many times as the cluster delivers a task (dask's
+    /// `KilledWorker`): the task itself may be what kills them. The
+    /// message names the number of deliveries. A [`Retry`](crate::Retry)
+    /// policy does not run it again: the cluster has delivered it as many
+    /// times as it allows already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ok = delayed::Delayed::value(1_u64);
+    /// assert!(!ok.compute_blocking().is_err());
+    /// ```
+    pub fn is_killed_worker(&self) -> bool {
+        matches!(self.inner.kind, Kind::Killed(_))
     }
 
     /// How many times the failing task ran before it gave up: 1 unless a

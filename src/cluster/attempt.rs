@@ -181,12 +181,7 @@ impl Cluster {
             }
             WorkerOutcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
             WorkerOutcome::Invalid { message } => Err(Error::invalid(key, message)),
-            WorkerOutcome::Killed { deliveries } => Err(Error::failed(
-                key,
-                Arc::new(WorkerError(format!(
-                    "its worker died on each of {deliveries} deliveries (KilledWorker)"
-                ))),
-            )),
+            WorkerOutcome::Killed { deliveries } => Err(Error::killed(key, deliveries)),
         }
     }
 }
