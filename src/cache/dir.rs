@@ -44,6 +44,9 @@ struct Inner {
     /// What this process believes the entries weigh: checked against the
     /// bound after each write, and recounted from the index when over it.
     bytes: AtomicU64,
+    /// The last index time this handle wrote, in milliseconds: each use
+    /// gets a later one, so uses within one millisecond keep their order.
+    clock: AtomicU64,
 }
 
 impl DirStore {
@@ -72,6 +75,7 @@ impl DirStore {
                 dir,
                 max_bytes: None,
                 bytes: AtomicU64::new(bytes),
+                clock: AtomicU64::new(0),
             }),
         })
     }
@@ -92,6 +96,7 @@ impl DirStore {
             dir: self.inner.dir.clone(),
             max_bytes: Some(max_bytes),
             bytes: AtomicU64::new(self.inner.bytes.load(Ordering::Relaxed)),
+            clock: AtomicU64::new(0),
         };
         DirStore {
             inner: Arc::new(inner),
@@ -154,18 +159,31 @@ fn total(dir: &Path) -> u64 {
         .sum()
 }
 
-fn now_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| since.as_millis())
-        .unwrap_or(0)
-}
 
 fn failed(what: &str, key: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::new(format!("cannot {what} cache entry {key}: {err}"))
 }
 
 impl Inner {
+    /// The index time of a use now: the wall clock in milliseconds, and
+    /// always later than this handle's last use.
+    fn tick(&self) -> u128 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let mut last = self.clock.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self
+                .clock
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return u128::from(next),
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
     /// Removes least recently used entries until the store is under its bound.
     fn evict(&self) {
         let Some(max) = self.max_bytes else { return };
@@ -221,7 +239,7 @@ impl Store for DirStore {
                     .integrity(entry.integrity)
                     .size(entry.size)
                     .metadata(entry.metadata)
-                    .time(now_millis());
+                    .time(inner.tick());
                 let _ = cacache::index::insert(&inner.dir, &key, touch);
             }
             Ok(Some(bytes))
@@ -234,6 +252,7 @@ impl Store for DirStore {
             let len = entry.len();
             let mut writer = cacache::WriteOpts::new()
                 .size(len)
+                .time(inner.tick())
                 .metadata(serde_json::json!({ "digest": hex(&digest) }))
                 .open_sync(&inner.dir, &key)
                 .map_err(|err| failed("write", &key, err))?;
