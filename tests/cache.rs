@@ -2,6 +2,8 @@
 //! outside inputs, stores, corruption, eviction, lazy reads, and how a
 //! cached node is seen by callbacks, snapshots, the timeline and dot.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,16 +87,29 @@ async fn a_second_compute_reads_the_result_instead_of_running() {
     let before = SQUARES.load(Ordering::SeqCst);
     let outcomes = Outcomes::default();
     let options = || Options::new().cache(&cache).callback(outcomes.clone());
-    assert_eq!(square(1001).compute_with(options()).await.unwrap(), 1001 * 1001);
+    assert_eq!(
+        square(1001).compute_with(options()).await.unwrap(),
+        1001 * 1001
+    );
     assert_eq!(SQUARES.load(Ordering::SeqCst), before + 1);
-    assert_eq!(square(1001).compute_with(options()).await.unwrap(), 1001 * 1001);
-    assert_eq!(SQUARES.load(Ordering::SeqCst), before + 1, "the hit did not run");
+    assert_eq!(
+        square(1001).compute_with(options()).await.unwrap(),
+        1001 * 1001
+    );
+    assert_eq!(
+        SQUARES.load(Ordering::SeqCst),
+        before + 1,
+        "the hit did not run"
+    );
     assert_eq!((outcomes.get("done"), outcomes.get("cached")), (1, 1));
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses), (1, 1));
     assert!(stats.bytes_written > 0 && stats.bytes_read > 0);
     // Another argument is another key.
-    assert_eq!(square(1002).compute_with(options()).await.unwrap(), 1002 * 1002);
+    assert_eq!(
+        square(1002).compute_with(options()).await.unwrap(),
+        1002 * 1002
+    );
     assert_eq!(SQUARES.load(Ordering::SeqCst), before + 2);
 }
 
@@ -119,7 +134,10 @@ async fn without_a_cache_or_without_the_attribute_everything_runs() {
     // A function without `cache` runs on every compute, cache or not.
     let cache = Cache::memory();
     for _ in 0..2 {
-        plain(1).compute_with(Options::new().cache(&cache)).await.unwrap();
+        plain(1)
+            .compute_with(Options::new().cache(&cache))
+            .await
+            .unwrap();
     }
     assert_eq!(PLAIN_RUNS.load(Ordering::SeqCst), 2);
     // A cached function in a compute without a cache runs every time and
@@ -150,15 +168,42 @@ fn report(bit: u64) -> String {
 async fn early_cutoff_an_input_that_reran_with_the_same_bytes_keeps_its_dependents() {
     let cache = Cache::memory();
     let options = || Options::new().cache(&cache);
-    assert_eq!(report(parity(1)).compute_with(options()).await.unwrap(), "bit=1");
-    assert_eq!((PARITY.load(Ordering::SeqCst), REPORTS.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(
+        report(parity(1)).compute_with(options()).await.unwrap(),
+        "bit=1"
+    );
+    assert_eq!(
+        (
+            PARITY.load(Ordering::SeqCst),
+            REPORTS.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
     // parity(3) is a new call, so it runs; it makes the same bytes as
     // parity(1), so report keeps its key and is read, not run.
-    assert_eq!(report(parity(3)).compute_with(options()).await.unwrap(), "bit=1");
-    assert_eq!((PARITY.load(Ordering::SeqCst), REPORTS.load(Ordering::SeqCst)), (2, 1));
+    assert_eq!(
+        report(parity(3)).compute_with(options()).await.unwrap(),
+        "bit=1"
+    );
+    assert_eq!(
+        (
+            PARITY.load(Ordering::SeqCst),
+            REPORTS.load(Ordering::SeqCst)
+        ),
+        (2, 1)
+    );
     // parity(2) makes other bytes: report runs.
-    assert_eq!(report(parity(2)).compute_with(options()).await.unwrap(), "bit=0");
-    assert_eq!((PARITY.load(Ordering::SeqCst), REPORTS.load(Ordering::SeqCst)), (3, 2));
+    assert_eq!(
+        report(parity(2)).compute_with(options()).await.unwrap(),
+        "bit=0"
+    );
+    assert_eq!(
+        (
+            PARITY.load(Ordering::SeqCst),
+            REPORTS.load(Ordering::SeqCst)
+        ),
+        (3, 2)
+    );
 }
 
 static WORDS: AtomicUsize = AtomicUsize::new(0);
@@ -218,7 +263,13 @@ async fn a_directory_cache_outlives_its_handle() {
     let graph = || total(vec![twice(11), twice(12), Delayed::value(1)]);
     {
         let cache = Cache::dir(&dir).unwrap();
-        assert_eq!(graph().compute_with(Options::new().cache(&cache)).await.unwrap(), 47);
+        assert_eq!(
+            graph()
+                .compute_with(Options::new().cache(&cache))
+                .await
+                .unwrap(),
+            47
+        );
     }
     let sums = SUMS.load(Ordering::SeqCst);
     // As a new process would: a new handle on the same directory.
@@ -247,7 +298,13 @@ async fn a_corrupt_or_truncated_entry_is_a_miss_never_a_wrong_result() {
     let store = Arc::new(Recording::default());
     let cache = Cache::from_arc(store.clone());
     let options = || Options::new().cache(&cache);
-    assert_eq!(shout("hi".to_string()).compute_with(options()).await.unwrap(), "HI");
+    assert_eq!(
+        shout("hi".to_string())
+            .compute_with(options())
+            .await
+            .unwrap(),
+        "HI"
+    );
     let key = store.puts.lock().unwrap()[0].clone();
     let digest = store.head(&key).await.unwrap().unwrap();
     let good = store.get(&key).await.unwrap().unwrap();
@@ -267,12 +324,24 @@ async fn a_corrupt_or_truncated_entry_is_a_miss_never_a_wrong_result() {
     ];
     for (i, bytes) in damaged.into_iter().enumerate() {
         store.put(&key, digest, bytes).await.unwrap();
-        assert_eq!(shout("hi".to_string()).compute_with(options()).await.unwrap(), "HI");
+        assert_eq!(
+            shout("hi".to_string())
+                .compute_with(options())
+                .await
+                .unwrap(),
+            "HI"
+        );
         assert_eq!(CORRUPTED.load(Ordering::SeqCst), i + 2, "damage {i} reran");
     }
     assert_eq!(cache.stats().corrupt, 4);
     // The rerun wrote a good entry back.
-    assert_eq!(shout("hi".to_string()).compute_with(options()).await.unwrap(), "HI");
+    assert_eq!(
+        shout("hi".to_string())
+            .compute_with(options())
+            .await
+            .unwrap(),
+        "HI"
+    );
     assert_eq!(CORRUPTED.load(Ordering::SeqCst), 5);
 }
 
@@ -286,7 +355,10 @@ fn not_text() -> Vec<u8> {
 async fn not_text_entry(cache: &Cache) -> Vec<u8> {
     let store = Arc::new(Recording::default());
     let other = Cache::from_arc(store.clone());
-    not_text().compute_with(Options::new().cache(&other)).await.unwrap();
+    not_text()
+        .compute_with(Options::new().cache(&other))
+        .await
+        .unwrap();
     let key = store.puts.lock().unwrap()[0].clone();
     let _ = cache;
     store.get(&key).await.unwrap().unwrap()
@@ -307,7 +379,10 @@ async fn hits_are_read_lazily_only_what_is_needed_here() {
     let store = Arc::new(Recording::default());
     let cache = Cache::from_arc(store.clone());
     let chain = || step(step(step(vec![9])));
-    let first = chain().compute_with(Options::new().cache(&cache)).await.unwrap();
+    let first = chain()
+        .compute_with(Options::new().cache(&cache))
+        .await
+        .unwrap();
     assert_eq!(first, vec![9, 1, 2, 3]);
     assert_eq!(CHAIN.load(Ordering::SeqCst), 3);
     let puts = store.puts.lock().unwrap().clone();
@@ -326,7 +401,9 @@ async fn hits_are_read_lazily_only_what_is_needed_here() {
 async fn a_cached_node_has_a_state_of_its_own_in_snapshots_timeline_and_dot() {
     let cache = Cache::memory();
     let x = || twice(77).map(|x| x + 1);
-    x().compute_with(Options::new().cache(&cache)).await.unwrap();
+    x().compute_with(Options::new().cache(&cache))
+        .await
+        .unwrap();
     let input = twice(77);
     let node = input.map(|x| x + 1);
     let timeline = Arc::new(Timeline::new());
@@ -342,7 +419,10 @@ async fn a_cached_node_has_a_state_of_its_own_in_snapshots_timeline_and_dot() {
     assert!(timeline.to_svg().contains("cached"));
     assert_eq!(timeline.graph().count(TaskState::Cached), 1);
     let dot = timeline.graph().to_dot();
-    assert!(dot.contains(">cached<"), "the legend lists the state: {dot}");
+    assert!(
+        dot.contains(">cached<"),
+        "the legend lists the state: {dot}"
+    );
     assert!(dot.contains("#cab2d6"), "the cached node is filled: {dot}");
 }
 
@@ -350,7 +430,10 @@ async fn a_cached_node_has_a_state_of_its_own_in_snapshots_timeline_and_dot() {
 #[tokio::test]
 async fn the_progress_bar_counts_cached_tasks() {
     let cache = Cache::memory();
-    twice(91).compute_with(Options::new().cache(&cache)).await.unwrap();
+    twice(91)
+        .compute_with(Options::new().cache(&cache))
+        .await
+        .unwrap();
     let bar = delayed::ProgressBar::hidden();
     let options = Options::new().cache(&cache).callback(bar.clone());
     twice(91).compute_with(options).await.unwrap();
@@ -370,7 +453,10 @@ fn fails(x: u64) -> Result<u64, String> {
 async fn errors_are_not_cached() {
     let cache = Cache::memory();
     for _ in 0..2 {
-        let err = fails(3).compute_with(Options::new().cache(&cache)).await.unwrap_err();
+        let err = fails(3)
+            .compute_with(Options::new().cache(&cache))
+            .await
+            .unwrap_err();
         let cause = std::error::Error::source(&err).map(ToString::to_string);
         assert_eq!(cause.as_deref(), Some("no 3"), "{err}");
     }
@@ -401,7 +487,11 @@ async fn dir_store_keeps_under_its_bound_least_recently_used_first() {
     assert_eq!(store.get("a").await.unwrap().unwrap(), vec![1; 1000]);
     store.put("c", [3; 32], vec![3; 1000]).await.unwrap();
     assert_eq!(store.head("a").await.unwrap(), Some([1; 32]));
-    assert_eq!(store.head("b").await.unwrap(), None, "b was the least recently used");
+    assert_eq!(
+        store.head("b").await.unwrap(),
+        None,
+        "b was the least recently used"
+    );
     assert_eq!(store.head("c").await.unwrap(), Some([3; 32]));
     assert!(store.bytes() <= 2_500);
     std::fs::remove_dir_all(&dir).ok();
@@ -417,12 +507,61 @@ fn cube(x: u64) -> u64 {
 
 #[test]
 fn sequential_computes_use_the_cache_too() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cache = Cache::memory();
     let before = CUBES.load(Ordering::SeqCst);
     for _ in 0..2 {
         let options = Options::new().cache(&cache).sequential();
-        assert_eq!(rt.block_on(cube(42).compute_with(options)).unwrap(), 42 * 42 * 42);
+        assert_eq!(
+            rt.block_on(cube(42).compute_with(options)).unwrap(),
+            42 * 42 * 42
+        );
     }
     assert_eq!(CUBES.load(Ordering::SeqCst), before + 1);
+}
+
+/// Records the span and key of each event that says `task.cached = true`.
+#[derive(Clone, Default)]
+struct CachedEvents(Arc<Mutex<Vec<(String, String)>>>);
+
+impl<S> tracing_subscriber::Layer<S> for CachedEvents
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = common::Fields::default();
+        event.record(&mut fields);
+        if fields.0.get("task.cached").map(String::as_str) == Some("true") {
+            let span = ctx.event_span(event).map(|span| span.name().to_string());
+            self.0
+                .lock()
+                .unwrap()
+                .push((span.unwrap_or_default(), fields.0["message"].clone()));
+        }
+    }
+}
+
+#[test]
+fn a_hit_says_so_in_its_task_span() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let events = CachedEvents::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = Cache::memory();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(twice(5150).compute_with(Options::new().cache(&cache)))
+            .unwrap();
+        assert!(events.0.lock().unwrap().is_empty(), "a miss is no hit");
+        rt.block_on(twice(5150).compute_with(Options::new().cache(&cache)))
+            .unwrap();
+    });
+    let events = events.0.lock().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "delayed.task");
 }

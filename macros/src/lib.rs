@@ -252,7 +252,9 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         };
         quote_spanned!(span=> .#name(#value))
     });
-    let mark = options.cache.then(|| cache_mark(&options, &item, &params, &output));
+    let mark = options
+        .cache
+        .then(|| cache_mark(&options, &item, &params, &output));
     let policies = (!options.policies.is_empty() || options.cache).then(|| {
         quote! {
             static __DELAYED_POLICIES: ::std::sync::OnceLock<::delayed::__private::Policies> =

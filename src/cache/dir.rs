@@ -159,7 +159,6 @@ fn total(dir: &Path) -> u64 {
         .sum()
 }
 
-
 fn failed(what: &str, key: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::new(format!("cannot {what} cache entry {key}: {err}"))
 }

@@ -44,15 +44,30 @@ impl CacheRun {
     /// The output digest of `input`, parameter `index` of `spec`: known
     /// if it is a cached node met in this compute, else from its
     /// serialized output (read back first if it is stored elsewhere).
-    async fn digest_of(&self, spec: &Spec, index: usize, input: &NodeView) -> Result<Digest, Error> {
-        if let Some(digest) = self.seen().get(&input.address()).and_then(|seen| seen.digest) {
+    async fn digest_of(
+        &self,
+        spec: &Spec,
+        index: usize,
+        input: &NodeView,
+    ) -> Result<Digest, Error> {
+        if let Some(digest) = self
+            .seen()
+            .get(&input.address())
+            .and_then(|seen| seen.digest)
+        {
             return Ok(digest);
         }
         let codec = spec.inputs.get(index).ok_or_else(|| {
-            Error::runtime(input.key(), "a cached function's inputs do not match its parameters")
+            Error::runtime(
+                input.key(),
+                "a cached function's inputs do not match its parameters",
+            )
         })?;
         if input.is_stored() && !view::read_back(std::slice::from_ref(input)).await? {
-            return Err(Error::runtime(input.key(), "an input's stored output went away"));
+            return Err(Error::runtime(
+                input.key(),
+                "an input's stored output went away",
+            ));
         }
         match (codec.encode)(input) {
             Some(Ok(bytes)) => Ok(codec::digest(&bytes)),
@@ -170,7 +185,12 @@ impl Found {
     /// The decoded entry, or why it is not good.
     async fn load(&self) -> Result<Option<AnyOutput>, String> {
         let inner = &self.cache.inner;
-        let Some(entry) = inner.store.get(&self.key).await.map_err(|err| err.to_string())? else {
+        let Some(entry) = inner
+            .store
+            .get(&self.key)
+            .await
+            .map_err(|err| err.to_string())?
+        else {
             return Ok(None);
         };
         Counters::add(&inner.stats.bytes_read, entry.len() as u64);

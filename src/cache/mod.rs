@@ -106,8 +106,8 @@ pub use self::dir::DirStore;
 pub use self::memory::MemoryStore;
 pub use self::source::SourceFile;
 pub use self::stats::CacheStats;
-pub use self::store::{Store, StoreError, StoreFuture};
 use self::stats::Counters;
+pub use self::store::{Store, StoreError, StoreFuture};
 use crate::Options;
 
 /// A cache of results: a [`Store`], the codec and counts. Clones share

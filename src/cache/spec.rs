@@ -12,6 +12,9 @@ use serde::Serialize;
 use crate::engine::hooks::AnyOutput;
 use crate::engine::view::NodeView;
 
+/// Serialized bytes, if the value was of the expected type.
+type Encoded = Option<Result<Vec<u8>, postcard::Error>>;
+
 /// A cached function, as the macro describes it.
 pub(crate) struct Spec {
     pub(crate) path: &'static str,
@@ -20,7 +23,7 @@ pub(crate) struct Spec {
     /// The output type's name: a function whose output type changes
     /// misses.
     pub(crate) output: &'static str,
-    pub(crate) encode: fn(&(dyn Any + Send + Sync)) -> Option<Result<Vec<u8>, postcard::Error>>,
+    pub(crate) encode: fn(&(dyn Any + Send + Sync)) -> Encoded,
     pub(crate) decode: fn(&[u8]) -> Result<AnyOutput, postcard::Error>,
     pub(crate) inputs: Vec<InputCodec>,
 }
@@ -28,7 +31,7 @@ pub(crate) struct Spec {
 /// How to encode one parameter's input, in order.
 #[doc(hidden)]
 pub struct InputCodec {
-    pub(crate) encode: fn(&NodeView) -> Option<Result<Vec<u8>, postcard::Error>>,
+    pub(crate) encode: fn(&NodeView) -> Encoded,
 }
 
 /// For the macro: describes a cached function whose output is `T`.

@@ -186,12 +186,14 @@ where
         let view = NodeView::new(Arc::clone(node) as NodeRef);
         let recalled = run.instrumented(Arc::clone(memo).recall(view)).await;
         let ended = match recalled {
-            Ok(Some(store)) => Some(run.instrumented(async {
-                tracing::debug!(task.cached = true, "task found in the cache");
-                let started = start_watching(node, watched);
-                finish(node, watched, started.map(|()| Made::Found(store)))
-            })
-            .await),
+            Ok(Some(store)) => Some(
+                run.instrumented(async {
+                    tracing::debug!(task.cached = true, "task found in the cache");
+                    let started = start_watching(node, watched);
+                    finish(node, watched, started.map(|()| Made::Found(store)))
+                })
+                .await,
+            ),
             Ok(None) => None,
             Err(err) => Some(Err(err)),
         };

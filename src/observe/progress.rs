@@ -549,6 +549,15 @@ impl TermLike for RawStderr {
     }
 }
 
+/// The bar's message: how many tasks failed and how many came from a cache.
+fn summary(failures: u64, cached: u64) -> String {
+    match (failures, cached) {
+        (0, cached) => format!("{cached} cached"),
+        (failures, 0) => format!("{failures} failed"),
+        (failures, cached) => format!("{failures} failed, {cached} cached"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,14 +621,5 @@ mod tests {
         if !io::stderr().is_terminal() {
             assert!(Target::Auto.draw_target().is_hidden());
         }
-    }
-}
-
-/// The bar's message: how many tasks failed and how many came from a cache.
-fn summary(failures: u64, cached: u64) -> String {
-    match (failures, cached) {
-        (0, cached) => format!("{cached} cached"),
-        (failures, 0) => format!("{failures} failed"),
-        (failures, cached) => format!("{failures} failed, {cached} cached"),
     }
 }

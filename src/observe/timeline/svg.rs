@@ -254,7 +254,9 @@ impl Chart {
             match task.outcome {
                 Outcome::Done => out.push_str("/>"),
                 Outcome::Cached => {
-                    out.push_str(r##" stroke="#6a3d9a" stroke-width="2" stroke-dasharray="2 2"/>"##);
+                    out.push_str(
+                        r##" stroke="#6a3d9a" stroke-width="2" stroke-dasharray="2 2"/>"##,
+                    );
                 }
                 Outcome::Failed(_) => {
                     out.push_str(r##" stroke="#cf222e" stroke-width="2"/>"##);
