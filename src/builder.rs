@@ -68,6 +68,13 @@ impl Policies {
         self
     }
 
+    /// An extension's description of the function, carried on its nodes
+    /// (`#[delayed(cache)]`).
+    pub fn mark(mut self, mark: Arc<dyn std::any::Any + Send + Sync>) -> Policies {
+        Arc::make_mut(&mut self.0).mark = Some(mark);
+        self
+    }
+
     /// `#[delayed(priority = P)]`.
     pub fn priority(mut self, priority: i32) -> Policies {
         Arc::make_mut(&mut self.0).priority = Some(priority);

@@ -187,6 +187,9 @@ pub enum Outcome {
     /// It was stopped before it finished: every compute waiting on it was
     /// dropped, or its runtime shut down.
     Cancelled,
+    /// Its output came from the compute's cache (see `delayed::cache`): it
+    /// finished without running.
+    Cached,
 }
 
 impl TaskStarted {

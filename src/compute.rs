@@ -57,8 +57,8 @@ pub struct Compute<T> {
     callbacks: Vec<Arc<dyn Callback>>,
     watching: Option<Watching>,
     /// Where the compute's nodes run, and the placement while it runs.
-    placement: Option<Arc<dyn Placement>>,
-    placed: Option<Box<dyn Any + Send>>,
+    placements: Vec<Arc<dyn Placement>>,
+    placed: Vec<Box<dyn Any + Send>>,
 }
 
 /// Where a compute is.
@@ -131,7 +131,7 @@ impl Moving {
 impl<T: Send + Sync + 'static> Compute<T> {
     pub(crate) fn with_options(mut self, options: Options) -> Self {
         self.callbacks = options.callbacks;
-        self.placement = options.placement;
+        self.placements = options.placements;
         if options.sequential {
             self.root.run_sequentially();
         }
@@ -160,8 +160,8 @@ impl<T: Send + Sync + 'static> Compute<T> {
             stage: Stage::New,
             callbacks: Vec::new(),
             watching: None,
-            placement: None,
-            placed: None,
+            placements: Vec::new(),
+            placed: Vec::new(),
         }
     }
 
@@ -176,8 +176,9 @@ impl<T: Send + Sync + 'static> Compute<T> {
         let (watching, started) = watch::begin(self.root.node(), attached);
         self.watching = watching;
         started?;
-        if let Some(placement) = &self.placement {
-            self.placed = Some(placement.place(&NodeView::new(self.root.node().clone())));
+        for placement in &self.placements {
+            let placed = placement.place(&NodeView::new(self.root.node().clone()));
+            self.placed.push(placed);
         }
         Ok(())
     }
@@ -242,7 +243,10 @@ impl<T: Send + Sync + 'static> Future for Compute<T> {
             this.stage = Stage::Taking;
             // The placement lets go of the root's view before the output
             // is taken.
-            drop(this.placed.take());
+            // Undone last placed first.
+            while let Some(placed) = this.placed.pop() {
+                drop(placed);
+            }
         }
         let result = ready!(this.take(cx));
         Poll::Ready(this.finish(result))

@@ -119,6 +119,9 @@ pub enum TaskState {
     /// Started by a compute that was dropped before it finished; a later
     /// compute starts it again.
     Cancelled,
+    /// Finished with a value found in a compute's cache, without running
+    /// (see `delayed::cache`).
+    Cached,
 }
 
 impl Graph {
@@ -194,6 +197,7 @@ impl Graph {
                             Outcome::Done => (TaskState::Done, None),
                             Outcome::Failed(err) => (TaskState::Failed, Some(err.clone())),
                             Outcome::Cancelled => (TaskState::Cancelled, None),
+                            Outcome::Cached => (TaskState::Cached, None),
                         };
                     }
                     None => {
@@ -417,6 +421,7 @@ impl fmt::Display for TaskState {
             TaskState::Done => "done",
             TaskState::Failed => "failed",
             TaskState::Cancelled => "cancelled",
+            TaskState::Cached => "cached",
         })
     }
 }

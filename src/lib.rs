@@ -402,6 +402,9 @@ mod options;
 mod unzip;
 
 // Extensions, each in a folder of its own.
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod cluster;

@@ -31,8 +31,9 @@ use crate::engine::hooks::Placement;
 pub struct Options {
     pub(crate) callbacks: Vec<Arc<dyn Callback>>,
     pub(crate) sequential: bool,
-    /// Where the compute's nodes run, when not all here (a cluster).
-    pub(crate) placement: Option<Arc<dyn Placement>>,
+    /// Where the compute's nodes run, when not all here (a cluster), and
+    /// what marks them before it starts (a cache), in the order given.
+    pub(crate) placements: Vec<Arc<dyn Placement>>,
 }
 
 impl Options {
@@ -111,10 +112,11 @@ impl Options {
         self
     }
 
-    /// Places the compute's nodes with `placement`.
+    /// Places the compute's nodes with `placement`, after the placements
+    /// given before.
     #[allow(dead_code, reason = "for extensions, which a build may leave out")]
     pub(crate) fn placed(mut self, placement: Arc<dyn Placement>) -> Options {
-        self.placement = Some(placement);
+        self.placements.push(placement);
         self
     }
 }

@@ -31,7 +31,7 @@ const API: &[&str] = &[
     "unzip",
 ];
 /// Extensions, each in a folder of its own.
-const EXTENSIONS: &[&str] = &["cluster", "keyed", "observe"];
+const EXTENSIONS: &[&str] = &["cache", "cluster", "keyed", "observe"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -42,6 +42,10 @@ struct Options {
     blocking: bool,
     pure: bool,
     register: bool,
+    /// `cache`: results may be kept across runs.
+    cache: bool,
+    /// `version = "..."`, with `cache`.
+    version: Option<syn::LitStr>,
     /// `limit = E`, `retry = E`, `timeout = E`, `priority = E`, in order.
     policies: Vec<(syn::Ident, syn::Expr)>,
 }
@@ -63,6 +67,27 @@ impl Options {
                 Meta::Path(path) if path.is_ident("blocking") => options.blocking = true,
                 Meta::Path(path) if path.is_ident("pure") => options.pure = true,
                 Meta::Path(path) if path.is_ident("register") => options.register = true,
+                Meta::Path(path) if path.is_ident("cache") => options.cache = true,
+                Meta::NameValue(pair) if pair.path.is_ident("version") => {
+                    if options.version.is_some() {
+                        return Err(Error::new(
+                            meta.span(),
+                            "#[delayed] option `version` is given twice",
+                        ));
+                    }
+                    match &pair.value {
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(text),
+                            ..
+                        }) => options.version = Some(text.clone()),
+                        other => {
+                            return Err(Error::new(
+                                other.span(),
+                                "#[delayed] option `version` takes a string: write `#[delayed(cache, version = \"2\")]`",
+                            ))
+                        }
+                    }
+                }
                 Meta::NameValue(pair)
                     if POLICIES.iter().any(|(name, _)| pair.path.is_ident(name)) =>
                 {
@@ -85,7 +110,13 @@ impl Options {
                         format!("#[delayed] option `{name}` needs a value: write `#[delayed({example})]`"),
                     ));
                 }
-                _ if ["blocking", "pure", "register"]
+                _ if meta.path().is_ident("version") => {
+                    return Err(Error::new(
+                        meta.span(),
+                        "#[delayed] option `version` needs a value: write `#[delayed(cache, version = \"2\")]`",
+                    ));
+                }
+                _ if ["blocking", "pure", "register", "cache"]
                     .iter()
                     .any(|flag| meta.path().is_ident(flag)) =>
                 {
@@ -100,11 +131,17 @@ impl Options {
                 _ => {
                     return Err(Error::new(
                         meta.span(),
-                        "unknown #[delayed] option: expected `blocking`, `pure`, `register`, `limit = ...`, \
-                         `retry = ...`, `timeout = ...` or `priority = ...`",
+                        "unknown #[delayed] option: expected `blocking`, `pure`, `register`, `cache`, \
+                         `version = \"...\"`, `limit = ...`, `retry = ...`, `timeout = ...` or `priority = ...`",
                     ))
                 }
             }
+        }
+        if let (Some(version), false) = (&options.version, options.cache) {
+            return Err(Error::new(
+                version.span(),
+                "#[delayed] option `version` goes with `cache`: write `#[delayed(cache, version = \"2\")]`",
+            ));
         }
         Ok(options)
     }
@@ -183,7 +220,7 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         } else {
             let mutability = (!is_async).then(|| quote!(mut));
             let input = syn::Ident::new(
-                if options.register { "arg_node" } else { "arg" },
+                if options.register || options.cache { "arg_node" } else { "arg" },
                 storage.span(),
             );
             quote_spanned!(storage.span()=> let #mutability #local = __delayed_builder.#input::<#storage, _>(#name, &#shape);)
@@ -215,12 +252,15 @@ fn expand(options: Options, item: ItemFn) -> syn::Result<TokenStream2> {
         };
         quote_spanned!(span=> .#name(#value))
     });
-    let policies = (!options.policies.is_empty()).then(|| {
+    let mark = options
+        .cache
+        .then(|| cache_mark(&options, &item, &params, &output));
+    let policies = (!options.policies.is_empty() || options.cache).then(|| {
         quote! {
             static __DELAYED_POLICIES: ::std::sync::OnceLock<::delayed::__private::Policies> =
                 ::std::sync::OnceLock::new();
             __delayed_builder.policies(__DELAYED_POLICIES.get_or_init(|| {
-                ::delayed::__private::Policies::new() #(#setters)*
+                ::delayed::__private::Policies::new() #(#setters)* #mark
             }));
         }
     });
@@ -375,6 +415,13 @@ fn receiver(options: &Options, sig: &syn::Signature) -> syn::Result<Option<Span>
         return Err(Error::new(
             receiver.span(),
             "#[delayed(register)] is for functions: a method cannot be named in a keyed graph",
+        ));
+    }
+    if options.cache {
+        return Err(Error::new(
+            receiver.span(),
+            "#[delayed(cache)] is for functions: a method's receiver has no content key; \
+             make it a function that takes the value as a parameter",
         ));
     }
     Ok(Some(receiver.span()))
@@ -798,4 +845,37 @@ fn output_type(output: &ReturnType) -> syn::Result<(Type, bool)> {
         }
     }
     Ok(((**ty).clone(), false))
+}
+
+/// The `#[delayed(cache)]` description of a function, as a `Policies`
+/// setter: its path, the FNV-1a hash of its own tokens (its code version),
+/// the hand version, and the codecs of its output and parameters (which
+/// must be serde types: the bounds are reported at each type).
+fn cache_mark(options: &Options, item: &ItemFn, params: &[Param], output: &Type) -> TokenStream2 {
+    let name_str = item.sig.ident.to_string();
+    let code = fnv1a(&quote!(#item).to_string());
+    let version = options
+        .version
+        .as_ref()
+        .map_or_else(String::new, syn::LitStr::value);
+    let inputs = params.iter().map(|p| {
+        let storage = &p.storage;
+        quote_spanned!(storage.span()=> ::delayed::cache::__private::input::<#storage>())
+    });
+    let spec = quote_spanned!(output.span()=> ::delayed::cache::__private::spec::<#output>);
+    quote! {
+        .mark(#spec(
+            ::core::concat!(::core::module_path!(), "::", #name_str),
+            #code,
+            #version,
+            ::std::vec![#(#inputs),*],
+        ))
+    }
+}
+
+/// FNV-1a, 64 bits: a hash that is the same on every run and machine.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

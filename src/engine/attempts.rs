@@ -18,7 +18,7 @@ use super::hooks::Made;
 use super::inputs::Inputs;
 use super::loan::{self, HandOff, Holder, Holding};
 use super::node::{Attempt, Begun, NodeRef, TypedNode, Work};
-use super::policy::NodePolicy;
+use super::policy::{self, NodePolicy};
 use super::state::Origin;
 use super::view::NodeView;
 use super::watch::{self, Watched};
@@ -112,6 +112,12 @@ fn conclude<T, W>(
         Ok(Made::Value(value)) => node.settle(epoch, Ok(value), ready),
         Err(err) => node.settle(epoch, Err(err), ready),
         Ok(Made::Stored(store)) => node.settle_stored(epoch, store, ready),
+        Ok(Made::Found(store)) => {
+            policy::update(&(Arc::clone(node) as NodeRef), |policy| {
+                policy.recalled = true;
+            });
+            node.settle_stored(epoch, Some(store), ready);
+        }
         Ok(Made::Again) => schedule::restart(Arc::clone(node) as NodeRef, epoch, ready),
     }
 }
@@ -164,9 +170,9 @@ where
                 HandOff::default(),
             );
         }
-        // An executor takes stored inputs as they are; work here reads
-        // them back first.
-        if policy.executor.is_none() {
+        // An executor takes stored inputs as they are, and so does a
+        // memo's look-up; work here reads them back first.
+        if policy.executor.is_none() && policy.memo.is_none() {
             match stored::read_back_all(&begun.deps).await {
                 Ok(true) => {}
                 Ok(false) => return (Ok(Made::Again), HandOff::default()),
@@ -176,6 +182,33 @@ where
     }
     let run = spans::open(&node.core);
     spans::link(&run, &begun.deps);
+    if let Some(memo) = &policy.memo {
+        let view = NodeView::new(Arc::clone(node) as NodeRef);
+        let recalled = run.instrumented(Arc::clone(memo).recall(view)).await;
+        let ended = match recalled {
+            Ok(Some(store)) => Some(
+                run.instrumented(async {
+                    tracing::debug!(task.cached = true, "task found in the cache");
+                    let started = start_watching(node, watched);
+                    finish(node, watched, started.map(|()| Made::Found(store)))
+                })
+                .await,
+            ),
+            Ok(None) => None,
+            Err(err) => Some(Err(err)),
+        };
+        if let Some(result) = ended {
+            spans::ended(&node.core);
+            return (result, HandOff::default());
+        }
+        if begun.read_back && policy.executor.is_none() {
+            match stored::read_back_all(&begun.deps).await {
+                Ok(true) => {}
+                Ok(false) => return (Ok(Made::Again), HandOff::default()),
+                Err(err) => return (Err(err), HandOff::default()),
+            }
+        }
+    }
     let result = run
         .instrumented(attempts(
             node,
@@ -255,6 +288,10 @@ where
         };
         let err = match result {
             Ok(made) => {
+                if let (Some(memo), Made::Value(value)) = (&policy.memo, &made) {
+                    let view = NodeView::new(Arc::clone(node) as NodeRef);
+                    Arc::clone(memo).keep(view, value).await;
+                }
                 let succeeded = matches!(made, Made::Value(_));
                 let hand_off = loan::release(&node.core, holder, succeeded);
                 return (finish(node, watched, Ok(made)), hand_off);
@@ -315,6 +352,7 @@ where
                     })?)
                 }
                 Made::Stored(store) => Made::Stored(store),
+                Made::Found(store) => Made::Found(store),
                 Made::Again => Made::Again,
             })
         }));
@@ -337,6 +375,7 @@ where
         Some(watched) => {
             let outcome = match &result {
                 Ok(Made::Again) => Outcome::Cancelled,
+                Ok(Made::Found(_)) => Outcome::Cached,
                 Ok(_) => Outcome::Done,
                 Err(err) => Outcome::Failed(err.clone()),
             };

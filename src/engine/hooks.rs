@@ -3,8 +3,10 @@
 //! places a compute before it starts.
 //!
 //! The engine knows its extensions only through these traits. A scale-out
-//! onto other machines implements all three; a persistent cache would implement
-//! [`OutputStore`] (and [`Placement`], to mark what it already holds).
+//! onto other machines implements [`Executor`], [`OutputStore`] and
+//! [`Placement`]; a persistent cache implements [`Memo`], [`OutputStore`]
+//! (for what it found, read lazily) and [`Placement`] (to mark the nodes
+//! it may hold).
 
 use std::any::Any;
 use std::future::Future;
@@ -29,6 +31,10 @@ pub(crate) enum Made<T> {
     /// stored (see `stored.rs`), read back when something here reads it.
     /// `None` (only for a join) keeps it in the join's inputs.
     Stored(Option<Arc<dyn OutputStore>>),
+    /// A [`Memo`] found the output of an earlier run: the node finishes
+    /// without running, with its output stored in that store, and is
+    /// reported as served from it.
+    Found(Arc<dyn OutputStore>),
     /// An input whose output was stored went away before it could be
     /// read: the run must be set up again, that input included.
     Again,
@@ -69,4 +75,25 @@ pub(crate) trait OutputStore: Send + Sync + 'static {
 pub(crate) trait Placement: Send + Sync + 'static {
     /// Places the nodes `root` needs.
     fn place(&self, root: &NodeView) -> Box<dyn Any + Send>;
+}
+
+/// Remembers outputs across runs: before a node runs, looks for the
+/// output an earlier run made; after it ran, keeps the new one.
+pub(crate) trait Memo: Send + Sync + 'static {
+    /// Looks for the output of `node`, whose inputs are all finished (some
+    /// perhaps with stored outputs, not read back). `Ok(Some(store))`: the
+    /// node finishes without running, its output in `store`, read from it
+    /// only when something here reads it.
+    ///
+    /// # Errors
+    ///
+    /// The node cannot run: about `node`.
+    fn recall(
+        self: Arc<Self>,
+        node: NodeView,
+    ) -> HookFuture<Result<Option<Arc<dyn OutputStore>>, Error>>;
+
+    /// Keeps `output`, which `node` just made. Called before the node
+    /// settles; the output is borrowed only while this returns.
+    fn keep(self: Arc<Self>, node: NodeView, output: &(dyn Any + Send + Sync)) -> HookFuture<()>;
 }

@@ -1,10 +1,11 @@
 //! Execution policies of a node: its limit, retries, timeout, priority,
 //! and where it runs and where its output is kept when that is not here.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::hooks::{Executor, OutputStore};
+use super::hooks::{Executor, Memo, OutputStore};
 use super::node::NodeRef;
 use super::state::{State, UNSET};
 use crate::limit::Limit;
@@ -23,6 +24,13 @@ pub(crate) struct NodePolicy {
     pub(crate) executor: Option<Arc<dyn Executor>>,
     /// Where the output of a node with a stored output is kept.
     pub(crate) store: Option<Arc<dyn OutputStore>>,
+    /// Set while a compute remembers the node's output across runs.
+    pub(crate) memo: Option<Arc<dyn Memo>>,
+    /// An extension's mark on the node, which the engine only carries
+    /// (the description of a cached function, say).
+    pub(crate) mark: Option<Arc<dyn Any + Send + Sync>>,
+    /// The node finished with an output a [`Memo`] found, without running.
+    pub(crate) recalled: bool,
 }
 
 impl NodePolicy {
@@ -32,6 +40,7 @@ impl NodePolicy {
             || self.retry.is_some()
             || self.timeout.is_some()
             || self.executor.is_some()
+            || self.memo.is_some()
     }
 }
 

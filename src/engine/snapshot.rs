@@ -113,6 +113,9 @@ pub(in crate::engine) fn state_of(st: &State) -> TaskState {
         Phase::Idle if st.epoch > 0 => TaskState::Cancelled,
         Phase::Idle | Phase::Claimed | Phase::Waiting { .. } | Phase::Ready => TaskState::Waiting,
         Phase::Running { .. } => TaskState::Running,
+        Phase::Done if st.policy.as_ref().is_some_and(|policy| policy.recalled) => {
+            TaskState::Cached
+        }
         Phase::Done => TaskState::Done,
         Phase::Failed(_) => TaskState::Failed,
     }

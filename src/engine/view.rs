@@ -9,10 +9,11 @@
     reason = "the extensions' face; a build may leave them all out"
 )]
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::hooks::Executor;
+use super::hooks::{Executor, Memo};
 use super::node::{address, NodeRef};
 use super::policy::{self, NodePolicy};
 use super::state::{Origin, Phase};
@@ -165,6 +166,38 @@ impl NodeView {
         if self.runs_on(executor) {
             self.run_elsewhere(None);
         }
+    }
+
+    /// The mark an extension left on the node's policy (see
+    /// `NodePolicy::mark`).
+    pub(crate) fn mark(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        let st = self.node.core().lock();
+        st.policy.as_ref().and_then(|policy| policy.mark.clone())
+    }
+
+    /// Remembers the node's outputs through `memo` from now on (`None`:
+    /// not any more).
+    pub(crate) fn remember_with(&self, memo: Option<Arc<dyn Memo>>) {
+        policy::update(&self.node, |policy| policy.memo = memo);
+    }
+
+    /// Stops remembering through `memo`, if the node did.
+    pub(crate) fn forget_memo(&self, memo: &Arc<dyn Memo>) {
+        let mine = {
+            let st = self.node.core().lock();
+            st.policy
+                .as_ref()
+                .and_then(|policy| policy.memo.as_ref())
+                .is_some_and(|mine| std::ptr::addr_eq(Arc::as_ptr(mine), Arc::as_ptr(memo)))
+        };
+        if mine {
+            self.remember_with(None);
+        }
+    }
+
+    /// Whether it is done with its output stored elsewhere, not here.
+    pub(crate) fn is_stored(&self) -> bool {
+        self.node.core().lock().stored
     }
 
     /// Its stored output went away: it runs again when something wants it.

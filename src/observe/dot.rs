@@ -484,13 +484,14 @@ fn collapsed(items: &[Item<'_>], out: &mut String) {
 }
 
 /// How many states there are.
-const STATES: usize = 5;
+const STATES: usize = 6;
 
 /// The states in the order their counts are listed.
 const ORDER: [TaskState; STATES] = [
     TaskState::Waiting,
     TaskState::Running,
     TaskState::Done,
+    TaskState::Cached,
     TaskState::Failed,
     TaskState::Cancelled,
 ];
@@ -501,15 +502,16 @@ fn index(state: TaskState) -> usize {
         TaskState::Waiting => 0,
         TaskState::Running => 1,
         TaskState::Done => 2,
-        TaskState::Failed => 3,
-        TaskState::Cancelled => 4,
+        TaskState::Cached => 3,
+        TaskState::Failed => 4,
+        TaskState::Cancelled => 5,
     }
 }
 
 /// Which state colours a collapsed box: the highest wins.
 fn severity(state: TaskState) -> u8 {
     match state {
-        TaskState::Done => 0,
+        TaskState::Done | TaskState::Cached => 0,
         TaskState::Waiting => 1,
         TaskState::Cancelled => 2,
         TaskState::Running => 3,
@@ -524,6 +526,7 @@ fn fill(state: TaskState) -> &'static str {
         TaskState::Waiting => "#e0e0e0",
         TaskState::Running => "#a6cee3",
         TaskState::Done => "#b2df8a",
+        TaskState::Cached => "#cab2d6",
         TaskState::Failed => "#fb9a99",
         TaskState::Cancelled => "#fdbf6f",
     }

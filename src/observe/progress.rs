@@ -129,6 +129,8 @@ struct State {
     counted: HashSet<Key>,
     /// Tasks of the current bar that failed.
     failures: u64,
+    /// Tasks of the current bar served from a cache, without running.
+    cached: u64,
     /// The first error a compute of the current bar returned.
     error: Option<Error>,
 }
@@ -280,6 +282,26 @@ impl ProgressBar {
         self.lock().failures
     }
 
+    /// How many tasks of the last bar were served from a cache (see
+    /// `delayed::cache`) instead of running; they count in the position
+    /// too, and the bar's message says how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Delayed, Options, ProgressBar};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bar = ProgressBar::hidden();
+    /// let x = Delayed::value(1).map(|x: u64| x + 1);
+    /// x.compute_with(Options::new().callback(bar.clone())).await.unwrap();
+    /// assert_eq!(bar.cached(), 0);
+    /// # }
+    /// ```
+    pub fn cached(&self) -> u64 {
+        self.lock().cached
+    }
+
     /// Whether the last bar is finished: every compute it covered has
     /// finished. False before any compute started.
     ///
@@ -380,12 +402,14 @@ impl Callback for ProgressBar {
         match task.outcome() {
             Outcome::Done => {}
             Outcome::Failed(_) => state.failures += 1,
+            Outcome::Cached => state.cached += 1,
             _ => return,
         }
-        let failures = state.failures;
+        let (failures, cached) = (state.failures, state.cached);
         let Some(bar) = &state.bar else { return };
-        if matches!(task.outcome(), Outcome::Failed(_)) {
-            bar.set_message(format!("{failures} failed"));
+        match task.outcome() {
+            Outcome::Failed(_) | Outcome::Cached => bar.set_message(summary(failures, cached)),
+            _ => {}
         }
         // A task that a compute which started later also waited for would
         // otherwise count beyond the length.
@@ -522,6 +546,15 @@ impl TermLike for RawStderr {
 
     fn flush(&self) -> io::Result<()> {
         io::stderr().flush()
+    }
+}
+
+/// The bar's message: how many tasks failed and how many came from a cache.
+fn summary(failures: u64, cached: u64) -> String {
+    match (failures, cached) {
+        (0, cached) => format!("{cached} cached"),
+        (failures, 0) => format!("{failures} failed"),
+        (failures, cached) => format!("{failures} failed, {cached} cached"),
     }
 }
 

@@ -188,6 +188,9 @@ impl Chart {
         if has("cancelled") {
             entries.push((Swatch::Cancelled, "cancelled".to_string()));
         }
+        if has("cached") {
+            entries.push((Swatch::Cached, "cached".to_string()));
+        }
         let start = MARGIN + 4.0;
         let (mut x, mut y) = (start, top);
         let mut items = Vec::with_capacity(entries.len());
@@ -250,6 +253,11 @@ impl Chart {
             );
             match task.outcome {
                 Outcome::Done => out.push_str("/>"),
+                Outcome::Cached => {
+                    out.push_str(
+                        r##" stroke="#6a3d9a" stroke-width="2" stroke-dasharray="2 2"/>"##,
+                    );
+                }
                 Outcome::Failed(_) => {
                     out.push_str(r##" stroke="#cf222e" stroke-width="2"/>"##);
                 }
@@ -359,6 +367,7 @@ enum Swatch {
     Fill(&'static str),
     Failed,
     Cancelled,
+    Cached,
 }
 
 /// Alternating bands, one per track, with the thread's label at the left.
@@ -428,6 +437,12 @@ fn draw_legend(out: &mut String, items: &[LegendItem]) {
                 let _ = write!(
                     out,
                     r##"{square} fill="#ffffff" stroke="#cf222e" stroke-width="2"/>"##
+                );
+            }
+            Swatch::Cached => {
+                let _ = write!(
+                    out,
+                    r##"{square} fill="#ffffff" stroke="#6a3d9a" stroke-width="2" stroke-dasharray="2 2"/>"##
                 );
             }
             Swatch::Cancelled => {
@@ -566,6 +581,7 @@ pub(super) fn outcome_word(outcome: &Outcome) -> &'static str {
         Outcome::Done => "done",
         Outcome::Failed(_) => "failed",
         Outcome::Cancelled => "cancelled",
+        Outcome::Cached => "cached",
     }
 }
 
