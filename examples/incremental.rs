@@ -51,7 +51,7 @@ struct Clean {
 
 /// Parses one number per line.
 #[delayed(cache)]
-fn clean(text: &String) -> Clean {
+fn clean(text: &str) -> Clean {
     let mut out = Clean::default();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
@@ -172,7 +172,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     let cleaned: Vec<_> = files
         .iter()
-        .map(|file| clean(&load(SourceFile::hashed(file))))
+        .map(|file| clean(load(SourceFile::hashed(file))))
         .collect();
     let report = store(analyze(cleaned));
 
