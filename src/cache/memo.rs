@@ -5,7 +5,7 @@
 //! here reads it ([`OutputStore`]).
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
@@ -233,19 +233,12 @@ impl Placement for Cache {
         });
         let memo = Arc::clone(&run) as Arc<dyn Memo>;
         let mut nodes = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack = vec![root.clone()];
-        while let Some(node) = stack.pop() {
-            if !seen.insert(node.address()) || node.is_finished() {
-                continue;
-            }
-            let inputs = node.inputs();
-            if spec_of(&node).is_some() {
+        root.for_each_unfinished(|node| {
+            if spec_of(node).is_some() {
                 node.remember_with(Some(Arc::clone(&memo)));
-                nodes.push(node);
+                nodes.push(node.clone());
             }
-            stack.extend(inputs);
-        }
+        });
         Box::new(Placed { memo, nodes })
     }
 }

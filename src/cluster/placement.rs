@@ -53,19 +53,12 @@ impl Placement for Cluster {
         });
         let executor = on.executor();
         let mut nodes = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack = vec![root.clone()];
-        while let Some(node) = stack.pop() {
-            if !seen.insert(node.address()) || node.is_finished() {
-                continue;
-            }
-            let inputs = node.inputs();
-            if self.takes(&node) {
+        root.for_each_unfinished(|node| {
+            if self.takes(node) {
                 node.run_elsewhere(Some(Arc::clone(&executor)));
-                nodes.push(node);
+                nodes.push(node.clone());
             }
-            stack.extend(inputs);
-        }
+        });
         let keys: HashSet<String> = nodes.iter().map(|node| node.key().to_string()).collect();
         for node in &nodes {
             self.plan(node, &on.run, &keys);

@@ -79,6 +79,22 @@ impl NodeView {
         self.node.core().lock().is_finished()
     }
 
+    /// Calls `visit` on this node and every unfinished node behind it,
+    /// each once, without recursion; the walk stops at finished nodes.
+    /// What a placement marks before a compute starts.
+    pub(crate) fn for_each_unfinished(&self, mut visit: impl FnMut(&NodeView)) {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![self.clone()];
+        while let Some(node) = stack.pop() {
+            if !seen.insert(node.address()) || node.is_finished() {
+                continue;
+            }
+            let inputs = node.inputs();
+            visit(&node);
+            stack.extend(inputs);
+        }
+    }
+
     /// Its inputs (none once it finished with a value, which frees them;
     /// a failed node keeps those that failed).
     pub(crate) fn inputs(&self) -> Vec<NodeView> {
