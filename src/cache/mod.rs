@@ -67,6 +67,10 @@
 //!   processes at once, with a size bound and least-recently-used
 //!   eviction ([`DirStore::max_bytes`]).
 //! - [`MemoryStore`]: in memory, bounded, for tests.
+//! - With the `nats` feature, `JetStreamStore`: a JetStream object store
+//!   bucket, so the clients of a cluster (and their workers' results,
+//!   read back by the client that ran them) are shared by every process
+//!   that opens it. Bounded by age and size, not by use.
 //! - Any [`Store`] of your own.
 //!
 //! Every entry is postcard bytes (a compact binary serde codec) in a frame
@@ -91,6 +95,8 @@
 
 mod codec;
 mod dir;
+#[cfg(feature = "nats")]
+mod jetstream;
 mod memo;
 mod memory;
 mod source;
@@ -103,6 +109,9 @@ use std::sync::Arc;
 
 pub use self::codec::Digest;
 pub use self::dir::DirStore;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use self::jetstream::{JetStreamStore, JetStreamStoreConfig};
 pub use self::memory::MemoryStore;
 pub use self::source::SourceFile;
 pub use self::stats::CacheStats;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::future::{Either, MapOk};
 use futures::TryFutureExt;
 
-use super::hooks::Made;
+use super::hooks::{AnyOutput, Made};
 use super::inputs::Inputs;
 use super::loan::{self, HandOff, Holder, Holding};
 use super::node::{Attempt, Begun, NodeRef, TypedNode, Work};
@@ -342,15 +342,24 @@ where
 {
     if let Some(executor) = &policy.executor {
         let view = NodeView::new(Arc::clone(node) as NodeRef);
-        let elsewhere = Arc::clone(executor).attempt(view, attempt);
+        let elsewhere = Arc::clone(executor).attempt(view.clone(), attempt);
         let key = node.core.key();
+        let remembered = policy.memo.is_some();
+        let typed = move |output: AnyOutput, key| {
+            output
+                .downcast::<T>()
+                .map(|output| *output)
+                .map_err(|_| Error::runtime(key, "an executor's output has the wrong type"))
+        };
         return Either::Right(Box::pin(async move {
             Ok(match elsewhere.await? {
-                Made::Value(output) => {
-                    Made::Value(output.downcast::<T>().map(|output| *output).map_err(|_| {
-                        Error::runtime(key, "an executor's output has the wrong type")
-                    })?)
-                }
+                Made::Value(output) => Made::Value(typed(output, key)?),
+                // A memo keeps what it is handed: the output is read back
+                // here at once, and kept here too.
+                Made::Stored(Some(store)) if remembered => match store.read(view).await? {
+                    Some(output) => Made::Value(typed(output, key)?),
+                    None => Made::Again,
+                },
                 Made::Stored(store) => Made::Stored(store),
                 Made::Found(store) => Made::Found(store),
                 Made::Again => Made::Again,
