@@ -75,6 +75,12 @@ impl Policies {
         self
     }
 
+    /// `#[delayed(pool = "gpu")]`.
+    pub fn pool(mut self, pool: &'static str) -> Policies {
+        Arc::make_mut(&mut self.0).pool = Some(pool.into());
+        self
+    }
+
     /// `#[delayed(priority = P)]`.
     pub fn priority(mut self, priority: i32) -> Policies {
         Arc::make_mut(&mut self.0).priority = Some(priority);

@@ -580,6 +580,30 @@ impl<T: Send + Sync + 'static> Delayed<T> {
         policy::update(&self.node, |policy| policy.priority = Some(priority));
         self
     }
+
+    /// Asks for this node to run in the worker pool `pool` when a cluster
+    /// runs it (`#[delayed(register, pool = "gpu")]` asks it for every
+    /// node of a function; this overrides that). Run here, a node ignores
+    /// its pool. See `delayed::cluster` (feature `nats`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[delayed::delayed]
+    /// fn train(epochs: u64) -> u64 {
+    ///     epochs
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let model = train(3).pool("gpu");
+    /// assert_eq!(model.compute().await.unwrap(), 3); // no cluster: runs here
+    /// # }
+    /// ```
+    pub fn pool(self, pool: &str) -> Self {
+        let pool: Arc<str> = pool.into();
+        policy::update(&self.node, |policy| policy.pool = Some(pool));
+        self
+    }
 }
 
 /// Pictures of the graph.

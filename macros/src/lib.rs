@@ -51,11 +51,12 @@ struct Options {
 }
 
 /// The options that take a value, and an example of each.
-const POLICIES: [(&str, &str); 4] = [
+const POLICIES: [(&str, &str); 5] = [
     ("limit", "limit = HTTP"),
     ("retry", "retry = Retry::attempts(3)"),
     ("timeout", "timeout = Duration::from_secs(5)"),
     ("priority", "priority = 10"),
+    ("pool", "register, pool = \"gpu\""),
 ];
 
 impl Options {
@@ -132,7 +133,7 @@ impl Options {
                     return Err(Error::new(
                         meta.span(),
                         "unknown #[delayed] option: expected `blocking`, `pure`, `register`, `cache`, \
-                         `version = \"...\"`, `limit = ...`, `retry = ...`, `timeout = ...` or `priority = ...`",
+                         `version = \"...\"`, `limit = ...`, `retry = ...`, `timeout = ...`, `priority = ...` or `pool = \"...\"`",
                     ))
                 }
             }

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::client::{Inner, RemoteTask};
+use super::client::{Inner, Pending, RemoteTask};
 use super::placement::RunOn;
+use super::settings::{check_name, DEFAULT_POOL};
 use super::store;
-use super::wire::{
-    result_key, CancelMsg, DoneMsg, TaskMsg, WorkerOutcome, CANCEL, INLINE_RESULT, TASKS,
-};
+use super::wire::{result_key, CancelMsg, TaskMsg, WorkerOutcome};
 use super::Cluster;
 use crate::engine::hooks::{AnyOutput, Made, OutputStore};
 use crate::engine::state::Origin;
@@ -42,6 +41,10 @@ impl Cluster {
             ));
         };
         let fail = |message: String| Error::runtime(task.key(), message);
+        let pool = task.pool().unwrap_or_else(|| DEFAULT_POOL.into());
+        if let Err(err) = check_name("pool", &pool) {
+            return Err(Error::invalid(key, err.to_string()));
+        }
         // Arguments: a reference for an input a worker made in this run,
         // the value for any other (uploaded when big).
         let deps = task.inputs();
@@ -98,7 +101,7 @@ impl Cluster {
                 }
             };
             crate::keyed::arg_from_json(json.clone()).refs(&mut |key| sent.push(key.to_string()));
-            if json.to_string().len() > INLINE_RESULT {
+            if json.to_string().len() > inner.queues.settings.inline_result {
                 let upload = format!("{key_text}#{i}");
                 let name = result_key(&run, &upload);
                 store::put(&inner.queues, &name, &json)
@@ -115,6 +118,7 @@ impl Cluster {
             args.push(json);
         }
         let message = TaskMsg {
+            client: inner.id.clone(),
             run: run.to_string(),
             key: key_text.clone(),
             attempt,
@@ -126,7 +130,17 @@ impl Cluster {
         let payload = serde_json::to_vec(&message).map_err(|err| fail(err.to_string()))?;
         let id = (run.to_string(), key_text.clone(), attempt);
         let (tx, rx) = oneshot::channel();
-        inner.pending.insert(id.clone(), tx);
+        inner.pending.insert(
+            id.clone(),
+            Pending {
+                tx,
+                pool: Arc::clone(&pool),
+                function: name,
+                since: tokio::time::Instant::now(),
+                unserved_since: None,
+                connects: inner.connects(),
+            },
+        );
         let mut guard = Outstanding {
             inner: Arc::clone(inner),
             id: Some(id.clone()),
@@ -139,12 +153,16 @@ impl Cluster {
             result_key(&run, &key_text),
             inner.published.fetch_add(1, Ordering::Relaxed)
         );
-        let ack = publish(inner, &message_id, payload).await.map_err(fail)?;
-        inner.sequences.insert(ack, id);
-        guard.sequence = Some(ack);
-        let done = wait(inner, rx, &run, &key_text, attempt)
+        let subject = inner.queues.names.task(&pool, name, &run);
+        let ack = publish(inner, subject, &message_id, payload)
             .await
             .map_err(fail)?;
+        inner.ring(&pool, name);
+        inner.sequences.insert(ack, id);
+        guard.sequence = Some(ack);
+        let done = rx
+            .await
+            .map_err(|_| fail("the cluster connection closed".to_string()))?;
         guard.id = None;
         inner.sequences.remove(&ack);
         let ok = matches!(done.outcome, WorkerOutcome::Done);
@@ -182,6 +200,7 @@ impl Cluster {
             WorkerOutcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
             WorkerOutcome::Invalid { message } => Err(Error::invalid(key, message)),
             WorkerOutcome::Killed { deliveries } => Err(Error::killed(key, deliveries)),
+            WorkerOutcome::NoWorker { message } => Err(Error::invalid(key, message)),
         }
     }
 }
@@ -238,14 +257,19 @@ fn only_remote_readers(inner: &Inner, on: &Arc<RunOn>, task: &NodeView, run: &st
 /// be restarting); returns the task's stream sequence. `id` names this
 /// publish, so that JetStream drops a second copy sent because the first
 /// one's ack was lost.
-async fn publish(inner: &Inner, id: &str, payload: Vec<u8>) -> Result<u64, String> {
+async fn publish(
+    inner: &Inner,
+    subject: String,
+    id: &str,
+    payload: Vec<u8>,
+) -> Result<u64, String> {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", id);
     super::patiently(20, Duration::from_secs(2), || async {
         let ack = inner
             .queues
             .js
-            .publish_with_headers(TASKS, headers.clone(), payload.clone().into())
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
             .await
             .map_err(|err| format!("cannot publish the task: {err}"))?;
         ack.await
@@ -263,38 +287,6 @@ async fn read(inner: &Inner, name: &str) -> Result<(serde_json::Value, u64), Str
     })
     .await?
     .ok_or_else(|| "the worker's result is not in the store".to_string())
-}
-
-/// Waits for the worker's report. A report can be lost while the server
-/// restarts; the result, stored before the report, is then found in the
-/// store when we look.
-async fn wait(
-    inner: &Inner,
-    mut report: oneshot::Receiver<DoneMsg>,
-    run: &str,
-    key: &str,
-    attempt: u32,
-) -> Result<DoneMsg, String> {
-    loop {
-        tokio::select! {
-            done = &mut report => {
-                return done.map_err(|_| "the cluster connection closed".to_string());
-            }
-            () = tokio::time::sleep(super::setup::ACK_WAIT) => {
-                if let Ok(Some(_)) = store::get(&inner.queues, &result_key(run, key)).await {
-                    return Ok(DoneMsg {
-                        run: run.to_string(),
-                        key: key.to_string(),
-                        attempt,
-                        worker: "(report lost)".to_string(),
-                        delivered: 0,
-                        outcome: WorkerOutcome::Done,
-                    });
-                }
-                inner.check_for_workers(key).await;
-            }
-        }
-    }
 }
 
 /// A published task nobody has heard back from. Dropped (the compute was
@@ -319,6 +311,12 @@ impl Drop for Outstanding {
         let sequence = self.sequence;
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
+                // Dropped with its whole compute, the run's end stops it
+                // with all the others at once: one purge, one broadcast.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if !inner.live.contains(&id.0) {
+                    return;
+                }
                 if let Some(sequence) = sequence {
                     let _ = inner.queues.stream.delete_message(sequence).await;
                 }
@@ -327,7 +325,8 @@ impl Drop for Outstanding {
                     key: id.1,
                 };
                 if let Ok(payload) = serde_json::to_vec(&cancel) {
-                    let _ = inner.client.publish(CANCEL, payload.into()).await;
+                    let subject = inner.queues.names.cancel();
+                    let _ = inner.client.publish(subject, payload.into()).await;
                 }
             });
         }

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -13,9 +13,10 @@ use dashmap::{DashMap, DashSet};
 use futures::StreamExt;
 use tokio::sync::oneshot;
 
+use super::settings::Settings;
 use super::setup::{self, Queues};
 use super::store;
-use super::wire::{result_key, DoneMsg, WorkerOutcome, MAX_DELIVERIES};
+use super::wire::{result_key, AliveMsg, DoneMsg, WorkerOutcome};
 use super::ClusterError;
 use crate::engine::state::Origin;
 use crate::engine::view::NodeView;
@@ -48,9 +49,15 @@ pub(super) struct Inner {
     pub(super) client: async_nats::Client,
     pub(super) queues: Queues,
     pub(super) registry: Registry,
+    /// This client's id: the first part of its runs' ids.
+    pub(super) id: String,
+    /// Runs started, to number the next.
+    pub(super) runs: AtomicU64,
+    /// The runs not ended yet.
+    pub(super) live: DashSet<String>,
     /// Where workers report to this client.
     pub(super) reply: String,
-    pub(super) pending: DashMap<(String, String, u32), oneshot::Sender<DoneMsg>>,
+    pub(super) pending: DashMap<(String, String, u32), Pending>,
     /// Stream sequence of each published task, for the max-deliveries
     /// advisory and for cancelling a queued task.
     pub(super) sequences: DashMap<u64, (String, String, u32)>,
@@ -79,12 +86,50 @@ pub(super) struct Inner {
     pub(super) downloaded: AtomicU64,
     /// Tasks published, to tell one publish from another.
     pub(super) published: AtomicU64,
-    /// Whether we warned that no worker answers, and whether a task is
-    /// asking now.
-    pub(super) idle_warned: AtomicBool,
-    pub(super) checking: AtomicBool,
-    pub(super) history: Mutex<Vec<RemoteTask>>,
+    pub(super) history: Mutex<History>,
+    /// The doorbells to ring: (pool, function) pairs with newly queued
+    /// tasks, and what wakes the ringer.
+    pub(super) to_ring: Mutex<HashSet<(Arc<str>, &'static str)>>,
+    pub(super) ringer: Arc<tokio::sync::Notify>,
+    /// The (pool, function) pairs we warned that no worker has.
+    pub(super) unserved: DashSet<(String, String)>,
     pub(super) listeners: Vec<tokio::task::AbortHandle>,
+}
+
+/// A remote attempt: its run, key and attempt number.
+pub(super) type TaskId = (String, String, u32);
+
+/// A published task waiting for its report.
+pub(super) struct Pending {
+    pub(super) tx: oneshot::Sender<DoneMsg>,
+    pub(super) pool: Arc<str>,
+    pub(super) function: &'static str,
+    pub(super) since: tokio::time::Instant,
+    /// Since when no live worker has been seen that runs it.
+    pub(super) unserved_since: Option<tokio::time::Instant>,
+    /// The connection's connect count when it was published: a report
+    /// can be lost only if the client reconnected since.
+    pub(super) connects: u64,
+}
+
+/// The last tasks workers finished for this client, at most as many as
+/// the settings keep.
+#[derive(Default)]
+pub(super) struct History {
+    pub(super) tasks: std::collections::VecDeque<RemoteTask>,
+    pub(super) limit: usize,
+}
+
+impl History {
+    pub(super) fn push(&mut self, task: RemoteTask) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.tasks.len() == self.limit {
+            self.tasks.pop_front();
+        }
+        self.tasks.push_back(task);
+    }
 }
 
 /// One task a worker finished for this client: which worker, and how many
@@ -187,7 +232,8 @@ impl Cluster {
         Cluster::from_client(client, registry).await
     }
 
-    /// A cluster on an already connected client.
+    /// A cluster on an already connected client, with the default
+    /// [`Settings`].
     ///
     /// # Errors
     ///
@@ -196,8 +242,37 @@ impl Cluster {
         client: async_nats::Client,
         registry: Registry,
     ) -> Result<Cluster, ClusterError> {
-        let queues = setup::open(&client).await?;
-        let reply = format!("delayed.done.{}", unique_id());
+        Cluster::from_client_with(client, registry, Settings::default()).await
+    }
+
+    /// A cluster on an already connected client, with `settings`: its
+    /// namespace, limits and periods.
+    ///
+    /// # Errors
+    ///
+    /// When JetStream is not enabled on the server, or the namespace is
+    /// not a valid name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use delayed::cluster::{async_nats, Cluster, Settings};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = async_nats::connect("nats://127.0.0.1:4222").await?;
+    /// let settings = Settings::new().namespace("reports-v2");
+    /// let cluster = Cluster::from_client_with(client, delayed::keyed::Registry::new(), settings).await?;
+    /// # let _ = cluster;
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_client_with(
+        client: async_nats::Client,
+        registry: Registry,
+        settings: Settings,
+    ) -> Result<Cluster, ClusterError> {
+        let queues = setup::open(&client, &settings).await?;
+        let id = unique_id();
+        let reply = queues.names.done(&id);
         let subscribe = |subject: String| {
             let client = client.clone();
             async move {
@@ -207,7 +282,14 @@ impl Cluster {
             }
         };
         let mut reports = subscribe(reply.clone()).await?;
-        let mut advisories = subscribe(MAX_DELIVERIES.to_string()).await?;
+        let mut advisories = subscribe(queues.names.max_deliveries()).await?;
+        let alive = queues.names.alive(&id);
+        let beat = settings.client_timeout / 3;
+        let tick = settings
+            .ack_wait
+            .min(settings.no_worker_timeout / 4)
+            .max(Duration::from_millis(100));
+        let history = settings.history;
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let for_reports = weak.clone();
             let reports_task = tokio::spawn(async move {
@@ -233,10 +315,45 @@ impl Cluster {
                     inner.killed(&advisory);
                 }
             });
+            // Heartbeats: workers start no task of a client they have not
+            // heard from within `client_timeout`.
+            let heart = client.clone();
+            let heartbeat_task = tokio::spawn(async move {
+                let beat_msg = serde_json::to_vec(&AliveMsg::default()).unwrap_or_default();
+                loop {
+                    let _ = heart.publish(alive.clone(), beat_msg.clone().into()).await;
+                    tokio::time::sleep(beat).await;
+                }
+            });
+            let for_ringer = weak.clone();
+            let ringer = Arc::new(tokio::sync::Notify::new());
+            let woken = Arc::clone(&ringer);
+            let ringer_task = tokio::spawn(async move {
+                loop {
+                    woken.notified().await;
+                    let Some(inner) = for_ringer.upgrade() else {
+                        return;
+                    };
+                    inner.ring_now().await;
+                }
+            });
+            let for_watch = weak.clone();
+            let watch_task = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(tick).await;
+                    let Some(inner) = for_watch.upgrade() else {
+                        return;
+                    };
+                    inner.watch(tick).await;
+                }
+            });
             Inner {
                 client,
                 queues,
                 registry,
+                id,
+                runs: AtomicU64::new(0),
+                live: DashSet::new(),
                 reply,
                 pending: DashMap::new(),
                 sequences: DashMap::new(),
@@ -250,22 +367,47 @@ impl Cluster {
                 downloads: AtomicU64::new(0),
                 downloaded: AtomicU64::new(0),
                 published: AtomicU64::new(0),
-                idle_warned: AtomicBool::new(false),
-                checking: AtomicBool::new(false),
-                history: Mutex::new(Vec::new()),
-                listeners: vec![reports_task.abort_handle(), advisories_task.abort_handle()],
+                history: Mutex::new(History {
+                    tasks: Default::default(),
+                    limit: history,
+                }),
+                unserved: DashSet::new(),
+                to_ring: Mutex::new(HashSet::new()),
+                ringer,
+                listeners: vec![
+                    reports_task.abort_handle(),
+                    advisories_task.abort_handle(),
+                    heartbeat_task.abort_handle(),
+                    ringer_task.abort_handle(),
+                    watch_task.abort_handle(),
+                ],
             }
         });
         Ok(Cluster { inner })
     }
 
-    /// The tasks workers finished for this client, in order.
+    /// The last tasks workers finished for this client, in order: at most
+    /// [`Settings::history`] of them (1,000 unless told).
     pub fn history(&self) -> Vec<RemoteTask> {
-        self.inner
+        let history = self
+            .inner
             .history
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner);
+        history.tasks.iter().cloned().collect()
+    }
+
+    /// The settings this cluster was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.queues.settings
+    }
+
+    /// A new run's id: this client's id and a number.
+    pub(crate) fn new_run(&self) -> String {
+        let n = self.inner.runs.fetch_add(1, Ordering::Relaxed);
+        let run = format!("{}.{n}", self.inner.id);
+        self.inner.live.insert(run.clone());
+        run
     }
 
     /// What this client has read back from the store: results a node here
@@ -364,6 +506,7 @@ impl Cluster {
 
     /// Deletes the stored results of `run`.
     pub(crate) fn forget(&self, run: &str) {
+        self.inner.live.remove(run);
         // Before the deletes: a reader here then runs them again.
         self.inner.stored_nodes.retain(|(r, _), task| {
             if r == run {
@@ -386,6 +529,22 @@ impl Cluster {
         let run = run.to_string();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
+                // Workers start none of its tasks from now on and stop the
+                // ones they run; its queued tasks go at once.
+                let ended = AliveMsg {
+                    ended: vec![run.clone()],
+                };
+                if let Ok(payload) = serde_json::to_vec(&ended) {
+                    let alive = inner.queues.names.alive(&inner.id);
+                    let _ = inner.client.publish(alive, payload.into()).await;
+                    let _ = inner.client.flush().await;
+                }
+                let _ = inner
+                    .queues
+                    .stream
+                    .purge()
+                    .filter(inner.queues.names.run_tasks(&run))
+                    .await;
                 for name in names {
                     store::delete(&inner.queues, &name).await;
                 }
@@ -445,31 +604,138 @@ impl Inner {
         });
     }
 
-    /// Warns, once until a worker reports again, when no worker answers
-    /// while tasks wait: they stay queued until one starts.
-    pub(super) async fn check_for_workers(&self, key: &str) {
-        if self.idle_warned.load(Ordering::Relaxed) || self.checking.swap(true, Ordering::AcqRel) {
+    /// Looks at the tasks that have waited a whole `tick`: a task whose
+    /// report was lost (the server restarted) but whose result is stored
+    /// is done; a task whose function no live worker has in its pool gets
+    /// a warning, and fails once it has waited `no_worker_timeout`.
+    pub(super) async fn watch(&self, tick: Duration) {
+        let now = tokio::time::Instant::now();
+        let connects = self.connects();
+        let waiting: Vec<(TaskId, Arc<str>, &'static str, bool)> = self
+            .pending
+            .iter()
+            .filter(|entry| now.duration_since(entry.since) >= tick)
+            .map(|entry| {
+                let (id, pending) = entry.pair();
+                (
+                    id.clone(),
+                    Arc::clone(&pending.pool),
+                    pending.function,
+                    pending.connects != connects,
+                )
+            })
+            .collect();
+        if waiting.is_empty() {
             return;
         }
-        let none = super::status::list(&self.client)
-            .await
-            .is_ok_and(|workers| workers.is_empty());
-        self.checking.store(false, Ordering::Release);
-        if none && !self.idle_warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                task.key = key,
-                "no worker answers: remote tasks stay queued until a worker starts"
-            );
+        // Only an answer while connected says that no worker is there.
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let workers = match connected {
+            true => super::status::list(&self.client, &self.queues.names.workers())
+                .await
+                .ok(),
+            false => None,
+        };
+        for ((run, key, attempt), pool, function, reconnected) in waiting {
+            let lost = reconnected
+                && matches!(
+                    store::get(&self.queues, &result_key(&run, &key)).await,
+                    Ok(Some(_))
+                );
+            if lost {
+                self.deliver(DoneMsg {
+                    run,
+                    key,
+                    attempt,
+                    worker: "(report lost)".to_string(),
+                    delivered: 0,
+                    outcome: WorkerOutcome::Done,
+                });
+                continue;
+            }
+            let Some(workers) = &workers else { continue };
+            let id = (run.clone(), key.clone(), attempt);
+            if workers.iter().any(|w| w.serves(&pool, function)) {
+                self.unserved
+                    .remove(&(pool.to_string(), function.to_string()));
+                if let Some(mut pending) = self.pending.get_mut(&id) {
+                    pending.unserved_since = None;
+                }
+                continue;
+            }
+            let waited = match self.pending.get_mut(&id) {
+                Some(mut pending) => now.duration_since(*pending.unserved_since.get_or_insert(now)),
+                None => continue,
+            };
+            if self
+                .unserved
+                .insert((pool.to_string(), function.to_string()))
+            {
+                let why = if workers.is_empty() {
+                    "no worker answers".to_string()
+                } else {
+                    format!(
+                        "none of the {} workers that answer runs `{function}` in pool `{pool}`",
+                        workers.len()
+                    )
+                };
+                tracing::warn!(
+                    task.key = %key,
+                    pool = %pool,
+                    function,
+                    "{why}: remote tasks stay queued until a worker that has it starts, \
+                     at most {:?}",
+                    self.queues.settings.no_worker_timeout
+                );
+            }
+            if waited >= self.queues.settings.no_worker_timeout {
+                let message = format!(
+                    "no live worker runs `{function}` in pool `{pool}`: the task waited {:?} \
+                     (`Settings::no_worker_timeout`)",
+                    self.queues.settings.no_worker_timeout
+                );
+                self.deliver(DoneMsg {
+                    run,
+                    key,
+                    attempt,
+                    worker: String::new(),
+                    delivered: 0,
+                    outcome: WorkerOutcome::NoWorker { message },
+                });
+            }
         }
     }
 
+    /// Rings the doorbell of `function` in `pool` soon: a task of it is
+    /// queued. Rings that come while one is sent are one ring.
+    pub(super) fn ring(&self, pool: &Arc<str>, function: &'static str) {
+        self.to_ring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((Arc::clone(pool), function));
+        self.ringer.notify_one();
+    }
+
+    async fn ring_now(&self) {
+        let bells =
+            std::mem::take(&mut *self.to_ring.lock().unwrap_or_else(PoisonError::into_inner));
+        for (pool, function) in bells {
+            let bell = self.queues.names.ring(&pool, function);
+            let _ = self.client.publish(bell, Vec::new().into()).await;
+        }
+    }
+
+    /// How many times the connection connected so far.
+    pub(super) fn connects(&self) -> u64 {
+        self.client.statistics().connects.load(Ordering::Relaxed)
+    }
+
     pub(super) fn deliver(&self, done: DoneMsg) {
-        self.idle_warned.store(false, Ordering::Relaxed);
-        if let Some((_, tx)) =
+        if let Some((_, pending)) =
             self.pending
                 .remove(&(done.run.clone(), done.key.clone(), done.attempt))
         {
-            let _ = tx.send(done);
+            let _ = pending.tx.send(done);
         }
     }
 

@@ -36,7 +36,9 @@
 
 mod attempt;
 mod client;
+mod keeper;
 mod placement;
+mod settings;
 mod setup;
 mod status;
 mod store;
@@ -47,6 +49,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use self::client::{Cluster, Downloads, RemoteTask};
+pub use self::settings::{Settings, DEFAULT_POOL};
 pub use self::status::WorkerStatus;
 pub use self::worker::Worker;
 

@@ -7,7 +7,6 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::client::unique_id;
 use super::Cluster;
 use crate::engine::hooks::{AnyOutput, Executor, HookFuture, Made, OutputStore, Placement};
 use crate::engine::view::NodeView;
@@ -49,7 +48,7 @@ impl Placement for Cluster {
     fn place(&self, root: &NodeView) -> Box<dyn Any + Send> {
         let on = Arc::new(RunOn {
             cluster: self.clone(),
-            run: unique_id().into(),
+            run: self.new_run().into(),
         });
         let executor = on.executor();
         let mut nodes = Vec::new();

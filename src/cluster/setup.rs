@@ -37,20 +37,9 @@ use std::time::Duration;
 use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
 use async_nats::jetstream::{self, consumer, kv, object_store, stream, ErrorCode};
 
-use super::wire::{CONSUMER, OBJECTS, RESULTS, STREAM, TASKS};
+use super::settings::{Names, Settings};
 use super::ClusterError;
 
-/// How long a worker may hold a task without a sign of life before
-/// JetStream gives it to another worker. Workers send in-progress acks
-/// three times per period, so long tasks are fine.
-pub(crate) const ACK_WAIT: Duration = Duration::from_secs(5);
-/// Deliveries of one task before it fails, like dask's `allowed-failures`.
-pub(crate) const MAX_DELIVER: i64 = 3;
-/// How long results stay, a backstop for clients that died before they
-/// deleted theirs.
-pub(crate) const RESULT_TTL: Duration = Duration::from_secs(3600);
-/// The largest task message, as the stream enforces it.
-pub(crate) const MAX_MESSAGE: i32 = 1024 * 1024;
 /// The most replicas of each piece: any one server may fail.
 pub(crate) const MAX_REPLICAS: usize = 3;
 
@@ -58,19 +47,24 @@ pub(crate) const MAX_REPLICAS: usize = 3;
 pub(crate) struct Queues {
     pub(crate) js: jetstream::Context,
     pub(crate) stream: stream::Stream,
-    pub(crate) consumer: consumer::PullConsumer,
     pub(crate) results: kv::Store,
     pub(crate) objects: object_store::ObjectStore,
+    pub(crate) names: Names,
+    pub(crate) settings: Settings,
 }
 
-/// Opens (or creates) the shared pieces. A request that times out is
-/// tried again for about 10 s: JetStream may be electing a leader because
-/// a server just went away.
-pub(crate) async fn open(client: &async_nats::Client) -> Result<Queues, ClusterError> {
+/// Opens (or creates) the shared pieces of `settings`' namespace. A
+/// request that times out is tried again for about 10 s: JetStream may be
+/// electing a leader because a server just went away.
+pub(crate) async fn open(
+    client: &async_nats::Client,
+    settings: &Settings,
+) -> Result<Queues, ClusterError> {
+    let names = settings.names()?;
     let mut last = None;
     for wait in [0, 250, 500, 1_000, 2_000, 2_000, 2_000, 2_000] {
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        match open_once(client).await {
+        match open_once(client, &names, settings).await {
             Ok(queues) => return Ok(queues),
             Err(err) if err.to_string().contains("timed out") => last = Some(err),
             Err(err) => return Err(err),
@@ -79,16 +73,55 @@ pub(crate) async fn open(client: &async_nats::Client) -> Result<Queues, ClusterE
     Err(last.unwrap_or_else(|| ClusterError::new("cannot open JetStream")))
 }
 
-async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> {
+/// Opens (or creates) the durable consumer of the tasks of `function` in
+/// `pool`: one per pair, so that a worker pulls only what it can run
+/// (the work-queue stream allows no two consumers the same task).
+pub(crate) async fn consumer(
+    queues: &Queues,
+    pool: &str,
+    function: &str,
+) -> Result<consumer::PullConsumer, ClusterError> {
+    let name = queues.names.consumer(pool, function);
+    let subject = format!("{}.>", queues.names.tasks(pool, function));
+    let settings = &queues.settings;
+    // No `num_replicas`: a consumer has its stream's.
+    queues
+        .stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subject,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                max_deliver: settings.max_deliver,
+                max_ack_pending: -1,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|err| {
+            ClusterError::new(format!(
+                "cannot open the consumer of `{function}` in pool `{pool}`: {err}"
+            ))
+        })
+}
+
+async fn open_once(
+    client: &async_nats::Client,
+    names: &Names,
+    settings: &Settings,
+) -> Result<Queues, ClusterError> {
     let js = jetstream::new(client.clone());
     let replicas = replicas_to_try(client);
+    let max_message = i32::try_from(settings.max_message).unwrap_or(i32::MAX);
     let stream = match with_fewer_replicas(replicas, |num_replicas| {
         js.get_or_create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![TASKS.into()],
+            name: names.stream.clone(),
+            subjects: vec![names.all_tasks()],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
-            max_message_size: MAX_MESSAGE,
+            max_message_size: max_message,
             num_replicas,
             ..Default::default()
         })
@@ -97,36 +130,24 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
     {
         Ok(stream) => stream,
         // Another process made it first, perhaps with other replicas.
-        Err(create) => js
-            .get_stream(STREAM)
-            .await
-            .map_err(|_| ClusterError::new(format!("cannot open the task stream: {create}")))?,
+        Err(create) => js.get_stream(&names.stream).await.map_err(|_| {
+            ClusterError::new(format!(
+                "cannot open the task stream {}: {create}",
+                names.stream
+            ))
+        })?,
     };
-    // No `num_replicas`: the consumer has its stream's.
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            consumer::pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                max_deliver: MAX_DELIVER,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|err| ClusterError::new(format!("cannot open the workers' consumer: {err}")))?;
     let results = open_store(
         "result store",
         &js,
-        &format!("KV_{RESULTS}"),
+        &format!("KV_{}", names.results),
         replicas,
-        || js.get_key_value(RESULTS),
+        || js.get_key_value(&names.results),
         |num_replicas| {
             js.create_key_value(kv::Config {
-                bucket: RESULTS.into(),
+                bucket: names.results.clone(),
                 history: 1,
-                max_age: RESULT_TTL,
+                max_age: settings.result_ttl,
                 storage: stream::StorageType::File,
                 num_replicas,
                 ..Default::default()
@@ -137,13 +158,13 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
     let objects = open_store(
         "object store",
         &js,
-        &format!("OBJ_{OBJECTS}"),
+        &format!("OBJ_{}", names.objects),
         replicas,
-        || js.get_object_store(OBJECTS),
+        || js.get_object_store(&names.objects),
         |num_replicas| {
             js.create_object_store(object_store::Config {
-                bucket: OBJECTS.into(),
-                max_age: RESULT_TTL,
+                bucket: names.objects.clone(),
+                max_age: settings.result_ttl,
                 storage: stream::StorageType::File,
                 num_replicas,
                 ..Default::default()
@@ -154,9 +175,10 @@ async fn open_once(client: &async_nats::Client) -> Result<Queues, ClusterError> 
     Ok(Queues {
         js,
         stream,
-        consumer,
         results,
         objects,
+        names: names.clone(),
+        settings: settings.clone(),
     })
 }
 

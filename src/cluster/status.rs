@@ -6,7 +6,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::wire::WORKERS;
 use super::{Cluster, ClusterError};
 
 /// How long to wait for the first answer.
@@ -31,6 +30,8 @@ pub struct WorkerStatus {
     concurrency: usize,
     running: usize,
     functions: Vec<String>,
+    #[serde(default)]
+    pools: Vec<String>,
 }
 
 impl WorkerStatus {
@@ -39,12 +40,14 @@ impl WorkerStatus {
         concurrency: usize,
         running: usize,
         functions: Vec<String>,
+        pools: Vec<String>,
     ) -> WorkerStatus {
         WorkerStatus {
             name,
             concurrency,
             running,
             functions,
+            pools,
         }
     }
 
@@ -67,6 +70,16 @@ impl WorkerStatus {
     pub fn functions(&self) -> &[String] {
         &self.functions
     }
+
+    /// The pools it serves, sorted (`default` unless it was given some).
+    pub fn pools(&self) -> &[String] {
+        &self.pools
+    }
+
+    /// Whether it runs `function` in `pool`.
+    pub(crate) fn serves(&self, pool: &str, function: &str) -> bool {
+        self.pools.iter().any(|p| p == pool) && self.functions.iter().any(|f| f == function)
+    }
 }
 
 impl Cluster {
@@ -88,12 +101,15 @@ impl Cluster {
     /// # Ok(()) }
     /// ```
     pub async fn workers(&self) -> Result<Vec<WorkerStatus>, ClusterError> {
-        list(self.nats()).await
+        list(self.nats(), &self.inner.queues.names.workers()).await
     }
 }
 
 /// Asks every worker; collects the answers.
-pub(crate) async fn list(client: &async_nats::Client) -> Result<Vec<WorkerStatus>, ClusterError> {
+pub(crate) async fn list(
+    client: &async_nats::Client,
+    subject: &str,
+) -> Result<Vec<WorkerStatus>, ClusterError> {
     let inbox = client.new_inbox();
     let failed =
         |err: &dyn std::fmt::Display| ClusterError::new(format!("cannot ask workers: {err}"));
@@ -102,7 +118,7 @@ pub(crate) async fn list(client: &async_nats::Client) -> Result<Vec<WorkerStatus
         .await
         .map_err(|err| failed(&err))?;
     client
-        .publish_with_reply(WORKERS, inbox, "".into())
+        .publish_with_reply(subject.to_owned(), inbox, "".into())
         .await
         .map_err(|err| failed(&err))?;
     let mut workers = Vec::new();

@@ -4,13 +4,13 @@
 use serde_json::Value;
 
 use super::setup::Queues;
-use super::wire::{Stored, INLINE_RESULT};
+use super::wire::Stored;
 
 /// Stores `value` as `name`. A duplicate put (a redelivered task) writes
 /// the same value again, which is harmless.
 pub(crate) async fn put(queues: &Queues, name: &str, value: &Value) -> Result<(), String> {
     let bytes = serde_json::to_vec(value).map_err(|err| err.to_string())?;
-    let marker = if bytes.len() > INLINE_RESULT {
+    let marker = if bytes.len() > queues.settings.inline_result {
         let mut reader: &[u8] = &bytes;
         queues
             .objects
@@ -71,9 +71,41 @@ pub(crate) async fn get_sized(queues: &Queues, name: &str) -> Result<Option<(Val
 
 /// Deletes every result of `run` still in the key-value bucket.
 pub(crate) async fn purge_run(queues: &Queues, run: &str) {
-    let bucket = format!("KV_{}", super::wire::RESULTS);
+    purge_results(queues, &format!("{run}.>")).await;
+}
+
+/// Deletes what a dead `client` left: its queued tasks, and its results
+/// in the bucket and the object store.
+pub(crate) async fn purge_client(queues: &Queues, client: &str) {
+    let _ = queues
+        .stream
+        .purge()
+        .filter(queues.names.client_tasks(client))
+        .await;
+    purge_results(queues, &format!("{client}.>")).await;
+    let Ok(list) = queues.objects.list().await else {
+        return;
+    };
+    use futures::StreamExt;
+    let prefix = format!("{client}.");
+    let listing = list
+        .filter_map(|info| async move { info.ok().map(|info| info.name) })
+        .filter(|name| std::future::ready(name.starts_with(&prefix)))
+        .collect::<Vec<String>>();
+    // The listing ends once it caught up; do not hang if it does not.
+    let Ok(mine) = tokio::time::timeout(std::time::Duration::from_secs(10), listing).await else {
+        return;
+    };
+    for name in mine {
+        let _ = queues.objects.delete(&name).await;
+    }
+}
+
+/// Purges the result bucket's keys that match `keys`.
+async fn purge_results(queues: &Queues, keys: &str) {
+    let bucket = format!("KV_{}", queues.names.results);
     if let Ok(stream) = queues.js.get_stream(&bucket).await {
-        let subject = format!("$KV.{}.{run}.>", super::wire::RESULTS);
+        let subject = format!("$KV.{}.{keys}", queues.names.results);
         let _ = stream.purge().filter(subject).await;
     }
 }

@@ -4,30 +4,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The work-queue stream of tasks.
-pub(crate) const STREAM: &str = "DELAYED_TASKS";
-/// The subject tasks are published on.
-pub(crate) const TASKS: &str = "delayed.tasks";
-/// The durable consumer every worker pulls from.
-pub(crate) const CONSUMER: &str = "delayed-workers";
-/// The key-value bucket of results.
-pub(crate) const RESULTS: &str = "delayed_results";
-/// The object store of results too big for the key-value bucket.
-pub(crate) const OBJECTS: &str = "delayed_objects";
-/// Where clients ask which workers are alive; each answers.
-pub(crate) const WORKERS: &str = "delayed.workers";
-/// Where clients ask workers to stop a task.
-pub(crate) const CANCEL: &str = "delayed.cancel";
-/// The advisory JetStream sends when a task ran out of deliveries.
-pub(crate) const MAX_DELIVERIES: &str =
-    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.DELAYED_TASKS.delayed-workers";
-/// Results bigger than this go to the object store.
-pub(crate) const INLINE_RESULT: usize = 256 * 1024;
-
 /// One task for a worker: a call of a registered function whose arguments
 /// are literals or references to results of the same run.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TaskMsg {
+    /// The client that sent it: a worker starts no task of a client it
+    /// has not heard from lately.
+    #[serde(default)]
+    pub(crate) client: String,
+    /// The run, `{client}.{n}`: a worker starts no task of a run that
+    /// ended.
     pub(crate) run: String,
     pub(crate) key: String,
     pub(crate) attempt: u32,
@@ -72,6 +58,17 @@ pub(crate) enum WorkerOutcome {
     Invalid { message: String },
     /// Every delivery's worker died before finishing.
     Killed { deliveries: u64 },
+    /// No live worker has the task's function in its pool: said by the
+    /// client itself, after waiting.
+    NoWorker { message: String },
+}
+
+/// What a client says on its liveness subject: nothing (a heartbeat), or
+/// that some of its runs ended.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct AliveMsg {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) ended: Vec<String>,
 }
 
 /// A request to stop a task of a run.

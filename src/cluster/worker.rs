@@ -1,20 +1,22 @@
 //! The worker: pulls tasks, runs registered functions, stores results.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::AckKind;
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
-use super::setup::{self, Queues, ACK_WAIT, MAX_MESSAGE};
+use super::settings::{check_name, Settings, DEFAULT_POOL};
+use super::setup::{self, Queues};
 use super::status::WorkerStatus;
-use super::store;
-use super::wire::{result_key, CancelMsg, DoneMsg, TaskMsg, WorkerOutcome, CANCEL, WORKERS};
-use super::ClusterError;
+use super::wire::{result_key, AliveMsg, CancelMsg, DoneMsg, TaskMsg, WorkerOutcome};
+use super::{keeper, store, ClusterError};
 use crate::keyed::{Arg, Registry};
 
 /// A worker process: pulls ready tasks from JetStream and runs the
@@ -50,6 +52,8 @@ pub struct Worker {
     registry: Arc<Registry>,
     concurrency: usize,
     name: String,
+    settings: Settings,
+    pools: Vec<String>,
 }
 
 /// What a worker shares between its tasks.
@@ -59,11 +63,33 @@ struct Shared {
     client: async_nats::Client,
     name: String,
     running: DashMap<(String, String), AbortHandle>,
+    /// When each client was last heard from.
+    clients: DashMap<String, Instant>,
+    /// Clients found dead, whose leftovers were purged.
+    dead: DashSet<String>,
+    /// Runs that ended, and when we heard it.
+    ended: DashMap<String, Instant>,
+    /// When this worker started listening for clients.
+    started: Instant,
+    /// The tasks this worker may run at once.
+    slots: Arc<Semaphore>,
+    /// Where in-progress acks are sent from: a runtime that the tasks do
+    /// not block.
+    keeper: tokio::runtime::Handle,
+    /// The connection's connect count at the last sweep, and since when
+    /// it has been connected without a break: clients are judged only
+    /// after a whole `client_timeout` of that (an outage of the server
+    /// silences every client).
+    connects: std::sync::atomic::AtomicU64,
+    listening_since: std::sync::Mutex<Instant>,
 }
+
+/// The most tasks one pull asks for.
+const BATCH: usize = 64;
 
 impl Worker {
     /// A worker for the functions of `registry`, running as many tasks at
-    /// once as there are cores.
+    /// once as there are cores, in the pool `default`.
     ///
     /// # Examples
     ///
@@ -76,6 +102,8 @@ impl Worker {
             registry: Arc::new(registry),
             concurrency: std::thread::available_parallelism().map_or(1, usize::from),
             name: format!("worker-{}", std::process::id()),
+            settings: Settings::default(),
+            pools: Vec::new(),
         }
     }
 
@@ -105,6 +133,41 @@ impl Worker {
         self
     }
 
+    /// Serves the pool `pool`: runs the tasks of its functions that ask
+    /// for that pool (`#[delayed(register, pool = "gpu")]`, or
+    /// `Delayed::pool`). Call it again to serve several pools; a worker
+    /// given none serves `default`, where tasks that ask for no pool go.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let worker = delayed::cluster::Worker::new(delayed::keyed::Registry::new())
+    ///     .pool("gpu")
+    ///     .pool("default");
+    /// # let _ = worker;
+    /// ```
+    pub fn pool(mut self, pool: impl Into<String>) -> Worker {
+        self.pools.push(pool.into());
+        self
+    }
+
+    /// Uses `settings`: the namespace, and the limits and periods, which
+    /// should be its clients'.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::cluster::{Settings, Worker};
+    ///
+    /// let worker = Worker::new(delayed::keyed::Registry::new())
+    ///     .settings(Settings::new().namespace("reports-v2"));
+    /// # let _ = worker;
+    /// ```
+    pub fn settings(mut self, settings: Settings) -> Worker {
+        self.settings = settings;
+        self
+    }
+
     /// Connects to the NATS server at `url` (or to one of several, comma
     /// separated: `"nats://a:4222,nats://b:4222"`) and works until ctrl-c
     /// or SIGTERM.
@@ -119,6 +182,10 @@ impl Worker {
     /// [`run`](Worker::run) with connection options: a token, a user and
     /// password, an nkey, a credentials file, TLS.
     ///
+    /// The connection lives on a thread of its own, so that its traffic,
+    /// and the in-progress acks of the tasks, keep flowing while a task
+    /// blocks this runtime.
+    ///
     /// # Errors
     ///
     /// As for [`run`](Worker::run).
@@ -127,34 +194,94 @@ impl Worker {
         options: async_nats::ConnectOptions,
         url: &str,
     ) -> Result<(), ClusterError> {
-        let client = super::connect(options, url).await?;
-        self.serve(client, shutdown_signal()).await
+        let (client, keeper, stop) = keeper::connect(options, url).await?;
+        let served = self.serve_on(client, shutdown_signal(), keeper).await;
+        drop(stop);
+        served
     }
 
     /// Works on a connected client until `shutdown` completes, then
     /// finishes the tasks it holds and returns.
     ///
+    /// In-progress acks go from the runtime that drives `client`: if your
+    /// tasks may block it for longer than `ack_wait`, connect on a
+    /// runtime they do not block (as [`run`](Worker::run) does).
+    ///
     /// # Errors
     ///
-    /// When JetStream is not enabled on the server.
+    /// When JetStream is not enabled on the server, or a pool name is not
+    /// valid.
     pub async fn serve(
         self,
         client: async_nats::Client,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ClusterError> {
-        let queues = setup::open(&client).await?;
+        let keeper = tokio::runtime::Handle::current();
+        self.serve_on(client, shutdown, keeper).await
+    }
+
+    async fn serve_on(
+        mut self,
+        client: async_nats::Client,
+        shutdown: impl Future<Output = ()>,
+        keeper: tokio::runtime::Handle,
+    ) -> Result<(), ClusterError> {
+        if self.pools.is_empty() {
+            self.pools.push(DEFAULT_POOL.to_owned());
+        }
+        self.pools.sort();
+        self.pools.dedup();
+        for pool in &self.pools {
+            check_name("pool", pool)?;
+        }
+        let queues = setup::open(&client, &self.settings).await?;
+        let names = queues.names.clone();
+        let mut consumers = Vec::new();
+        let mut bells = std::collections::HashMap::new();
+        for pool in &self.pools {
+            for function in self.registry.names() {
+                let consumer = setup::consumer(&queues, pool, function).await?;
+                let bell = Arc::new(tokio::sync::Notify::new());
+                bells.insert(names.ring(pool, function), Arc::clone(&bell));
+                consumers.push((consumer, bell));
+            }
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             registry: self.registry,
             queues,
             client: client.clone(),
             name: self.name,
             running: DashMap::new(),
+            clients: DashMap::new(),
+            dead: DashSet::new(),
+            ended: DashMap::new(),
+            started: Instant::now(),
+            slots: Arc::new(Semaphore::new(self.concurrency)),
+            keeper,
+            connects: client.statistics().connects.load(Ordering::Relaxed).into(),
+            listening_since: std::sync::Mutex::new(Instant::now()),
         });
-        let mut cancels = client.subscribe(CANCEL).await.map_err(|err| {
-            ClusterError::new(format!("cannot subscribe to cancellations: {err}"))
-        })?;
+        let subscribe = |subject: String, what: &'static str| {
+            let client = client.clone();
+            async move {
+                client
+                    .subscribe(subject)
+                    .await
+                    .map_err(|err| ClusterError::new(format!("cannot subscribe to {what}: {err}")))
+            }
+        };
+        let mut cancels = subscribe(names.cancel(), "cancellations").await?;
+        let mut pings = subscribe(names.workers(), "status requests").await?;
+        let mut beats = subscribe(names.all_alive(), "clients' heartbeats").await?;
+        let mut rings = Vec::new();
+        for pool in &self.pools {
+            rings.push(subscribe(names.rings(pool), "doorbells").await?);
+        }
+        let mut rings = futures::stream::select_all(rings);
+        let mut listeners = JoinSet::new();
         let cancelling = Arc::clone(&shared);
-        let cancel_task = tokio::spawn(async move {
+        listeners.spawn(async move {
             while let Some(message) = cancels.next().await {
                 if let Ok(cancel) = serde_json::from_slice::<CancelMsg>(&message.payload) {
                     if let Some((_, abort)) = cancelling.running.remove(&(cancel.run, cancel.key)) {
@@ -163,12 +290,10 @@ impl Worker {
                 }
             }
         });
-        let mut pings = client.subscribe(WORKERS).await.map_err(|err| {
-            ClusterError::new(format!("cannot subscribe to status requests: {err}"))
-        })?;
         let answering = Arc::clone(&shared);
         let concurrency = self.concurrency;
-        let ping_task = tokio::spawn(async move {
+        let pools = self.pools.clone();
+        listeners.spawn(async move {
             let mut functions: Vec<String> =
                 answering.registry.names().map(str::to_string).collect();
             functions.sort();
@@ -179,64 +304,236 @@ impl Worker {
                     concurrency,
                     answering.running.len(),
                     functions.clone(),
+                    pools.clone(),
                 );
                 if let Ok(payload) = serde_json::to_vec(&status) {
                     let _ = answering.client.publish(reply, payload.into()).await;
                 }
             }
         });
-        let slots = Arc::new(Semaphore::new(self.concurrency));
-        let mut tasks = JoinSet::new();
-        tokio::pin!(shutdown);
+        let hearing = Arc::clone(&shared);
+        listeners.spawn(async move {
+            while let Some(message) = beats.next().await {
+                let Some(client) = message.subject.rsplit('.').next() else {
+                    continue;
+                };
+                hearing.heard(client, &message.payload);
+            }
+        });
+        listeners.spawn(async move {
+            while let Some(message) = rings.next().await {
+                if let Some(bell) = bells.get(message.subject.as_str()) {
+                    bell.notify_one();
+                }
+            }
+        });
+        let sweeping = Arc::clone(&shared);
+        listeners.spawn(async move {
+            let period = sweeping.queues.settings.client_timeout / 3;
+            loop {
+                tokio::time::sleep(period).await;
+                sweeping.sweep();
+            }
+        });
+        let mut pullers = JoinSet::new();
+        let tasks = Arc::new(std::sync::Mutex::new(JoinSet::new()));
+        for (consumer, bell) in consumers {
+            pullers.spawn(pull(
+                Arc::clone(&shared),
+                consumer,
+                bell,
+                Arc::clone(&tasks),
+                stopped.clone(),
+            ));
+        }
+        shutdown.await;
+        // Stop pulling; finish what we hold.
+        let _ = stop.send(true);
+        while pullers.join_next().await.is_some() {}
+        let mut held = std::mem::take(&mut *tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        while held.join_next().await.is_some() {}
+        listeners.abort_all();
+        let _ = client.flush().await;
+        Ok(())
+    }
+}
+
+/// Pulls the tasks of one consumer until told to stop: when its doorbell
+/// rings, and once a second (for redeliveries, and rings that were lost),
+/// it takes what is queued, in batches of as many as the worker has free
+/// slots for, until the queue is empty. Each task runs in `tasks`,
+/// holding its slot. Slots are held only for a pull's round trip, and
+/// only free slots are asked for: a task taken and handed back would
+/// count as a delivery.
+async fn pull(
+    shared: Arc<Shared>,
+    consumer: PullConsumer,
+    bell: Arc<tokio::sync::Notify>,
+    tasks: Arc<std::sync::Mutex<JoinSet<()>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        // Drain.
         loop {
-            let permit = tokio::select! {
-                () = &mut shutdown => break,
-                permit = Arc::clone(&slots).acquire_owned() => match permit {
+            if *stop.borrow() {
+                return;
+            }
+            let first = tokio::select! {
+                _ = stop.changed() => return,
+                permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
                     Ok(permit) => permit,
-                    Err(_) => break,
+                    Err(_) => return,
                 },
             };
-            let fetched = tokio::select! {
-                () = &mut shutdown => break,
-                batch = shared
-                    .queues
-                    .consumer
-                    .fetch()
-                    .max_messages(1)
-                    .expires(Duration::from_secs(1))
-                    .messages() => batch,
-            };
+            let mut slots = vec![first];
+            while slots.len() < BATCH {
+                match Arc::clone(&shared.slots).try_acquire_owned() {
+                    Ok(permit) => slots.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let asked = slots.len();
+            // No wait: what is queued now, at once.
+            let fetched = consumer.fetch().max_messages(asked).messages().await;
             let mut batch = match fetched {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot fetch tasks; retrying");
+                    drop(slots);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
-            let next = tokio::select! {
-                () = &mut shutdown => break,
-                next = batch.next() => next,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    let shared = Arc::clone(&shared);
-                    tasks.spawn(async move {
-                        handle(&shared, message).await;
-                        drop(permit);
-                    });
+            while let Some(next) = batch.next().await {
+                match next {
+                    Ok(message) => {
+                        let Some(slot) = slots.pop() else { break };
+                        let shared = Arc::clone(&shared);
+                        let mut tasks = tasks.lock().unwrap_or_else(PoisonError::into_inner);
+                        tasks.spawn(async move {
+                            handle(&shared, message).await;
+                            drop(slot);
+                        });
+                        while tasks.try_join_next().is_some() {}
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot receive a task"),
                 }
-                Some(Err(err)) => tracing::warn!(error = %err, "cannot receive a task"),
-                None => {}
+                if slots.is_empty() {
+                    break;
+                }
             }
-            while tasks.try_join_next().is_some() {}
+            if !slots.is_empty() {
+                // Fewer than asked: the queue is empty.
+                break;
+            }
         }
-        // Stop pulling; finish what we hold.
-        while tasks.join_next().await.is_some() {}
-        cancel_task.abort();
-        ping_task.abort();
-        let _ = client.flush().await;
-        Ok(())
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = bell.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+impl Shared {
+    /// A client's heartbeat or news of its runs' ends.
+    fn heard(&self, client: &str, payload: &[u8]) {
+        self.clients.insert(client.to_owned(), Instant::now());
+        let Ok(alive) = serde_json::from_slice::<AliveMsg>(payload) else {
+            return;
+        };
+        if alive.ended.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for run in &alive.ended {
+            self.ended.insert(run.clone(), now);
+        }
+        self.running.retain(|(run, _), abort| {
+            let ended = alive.ended.contains(run);
+            if ended {
+                abort.abort();
+            }
+            !ended
+        });
+    }
+
+    /// Finds the clients that went silent: purges what they left, and
+    /// stops their running tasks. Forgets old run ends.
+    fn sweep(self: &Arc<Self>) {
+        let timeout = self.queues.settings.client_timeout;
+        if !self.listened(timeout) {
+            return;
+        }
+        let mut gone = Vec::new();
+        self.clients.retain(|client, seen| {
+            let silent = seen.elapsed() > timeout;
+            if silent {
+                gone.push(client.clone());
+            }
+            !silent
+        });
+        for client in gone {
+            if !self.dead.insert(client.clone()) {
+                continue;
+            }
+            tracing::info!(
+                client = %client,
+                "a client went silent: its queued tasks and results are deleted"
+            );
+            let prefix = format!("{client}.");
+            self.running.retain(|(run, _), abort| {
+                let theirs = run.starts_with(&prefix);
+                if theirs {
+                    abort.abort();
+                }
+                !theirs
+            });
+            let shared = Arc::clone(self);
+            tokio::spawn(async move {
+                store::purge_client(&shared.queues, &client).await;
+            });
+        }
+        let keep = self.queues.settings.result_ttl;
+        self.ended.retain(|_, when| when.elapsed() < keep);
+    }
+
+    /// Whether a task of `client` in `run` should not start: its run
+    /// ended, or its client is dead (not heard from within the timeout,
+    /// though we have listened that long).
+    fn abandoned(&self, client: &str, run: &str) -> bool {
+        if self.ended.contains_key(run) {
+            return true;
+        }
+        if client.is_empty() {
+            return false;
+        }
+        if self.dead.contains(client) {
+            return true;
+        }
+        let timeout = self.queues.settings.client_timeout;
+        if !self.listened(timeout) {
+            return false;
+        }
+        match self.clients.get(client) {
+            Some(seen) => seen.elapsed() > timeout,
+            None => self.started.elapsed() > timeout,
+        }
+    }
+
+    /// Whether this worker has been connected for the last `timeout`
+    /// without a break, so a client it did not hear from is silent.
+    fn listened(&self, timeout: Duration) -> bool {
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        let mut since = self
+            .listening_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !connected || self.connects.swap(connects, Ordering::Relaxed) != connects {
+            *since = Instant::now();
+        }
+        connected && since.elapsed() > timeout
     }
 }
 
@@ -269,9 +566,10 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
     let delivered = message
         .info()
         .map_or(1, |info| info.delivered.max(1) as u64);
-    let task = if message.payload.len() > MAX_MESSAGE as usize {
+    let max_message = shared.queues.settings.max_message;
+    let task = if message.payload.len() > max_message {
         Err(format!(
-            "the task message has {} bytes, more than the {MAX_MESSAGE} allowed",
+            "the task message has {} bytes, more than the {max_message} allowed",
             message.payload.len()
         ))
     } else {
@@ -291,13 +589,20 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
         }
     };
     let alive = Arc::clone(&message);
-    let ticker = tokio::spawn(async move {
+    let period = shared.queues.settings.ack_wait / 3;
+    let ticker = shared.keeper.spawn(async move {
         loop {
-            tokio::time::sleep(ACK_WAIT / 3).await;
+            tokio::time::sleep(period).await;
             // A failure (the server is restarting) is retried next time.
             let _ = alive.ack_with(AckKind::Progress).await;
         }
     });
+    let _ticking = AbortOnDrop(ticker.abort_handle());
+    if shared.abandoned(&task.client, &task.run) {
+        // Nobody waits for it: take it out of the queue, unrun.
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    }
     let id = (task.run.clone(), task.key.clone());
     let work = {
         let shared = Arc::clone(shared);
@@ -317,7 +622,6 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
     shared.running.insert(id.clone(), work.abort_handle());
     let outcome = work.await;
     shared.running.remove(&id);
-    ticker.abort();
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) if err.is_cancelled() => {
@@ -342,6 +646,15 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
         let _ = shared.client.flush().await;
     }
     let _ = message.ack().await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Tells the client of a message we could not read, if it named itself.

@@ -29,6 +29,9 @@ pub(crate) struct NodePolicy {
     /// An extension's mark on the node, which the engine only carries
     /// (the description of a cached function, say).
     pub(crate) mark: Option<Arc<dyn Any + Send + Sync>>,
+    /// The pool of machines the node asks to run in, for a placement that
+    /// runs nodes elsewhere; the engine only carries it.
+    pub(crate) pool: Option<Arc<str>>,
     /// The node finished with an output a [`Memo`] found, without running.
     pub(crate) recalled: bool,
 }

@@ -191,6 +191,12 @@ impl NodeView {
         st.policy.as_ref().and_then(|policy| policy.mark.clone())
     }
 
+    /// The pool the node asks to run in (see `NodePolicy::pool`).
+    pub(crate) fn pool(&self) -> Option<Arc<str>> {
+        let st = self.node.core().lock();
+        st.policy.as_ref().and_then(|policy| policy.pool.clone())
+    }
+
     /// Remembers the node's outputs through `memo` from now on (`None`:
     /// not any more).
     pub(crate) fn remember_with(&self, memo: Option<Arc<dyn Memo>>) {

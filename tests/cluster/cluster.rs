@@ -33,7 +33,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use delayed::cluster::{async_nats, Cluster, ClusterError, RemoteTask, Worker};
+use delayed::cluster::{async_nats, Cluster, ClusterError, RemoteTask, Settings, Worker};
 use delayed::keyed::{KeyedGraph, Registry};
 use delayed::{delayed, Delayed, Options, Retry};
 use futures::{StreamExt, TryStreamExt};
@@ -344,6 +344,15 @@ fn worker_registry() -> Registry {
 // ---------------------------------------------------------------------------
 // Test setup.
 
+/// How long a task no worker can take waits before it fails, in the one
+/// test that waits for it.
+const NO_WORKER: Duration = Duration::from_secs(3);
+
+/// The tests' settings: the defaults, but the whole history.
+fn settings() -> Settings {
+    Settings::new().history(usize::MAX)
+}
+
 /// Runs `test`, failing if it takes longer than `limit`, so nothing hangs.
 async fn within<F: Future<Output = ()>>(limit: Duration, test: F) {
     let start = Instant::now();
@@ -407,7 +416,10 @@ impl Env {
     async fn start(workers: usize, concurrency: usize) -> Env {
         let server = Server::start().await;
         let url = server.url();
-        let cluster = Cluster::connect(&url, registry())
+        let client = async_nats::connect(&url)
+            .await
+            .unwrap_or_else(|err| panic!("the cluster cannot connect: {err}"));
+        let cluster = Cluster::from_client_with(client, registry(), settings())
             .await
             .unwrap_or_else(|err| panic!("cannot connect the cluster: {err}"));
         let mut local = Vec::new();
@@ -905,17 +917,27 @@ async fn only_registered_functions_run_remotely() {
         assert_eq!(there.compute_with(env.options()).await.unwrap(), 102);
         assert_eq!(keys_of(&env.cluster.history()), set(&["there"]));
 
-        // In the client's registry, not in the worker's: a clear error.
+        // In the client's registry, not in the worker's: the worker never
+        // takes it; the client waits `no_worker_timeout`, then a clear error.
         let missing = not_on_worker(5).named("missing");
+        let started = Instant::now();
+        let impatient = Cluster::from_client_with(
+            async_nats::connect(env.server.url()).await.unwrap(),
+            registry(),
+            settings().no_worker_timeout(NO_WORKER),
+        )
+        .await
+        .unwrap();
         let err = step(log.path(), "after".to_string(), &missing)
-            .compute_with(env.options())
+            .compute_with(Options::new().cluster(&impatient))
             .await
             .unwrap_err();
+        assert!(started.elapsed() >= NO_WORKER, "{:?}", started.elapsed());
         assert!(err.is_invalid(), "{err}");
         assert_eq!(err.key().to_string(), "missing");
         assert!(
             err.to_string()
-                .contains("`not_on_worker` is not a registered function on worker `w1`"),
+                .contains("no live worker runs `not_on_worker` in pool `default`"),
             "{err}"
         );
         assert_eq!(log.count("run after"), 0);
@@ -972,7 +994,8 @@ async fn malformed_and_oversized_messages_do_not_crash_the_worker() {
             ("2 MB", vec![b'x'; 2 * 1024 * 1024]),
         ];
         for (what, payload) in messages {
-            let published = match env.js.publish("delayed.tasks", payload.into()).await {
+            let subject = "delayed.tasks.default.step.r.0";
+            let published = match env.js.publish(subject, payload.into()).await {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(err) => Err(err.to_string()),
             };

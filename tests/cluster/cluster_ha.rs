@@ -89,6 +89,9 @@ fn registry() -> Registry {
 /// behind the object store.
 const PIECES: [&str; 3] = ["DELAYED_TASKS", "KV_delayed_results", "OBJ_delayed_objects"];
 
+/// The consumer of the tasks of `work` (made by the first worker).
+const CONSUMER: &str = "delayed-default-work";
+
 /// Runs `test`, failing if it takes longer than `limit`, so nothing hangs.
 async fn within<F: Future<Output = ()>>(limit: Duration, test: F) {
     let start = Instant::now();
@@ -208,7 +211,7 @@ fn graph(log: &Path, first: u64, n: u64, ms: u64) -> Delayed<Vec<u64>> {
 // Replicas.
 
 /// Asserts that every piece has `replicas` replicas on distinct servers
-/// of `servers`, and that the consumer has its stream's.
+/// of `servers`.
 async fn assert_replicas(js: &jetstream::Context, servers: &BTreeSet<String>, replicas: usize) {
     let placements = wait_until_settled(js, Duration::from_secs(10)).await;
     for (name, placement) in PIECES.iter().zip(&placements) {
@@ -227,13 +230,33 @@ async fn assert_replicas(js: &jetstream::Context, servers: &BTreeSet<String>, re
             assert_eq!(placement.direct, replicas == 1, "{name}: {placement:?}");
         }
     }
-    let stream = js.get_stream("DELAYED_TASKS").await.unwrap();
-    let mut consumer = stream
-        .get_consumer::<jetstream::consumer::pull::Config>("delayed-workers")
-        .await
-        .expect("the workers' consumer");
+}
+
+/// The consumer, once the first worker made it (at most 10 s after it
+/// connected).
+async fn the_consumer(js: &jetstream::Context) -> jetstream::consumer::PullConsumer {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stream = js.get_stream("DELAYED_TASKS").await.unwrap();
+        match stream.get_consumer(CONSUMER).await {
+            Ok(consumer) => return consumer,
+            Err(err) if Instant::now() > deadline => panic!("no consumer {CONSUMER}: {err}"),
+            Err(_) => sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Asserts that the consumer has its stream's `replicas`.
+async fn assert_consumer_replicas(js: &jetstream::Context, replicas: usize) {
+    let mut consumer = the_consumer(js).await;
     let info = consumer.info().await.expect("the consumer's info");
-    let peers = info.cluster.as_ref().map_or(0, |c| c.replicas.len()) + 1;
+    // The peers: the replicas listed, and the leader if there is one yet
+    // (a new consumer's list may hold every peer, its leader unknown).
+    let peers = info.cluster.as_ref().map_or(1, |c| {
+        let mut names: BTreeSet<&str> = c.replicas.iter().map(|p| p.name.as_str()).collect();
+        names.extend(c.leader.as_deref());
+        names.len()
+    });
     assert_eq!(peers, replicas, "the consumer: {:?}", info.cluster);
     // 0 is "as its stream".
     assert!(
@@ -252,6 +275,7 @@ async fn replicas_on(size: usize, replicas: usize) {
     assert_replicas(&js, &names, replicas).await;
     // A worker opening them later finds them as they are.
     let mut worker = WorkerProcess::start(&servers.url_list(), "w1", 2).await;
+    assert_consumer_replicas(&js, replicas).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("runs.log");
     let result = graph(&log, 0, 3, 1)
@@ -266,6 +290,7 @@ async fn replicas_on(size: usize, replicas: usize) {
     assert_eq!(big.len(), 100_000);
     assert_eq!(big.iter().sum::<u64>(), 99_999 * 100_000 / 2);
     assert_replicas(&js, &names, replicas).await;
+    assert_consumer_replicas(&js, replicas).await;
     assert!(worker.exit_status().is_none(), "{}", worker.output());
 }
 
@@ -327,18 +352,21 @@ async fn leaders(js: &jetstream::Context) -> BTreeMap<&'static str, String> {
         let placement = placement(js, name).await.unwrap();
         leaders.insert(name, placement.leader.expect("a leader"));
     }
+    // Made by the first worker: before one starts, there is none.
     let stream = js.get_stream("DELAYED_TASKS").await.unwrap();
-    let consumer = stream
-        .get_consumer::<jetstream::consumer::pull::Config>("delayed-workers")
+    let Ok(consumer) = stream
+        .get_consumer::<jetstream::consumer::pull::Config>(CONSUMER)
         .await
-        .expect("the workers' consumer");
+    else {
+        return leaders;
+    };
     if let Some(leader) = consumer
         .cached_info()
         .cluster
         .clone()
         .and_then(|c| c.leader)
     {
-        leaders.insert("delayed-workers", leader);
+        leaders.insert(CONSUMER, leader);
     }
     leaders
 }

@@ -25,7 +25,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use delayed::cluster::{async_nats, Worker};
+use delayed::cluster::{async_nats, Settings, Worker};
 use delayed::keyed::Registry;
 
 /// The name of the test that runs a worker when [`URL_VAR`] is set.
@@ -37,6 +37,17 @@ pub const URL_VAR: &str = "DELAYED_TEST_WORKER_URL";
 pub const NAME_VAR: &str = "DELAYED_TEST_WORKER_NAME";
 /// How many tasks a worker process runs at once.
 pub const CONCURRENCY_VAR: &str = "DELAYED_TEST_WORKER_CONCURRENCY";
+/// A worker process's namespace (`Settings::namespace`), if not the default.
+pub const NAMESPACE_VAR: &str = "DELAYED_TEST_WORKER_NAMESPACE";
+/// A worker process's pools, comma separated (`Worker::pool`).
+pub const POOLS_VAR: &str = "DELAYED_TEST_WORKER_POOLS";
+/// A worker process's `ack_wait` in milliseconds.
+pub const ACK_WAIT_VAR: &str = "DELAYED_TEST_WORKER_ACK_WAIT_MS";
+/// A worker process's `client_timeout` in milliseconds.
+pub const CLIENT_TIMEOUT_VAR: &str = "DELAYED_TEST_WORKER_CLIENT_TIMEOUT_MS";
+/// `current_thread`: the worker process runs on one thread, which a task
+/// that blocks it blocks entirely.
+pub const FLAVOR_VAR: &str = "DELAYED_TEST_WORKER_FLAVOR";
 /// The line a worker process prints once connected.
 const READY: &str = "delayed-test-worker ready";
 /// The line a worker process prints when `Worker::run_with` returned.
@@ -240,18 +251,48 @@ impl WorkerProcess {
         worker
     }
 
+    /// Starts a worker process with more settings in environment
+    /// variables (`NAMESPACE_VAR`, ...) and waits until it connected.
+    pub async fn start_with(
+        url: &str,
+        name: &str,
+        concurrency: usize,
+        vars: &[(&str, &str)],
+    ) -> WorkerProcess {
+        let mut vars: Vec<(&str, &str)> = vars.to_vec();
+        let concurrency = concurrency.to_string();
+        vars.extend([
+            (URL_VAR, url),
+            (NAME_VAR, name),
+            (CONCURRENCY_VAR, concurrency.as_str()),
+        ]);
+        let mut worker = WorkerProcess::spawn_test(WORKER_TEST, name, &vars);
+        worker.ready(Duration::from_secs(20)).await;
+        worker
+    }
+
     /// Starts a worker process without waiting for it.
     pub fn spawn(url: &str, name: &str, concurrency: usize) -> WorkerProcess {
+        let concurrency = concurrency.to_string();
+        let vars = [
+            (URL_VAR, url),
+            (NAME_VAR, name),
+            (CONCURRENCY_VAR, concurrency.as_str()),
+        ];
+        WorkerProcess::spawn_test(WORKER_TEST, name, &vars)
+    }
+
+    /// Runs the test `test` of this binary in a child process, with
+    /// `vars` set: a worker, or another process a test needs (a client).
+    pub fn spawn_test(test: &str, name: &str, vars: &[(&str, &str)]) -> WorkerProcess {
         let exe = std::env::current_exe().expect("the test binary's path");
         // Through `sh` to turn core dumps off: some tests abort workers.
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#"ulimit -c 0 2>/dev/null; exec "$0" "$@""#)
             .arg(&exe)
-            .args(["--exact", WORKER_TEST, "--nocapture", "--test-threads", "1"])
-            .env(URL_VAR, url)
-            .env(NAME_VAR, name)
-            .env(CONCURRENCY_VAR, concurrency.to_string())
+            .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+            .envs(vars.iter().copied())
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -420,10 +461,31 @@ pub fn worker_main(registry: impl FnOnce() -> Registry) {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = match std::env::var(FLAVOR_VAR).as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("a tokio runtime");
+    let millis = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis)
+    };
+    let mut settings = Settings::new();
+    if let Ok(namespace) = std::env::var(NAMESPACE_VAR) {
+        settings = settings.namespace(namespace);
+    }
+    if let Some(ack_wait) = millis(ACK_WAIT_VAR) {
+        settings = settings.ack_wait(ack_wait);
+    }
+    if let Some(timeout) = millis(CLIENT_TIMEOUT_VAR) {
+        settings = settings.client_timeout(timeout);
+    }
     let ready = format!("{READY} {name} (pid {})", std::process::id());
     let options = async_nats::ConnectOptions::new().event_callback(move |event| {
         let ready = ready.clone();
@@ -433,9 +495,15 @@ pub fn worker_main(registry: impl FnOnce() -> Registry) {
             }
         }
     });
-    let worker = Worker::new(registry())
+    let mut worker = Worker::new(registry())
         .name(name.clone())
-        .concurrency(concurrency);
+        .concurrency(concurrency)
+        .settings(settings);
+    for pool in std::env::var(POOLS_VAR).unwrap_or_default().split(',') {
+        if !pool.is_empty() {
+            worker = worker.pool(pool);
+        }
+    }
     if url.contains(',') {
         // Several servers (a `ServerCluster`'s `url_list`): connect with
         // all, in order, to fail over between them.
