@@ -26,7 +26,9 @@
 //! The data set is a node made once with `Delayed::value`; every fit
 //! borrows it through a `&Dataset` parameter, so it is never copied.
 //!
-//! `benches/pipeline.rs` reuses this file to measure the speed-up.
+//! `benches/pipeline.rs` reuses this file to measure the speed-up, and
+//! `benches/cache.rs` reuses its [`cached`] twins (not run here) to measure
+//! a rerun with a warm persistent cache.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -51,12 +53,13 @@ const LAMBDAS: [f64; 8] = [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 3e3];
 /// Standard deviation of the noise added to the targets.
 const NOISE: f64 = 8.0;
 
-/// A data set: a row-major feature matrix and one target per row.
+/// A data set: a row-major feature matrix and one target per row. It owns
+/// them (`Vec<f64>`); [`cached`] borrows them from a serde tuple instead.
 #[derive(Debug)]
-pub(crate) struct Dataset {
+pub(crate) struct Dataset<V = Vec<f64>> {
     cols: usize,
-    x: Vec<f64>,
-    y: Vec<f64>,
+    x: V,
+    y: V,
 }
 
 /// Row indices to fit on and row indices to score on.
@@ -204,13 +207,140 @@ mod graph {
     }
 }
 
+/// The graph of `nested_cv_graph` with every step a `#[delayed(cache)]`
+/// node, the data set included, so that a persistent cache can serve a
+/// rerun. This program does not run it: `benches/cache.rs` times it with an
+/// empty cache and again with a warm one.
+///
+/// A cached function's parameters and output are serde types. So that this
+/// file builds where serde's derives are not at hand (the benches), they
+/// travel as tuples of their fields: a data set is `(columns, features,
+/// targets)`, a split `(train, test)`, a model `(λ, weights)` and a fold's
+/// result `(λ, test MSE)`. The fits borrow the data set's vectors; nothing
+/// big is copied.
+#[cfg(feature = "cache")]
+#[allow(dead_code)]
+pub(crate) mod cached {
+    use delayed::{delayed, Delayed};
+
+    use super::{Dataset, FoldResult, Model, Split, INNER_FOLDS, LAMBDAS, OUTER_FOLDS};
+
+    /// A [`Dataset`]'s fields: columns, features (row-major), targets.
+    type Data = (usize, Vec<f64>, Vec<f64>);
+
+    /// A [`Split`]'s fields: training rows, test rows.
+    type Rows = (Vec<usize>, Vec<usize>);
+
+    /// A [`Model`]'s fields: λ, weights.
+    type Weights = (f64, Vec<f64>);
+
+    /// [`super::nested_cv_graph`] over the synthetic data set `(rows, cols,
+    /// seed)`, made by a cached node too; one `(λ, test MSE)` per outer fold.
+    pub(crate) fn nested_cv_graph(rows: usize, cols: usize, seed: u64) -> Delayed<Vec<(f64, f64)>> {
+        let data = dataset(rows, cols, seed);
+        let all: Vec<usize> = (0..rows).collect();
+        let results: Vec<_> = super::k_fold(&all, OUTER_FOLDS)
+            .into_iter()
+            .map(|outer| {
+                let inner: Vec<_> = super::k_fold(&outer.train, INNER_FOLDS)
+                    .into_iter()
+                    .map(|split| Delayed::value((split.train, split.test)))
+                    .collect();
+                let scores: Vec<_> = LAMBDAS
+                    .iter()
+                    .map(|&lambda| {
+                        let fold_scores: Vec<_> = inner
+                            .iter()
+                            .map(|split| validate(lambda, &data, split))
+                            .collect();
+                        mean(fold_scores)
+                    })
+                    .collect();
+                let best = select(LAMBDAS.to_vec(), scores);
+                let outer = Delayed::value((outer.train, outer.test));
+                let model = fit(best, &data, &outer);
+                evaluate(&data, &model, &outer)
+            })
+            .collect();
+        delayed::join(results)
+    }
+
+    /// The results of [`nested_cv_graph`] as [`FoldResult`]s, to compare
+    /// with [`super::nested_cv`] by [`super::bits`].
+    pub(crate) fn results(folds: &[(f64, f64)]) -> Vec<FoldResult> {
+        folds
+            .iter()
+            .map(|&(lambda, mse)| FoldResult { lambda, mse })
+            .collect()
+    }
+
+    /// A data set borrowed from its fields.
+    fn view(data: &Data) -> Dataset<&[f64]> {
+        Dataset {
+            cols: data.0,
+            x: &data.1,
+            y: &data.2,
+        }
+    }
+
+    fn split(rows: &Rows) -> Split {
+        Split {
+            train: rows.0.clone(),
+            test: rows.1.clone(),
+        }
+    }
+
+    /// See [`Dataset::synthetic`].
+    #[delayed(blocking, cache)]
+    fn dataset(rows: usize, cols: usize, seed: u64) -> Data {
+        let Dataset { cols, x, y } = Dataset::synthetic(rows, cols, seed);
+        (cols, x, y)
+    }
+
+    /// See [`super::validate`].
+    #[delayed(blocking, cache)]
+    fn validate(lambda: f64, data: &Data, rows: &Rows) -> f64 {
+        super::validate(lambda, &view(data), &split(rows))
+    }
+
+    /// See [`super::mean`].
+    #[delayed(cache)]
+    fn mean(scores: &[f64]) -> f64 {
+        super::mean(scores)
+    }
+
+    /// See [`super::select`].
+    #[delayed(cache)]
+    fn select(lambdas: &[f64], scores: &[f64]) -> f64 {
+        super::select(lambdas, scores)
+    }
+
+    /// See [`super::fit`].
+    #[delayed(blocking, cache)]
+    fn fit(lambda: f64, data: &Data, rows: &Rows) -> Weights {
+        let Model { lambda, weights } = super::fit(lambda, &view(data), &split(rows));
+        (lambda, weights)
+    }
+
+    /// See [`super::evaluate`].
+    #[delayed(cache)]
+    fn evaluate(data: &Data, model: &Weights, rows: &Rows) -> (f64, f64) {
+        let model = Model {
+            lambda: model.0,
+            weights: model.1.clone(),
+        };
+        let FoldResult { lambda, mse } = super::evaluate(&view(data), &model, &split(rows));
+        (lambda, mse)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The steps.
 // ---------------------------------------------------------------------------
 
 /// The validation error of λ on one split: fit on its training rows, score
 /// on its test rows.
-fn validate(lambda: f64, data: &Dataset, split: &Split) -> f64 {
+fn validate<V: AsRef<[f64]>>(lambda: f64, data: &Dataset<V>, split: &Split) -> f64 {
     mse(data, &fit(lambda, data, split), &split.test)
 }
 
@@ -229,13 +359,13 @@ fn select(lambdas: &[f64], scores: &[f64]) -> f64 {
 
 /// Fits ridge regression on the training rows of `split`: solves
 /// `(XᵀX + λI) w = Xᵀy`.
-fn fit(lambda: f64, data: &Dataset, split: &Split) -> Model {
+fn fit<V: AsRef<[f64]>>(lambda: f64, data: &Dataset<V>, split: &Split) -> Model {
     let p = data.cols;
     // The lower triangle of XᵀX + λI, row-major, and Xᵀy.
     let mut gram = vec![0.0; p * p];
     let mut xty = vec![0.0; p];
     for &i in &split.train {
-        let (x, y) = (data.row(i), data.y[i]);
+        let (x, y) = (data.row(i), data.target(i));
         for (j, &xj) in x.iter().enumerate() {
             let row = &mut gram[j * p..=j * p + j];
             for (g, &xk) in row.iter_mut().zip(&x[..=j]) {
@@ -254,7 +384,7 @@ fn fit(lambda: f64, data: &Dataset, split: &Split) -> Model {
 }
 
 /// Scores `model` on the test rows of `split`.
-fn evaluate(data: &Dataset, model: &Model, split: &Split) -> FoldResult {
+fn evaluate<V: AsRef<[f64]>>(data: &Dataset<V>, model: &Model, split: &Split) -> FoldResult {
     FoldResult {
         lambda: model.lambda,
         mse: mse(data, model, &split.test),
@@ -262,11 +392,11 @@ fn evaluate(data: &Dataset, model: &Model, split: &Split) -> FoldResult {
 }
 
 /// The mean squared error of `model` on `rows`.
-fn mse(data: &Dataset, model: &Model, rows: &[usize]) -> f64 {
+fn mse<V: AsRef<[f64]>>(data: &Dataset<V>, model: &Model, rows: &[usize]) -> f64 {
     let total: f64 = rows
         .iter()
         .map(|&i| {
-            let error = dot(data.row(i), &model.weights) - data.y[i];
+            let error = dot(data.row(i), &model.weights) - data.target(i);
             error * error
         })
         .sum();
@@ -342,12 +472,18 @@ impl Dataset {
         Dataset { cols, x, y }
     }
 
-    fn row(&self, i: usize) -> &[f64] {
-        &self.x[i * self.cols..(i + 1) * self.cols]
-    }
-
     fn all_rows(&self) -> Vec<usize> {
         (0..self.y.len()).collect()
+    }
+}
+
+impl<V: AsRef<[f64]>> Dataset<V> {
+    fn row(&self, i: usize) -> &[f64] {
+        &self.x.as_ref()[i * self.cols..(i + 1) * self.cols]
+    }
+
+    fn target(&self, i: usize) -> f64 {
+        self.y.as_ref()[i]
     }
 }
 
