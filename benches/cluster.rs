@@ -1,6 +1,12 @@
-//! Scale-out over NATS JetStream: per-task overhead, what crosses to the
-//! client with big intermediates, throughput as workers are added, and a
-//! `kill -9` of a worker mid-run.
+//! Scale-out over NATS JetStream: throughput, server messages, client
+//! memory and round trip per task; per-task overhead against a
+//! hand-written JetStream round trip; what crosses to the client with big
+//! intermediates; throughput as workers are added; and a `kill -9` of a
+//! worker mid-run.
+//!
+//! It uses only the API the cluster had before issue 17, so the same file
+//! builds against an older checkout: BENCHMARKS.md's before/after table
+//! runs this file in both, alternately, on the same machine.
 //!
 //! ```text
 //! cargo bench -p delayed-benches --features nats --bench cluster            # needs nats-server on PATH
@@ -61,11 +67,40 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The server's monitoring port, for its message counts.
+static MONITOR: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// Messages the server has received from clients so far (`/varz`
+/// `in_msgs`), read over plain HTTP from its monitoring port.
+fn server_in_msgs() -> u64 {
+    use std::io::{Read, Write};
+    let port = *MONITOR.get().expect("the server's monitoring port");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the monitor");
+    stream
+        .write_all(b"GET /varz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("a request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("an answer");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let varz: serde_json::Value = serde_json::from_str(body).expect("JSON from /varz");
+    varz["in_msgs"].as_u64().expect("in_msgs")
+}
+
+/// This process's resident memory now, in bytes (Linux).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 async fn start_server() -> (Server, String) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let port = free_port();
+    let monitor = *MONITOR.get_or_init(free_port);
     let child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", &monitor.to_string(), "-sd"])
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -295,6 +330,93 @@ async fn intermediates(url: &str, parts: u64, each: u64) {
     );
 }
 
+/// Throughput and cost per task, the client alone in this process and one
+/// worker process (concurrency 32: the tasks are empty): `tasks` empty tasks in one compute
+/// (tasks/s, messages the server received per task, client memory per
+/// task in flight), then `one_by_one` computes of one task, each awaited
+/// (round trip).
+async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
+    let _worker = worker_processes(url, 1, 32);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cluster = Cluster::connect(url, registry()).await.expect("connects");
+    // Warm up: the worker is there, consumers exist.
+    for i in 0..20 {
+        empty(i)
+            .compute_with(Options::new().cluster(&cluster))
+            .await
+            .expect("runs");
+    }
+    let rss_before = rss();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let sampler = tokio::spawn({
+        let peak = std::sync::Arc::clone(&peak);
+        async move {
+            loop {
+                peak.fetch_max(rss(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let msgs_before = server_in_msgs();
+    let all: Vec<_> = (0..tasks).map(empty).collect();
+    let start = Instant::now();
+    let out = delayed::compute_with(all, Options::new().cluster(&cluster))
+        .await
+        .expect("runs");
+    let elapsed = start.elapsed();
+    sampler.abort();
+    // Clean-up messages of the run count too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let msgs = server_in_msgs() - msgs_before;
+    assert!(out.iter().enumerate().all(|(i, v)| *v == i as u64));
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    let start = Instant::now();
+    for i in 0..one_by_one {
+        empty(i)
+            .compute_with(Options::new().cluster(&cluster))
+            .await
+            .expect("runs");
+    }
+    let round_trip = start.elapsed();
+    println!("\n{tasks} empty tasks from one client, one worker process of concurrency 32:\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| tasks/s, all in one compute | {:.0} |",
+        tasks as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "| messages the server received per task | {:.2} |",
+        msgs as f64 / tasks as f64
+    );
+    println!(
+        "| client memory per task in flight (peak RSS over before) | {:.0} B |",
+        peak.saturating_sub(rss_before) as f64 / tasks as f64
+    );
+    println!(
+        "| round trip, {one_by_one} computes awaited one by one | {:.3} ms |",
+        round_trip.as_secs_f64() * 1e3 / one_by_one as f64
+    );
+}
+
+/// `count` worker processes of concurrency `each`: this binary again.
+fn worker_processes(url: &str, count: usize, each: usize) -> Workers {
+    let exe = std::env::current_exe().expect("this binary");
+    Workers(
+        (0..count)
+            .map(|n| {
+                Command::new(&exe)
+                    .env("DELAYED_BENCH_WORKER", url)
+                    .env("DELAYED_BENCH_WORKER_NAME", format!("p{n}"))
+                    .env("DELAYED_BENCH_WORKER_CONCURRENCY", each.to_string())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("a worker process")
+            })
+            .collect(),
+    )
+}
+
 struct Workers(Vec<Child>);
 
 impl Drop for Workers {
@@ -307,19 +429,7 @@ impl Drop for Workers {
 }
 
 async fn kill_one(url: &str, tasks: u64) {
-    let exe = std::env::current_exe().expect("this binary");
-    let mut children = Workers(
-        (0..4)
-            .map(|n| {
-                Command::new(&exe)
-                    .env("DELAYED_BENCH_WORKER", url)
-                    .env("DELAYED_BENCH_WORKER_NAME", format!("p{n}"))
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("a worker process")
-            })
-            .collect(),
-    );
+    let mut children = worker_processes(url, 4, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cluster = Cluster::connect(url, registry()).await.expect("connects");
     let all: Vec<_> = (0..tasks).map(nap).collect();
@@ -366,15 +476,24 @@ async fn kill_one(url: &str, tasks: u64) {
 fn main() {
     if let Ok(url) = std::env::var("DELAYED_BENCH_WORKER") {
         let name = std::env::var("DELAYED_BENCH_WORKER_NAME").unwrap_or_default();
+        let each = std::env::var("DELAYED_BENCH_WORKER_CONCURRENCY")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         runtime
-            .block_on(Worker::new(registry()).name(name).concurrency(1).run(&url))
+            .block_on(
+                Worker::new(registry())
+                    .name(name)
+                    .concurrency(each)
+                    .run(&url),
+            )
             .expect("the worker");
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
     // `cargo bench ... -- intermediates` runs that shape only.
-    let shapes = ["overhead", "intermediates", "scaling", "kill"];
+    let shapes = ["throughput", "overhead", "intermediates", "scaling", "kill"];
     let chosen: Vec<String> = std::env::args()
         .filter(|a| shapes.contains(&a.as_str()))
         .collect();
@@ -382,6 +501,14 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let (_server, url) = start_server().await;
+        if runs("throughput") {
+            throughput(
+                &url,
+                if quick { 2_000 } else { 10_000 },
+                if quick { 200 } else { 1000 },
+            )
+            .await;
+        }
         if runs("overhead") {
             overhead(&url, if quick { 200 } else { 1000 }).await;
         }

@@ -126,6 +126,9 @@ impl Cluster {
             args,
             uploaded,
             reply: inner.reply.clone(),
+            keep: inner
+                .uses
+                .contains_key(&(run.to_string(), key_text.clone())),
         };
         let payload = serde_json::to_vec(&message).map_err(|err| fail(err.to_string()))?;
         let id = (run.to_string(), key_text.clone(), attempt);
@@ -177,6 +180,12 @@ impl Cluster {
                 ok,
             });
         match done.outcome {
+            WorkerOutcome::Done if done.value.is_some() => {
+                inner.used(&run, &sent);
+                inner.completed.insert((run.to_string(), key_text.clone()));
+                let value = done.value.unwrap_or_default();
+                self.decode(&task, value).map(Made::Value)
+            }
             WorkerOutcome::Done => {
                 inner.used(&run, &sent);
                 inner.completed.insert((run.to_string(), key_text.clone()));
@@ -200,7 +209,14 @@ impl Cluster {
             WorkerOutcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
             WorkerOutcome::Invalid { message } => Err(Error::invalid(key, message)),
             WorkerOutcome::Killed { deliveries } => Err(Error::killed(key, deliveries)),
-            WorkerOutcome::NoWorker { message } => Err(Error::invalid(key, message)),
+            WorkerOutcome::NoWorker { message } => {
+                // No worker will take it: out of the queue.
+                let stream = inner.queues.stream.clone();
+                tokio::spawn(async move {
+                    let _ = stream.delete_message(ack).await;
+                });
+                Err(Error::invalid(key, message))
+            }
         }
     }
 }
@@ -223,6 +239,27 @@ impl Cluster {
         self.inner.downloaded.fetch_add(bytes, Ordering::Relaxed);
         (entry.decode)(value)
             .map_err(|message| fail(format!("the worker's result does not read back: {message}")))
+    }
+
+    /// Decodes the result of `task` that rode in its report.
+    fn decode(&self, task: &NodeView, value: serde_json::Value) -> Result<AnyOutput, Error> {
+        let key = task.key();
+        let name = task.name();
+        let entry = self.inner.registry.function(name).ok_or_else(|| {
+            Error::runtime(
+                key.clone(),
+                format!("`{name}` is not in the cluster's registry"),
+            )
+        })?;
+        self.inner.downloads.fetch_add(1, Ordering::Relaxed);
+        let bytes = serde_json::to_vec(&value).map_or(0, |bytes| bytes.len() as u64);
+        self.inner.downloaded.fetch_add(bytes, Ordering::Relaxed);
+        (entry.decode)(value).map_err(|message| {
+            Error::runtime(
+                key,
+                format!("the worker's result does not read back: {message}"),
+            )
+        })
     }
 }
 
@@ -304,6 +341,7 @@ impl Drop for Outstanding {
             return;
         };
         self.inner.pending.remove(&id);
+        self.inner.cut_short.insert(id.0.clone());
         if let Some(sequence) = self.sequence {
             self.inner.sequences.remove(&sequence);
         }

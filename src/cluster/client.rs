@@ -55,6 +55,8 @@ pub(super) struct Inner {
     pub(super) runs: AtomicU64,
     /// The runs not ended yet.
     pub(super) live: DashSet<String>,
+    /// Runs some of whose tasks were dropped before they reported.
+    pub(super) cut_short: DashSet<String>,
     /// Where workers report to this client.
     pub(super) reply: String,
     pub(super) pending: DashMap<(String, String, u32), Pending>,
@@ -354,6 +356,7 @@ impl Cluster {
                 id,
                 runs: AtomicU64::new(0),
                 live: DashSet::new(),
+                cut_short: DashSet::new(),
                 reply,
                 pending: DashMap::new(),
                 sequences: DashMap::new(),
@@ -529,32 +532,41 @@ impl Cluster {
         let run = run.to_string();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                // Workers start none of its tasks from now on and stop the
-                // ones they run; its queued tasks go at once.
-                let ended = AliveMsg {
-                    ended: vec![run.clone()],
-                };
-                if let Ok(payload) = serde_json::to_vec(&ended) {
-                    let alive = inner.queues.names.alive(&inner.id);
-                    let _ = inner.client.publish(alive, payload.into()).await;
-                    let _ = inner.client.flush().await;
+                // Its dropped attempts (if any) have said so by now.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let cut_short = inner.cut_short.remove(&run).is_some();
+                if cut_short {
+                    // Workers start none of its tasks from now on and stop
+                    // the ones they run; its queued tasks go at once.
+                    let ended = AliveMsg {
+                        ended: vec![run.clone()],
+                    };
+                    if let Ok(payload) = serde_json::to_vec(&ended) {
+                        let alive = inner.queues.names.alive(&inner.id);
+                        let _ = inner.client.publish(alive, payload.into()).await;
+                        let _ = inner.client.flush().await;
+                    }
+                    let _ = inner
+                        .queues
+                        .stream
+                        .purge()
+                        .filter(inner.queues.names.run_tasks(&run))
+                        .await;
                 }
-                let _ = inner
-                    .queues
-                    .stream
-                    .purge()
-                    .filter(inner.queues.names.run_tasks(&run))
-                    .await;
+                let stored_any = !names.is_empty();
                 for name in names {
                     store::delete(&inner.queues, &name).await;
                 }
-                // Results of tasks that finished after the compute let go
-                // of them (a sibling failed, or the compute was dropped):
-                // purge the run's keys now, and again after 1, 3 and 10 s,
-                // when stragglers have had time to finish.
-                store::purge_run(&inner.queues, &run).await;
-                for wait in [1, 2, 7] {
-                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                // A run whose every task reported left only what it
+                // stored, deleted above. One cut short may leave results
+                // of tasks that finished after it let go of them: purge
+                // its keys now, and once more when a straggler would
+                // have stored its result.
+                if cut_short || stored_any {
+                    store::purge_run(&inner.queues, &run).await;
+                }
+                if cut_short {
+                    tokio::time::sleep(inner.queues.settings.ack_wait).await;
                     store::purge_run(&inner.queues, &run).await;
                 }
             });
@@ -636,6 +648,11 @@ impl Inner {
                 .ok(),
             false => None,
         };
+        if waiting.iter().any(|(_, _, _, reconnected)| *reconnected) {
+            // Reports sent while we were away are lost: ask again.
+            let resend = self.queues.names.resend(&self.id);
+            let _ = self.client.publish(resend, Vec::new().into()).await;
+        }
         for ((run, key, attempt), pool, function, reconnected) in waiting {
             let lost = reconnected
                 && matches!(
@@ -650,6 +667,7 @@ impl Inner {
                     worker: "(report lost)".to_string(),
                     delivered: 0,
                     outcome: WorkerOutcome::Done,
+                    value: None,
                 });
                 continue;
             }
@@ -701,6 +719,7 @@ impl Inner {
                     worker: String::new(),
                     delivered: 0,
                     outcome: WorkerOutcome::NoWorker { message },
+                    value: None,
                 });
             }
         }
@@ -766,6 +785,7 @@ impl Inner {
             worker: String::new(),
             delivered: deliveries,
             outcome: WorkerOutcome::Killed { deliveries },
+            value: None,
         });
     }
 }

@@ -324,6 +324,16 @@ impl Names {
         format!("{}.alive.*", self.prefix)
     }
 
+    /// Where `client` asks workers to send its last reports again.
+    pub(crate) fn resend(&self, client: &str) -> String {
+        format!("{}.resend.{client}", self.prefix)
+    }
+
+    /// Every client's requests to send reports again.
+    pub(crate) fn all_resend(&self) -> String {
+        format!("{}.resend.*", self.prefix)
+    }
+
     /// Where workers report to `client`.
     pub(crate) fn done(&self, client: &str) -> String {
         format!("{}.done.{client}", self.prefix)

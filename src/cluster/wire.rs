@@ -29,6 +29,14 @@ pub(crate) struct TaskMsg {
     pub(crate) uploaded: Vec<usize>,
     /// Where the worker reports the outcome.
     pub(crate) reply: String,
+    /// Whether remote tasks will read the result from the store: else a
+    /// small result rides in the report and is never stored.
+    #[serde(default = "stored_by_default")]
+    pub(crate) keep: bool,
+}
+
+fn stored_by_default() -> bool {
+    true
 }
 
 /// A worker's report of one task.
@@ -41,6 +49,9 @@ pub(crate) struct DoneMsg {
     /// How many times JetStream delivered the task (2 or more: redelivered).
     pub(crate) delivered: u64,
     pub(crate) outcome: WorkerOutcome,
+    /// The result, when it rides in the report rather than in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) value: Option<Value>,
 }
 
 /// How a remote task ended.

@@ -71,6 +71,10 @@ struct Shared {
     ended: DashMap<String, Instant>,
     /// When this worker started listening for clients.
     started: Instant,
+    /// The last reports sent, by client: sent again when a client that
+    /// reconnected asks (a report in flight when the server went away is
+    /// lost, and a small result lives only in its report).
+    sent: std::sync::Mutex<std::collections::VecDeque<Sent>>,
     /// The tasks this worker may run at once.
     slots: Arc<Semaphore>,
     /// Where in-progress acks are sent from: a runtime that the tasks do
@@ -257,6 +261,7 @@ impl Worker {
             dead: DashSet::new(),
             ended: DashMap::new(),
             started: Instant::now(),
+            sent: std::sync::Mutex::default(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             keeper,
             connects: client.statistics().connects.load(Ordering::Relaxed).into(),
@@ -280,6 +285,15 @@ impl Worker {
         }
         let mut rings = futures::stream::select_all(rings);
         let mut listeners = JoinSet::new();
+        let mut resends = subscribe(names.all_resend(), "requests to send again").await?;
+        let resending = Arc::clone(&shared);
+        listeners.spawn(async move {
+            while let Some(message) = resends.next().await {
+                if let Some(client) = message.subject.rsplit('.').next() {
+                    resending.resend(client).await;
+                }
+            }
+        });
         let cancelling = Arc::clone(&shared);
         listeners.spawn(async move {
             while let Some(message) = cancels.next().await {
@@ -435,7 +449,48 @@ async fn pull(
     }
 }
 
+/// A report sent: to which client, where, what, and when.
+struct Sent {
+    client: String,
+    reply: String,
+    payload: Vec<u8>,
+    at: Instant,
+}
+
+/// Reports kept to send again: at most this many, for at most this long.
+const SENT_KEPT: usize = 10_000;
+const SENT_FOR: Duration = Duration::from_secs(120);
+
 impl Shared {
+    /// Keeps a sent report, to send again if its client asks.
+    fn sent(&self, client: String, reply: String, payload: Vec<u8>) {
+        let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        while sent.len() >= SENT_KEPT || sent.front().is_some_and(|s| s.at.elapsed() > SENT_FOR) {
+            sent.pop_front();
+        }
+        sent.push_back(Sent {
+            client,
+            reply,
+            payload,
+            at: Instant::now(),
+        });
+    }
+
+    /// Sends `client` again every report it was sent lately.
+    async fn resend(&self, client: &str) {
+        let again: Vec<(String, Vec<u8>)> = self
+            .sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|sent| sent.client == client)
+            .map(|sent| (sent.reply.clone(), sent.payload.clone()))
+            .collect();
+        for (reply, payload) in again {
+            let _ = self.client.publish(reply, payload.into()).await;
+        }
+    }
+
     /// A client's heartbeat or news of its runs' ends.
     fn heard(&self, client: &str, payload: &[u8]) {
         self.clients.insert(client.to_owned(), Instant::now());
@@ -611,27 +666,31 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
         let function = task.function.clone();
         let args = task.args.clone();
         let uploaded = task.uploaded.clone();
+        let keep = task.keep;
         tokio::spawn(async move {
             let args = match download_uploaded(&shared, &run, args, &uploaded).await {
                 Ok(args) => args,
-                Err(message) => return WorkerOutcome::Invalid { message },
+                Err(message) => return (WorkerOutcome::Invalid { message }, None),
             };
-            run_task(&shared, &run, &key, &function, args).await
+            run_task(&shared, &run, &key, &function, args, keep).await
         })
     };
     shared.running.insert(id.clone(), work.abort_handle());
     let outcome = work.await;
     shared.running.remove(&id);
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
+    let (outcome, value) = match outcome {
+        Ok(ran) => ran,
         Err(err) if err.is_cancelled() => {
             // The client cancelled the task: nobody waits for a report.
             let _ = message.ack().await;
             return;
         }
-        Err(err) => WorkerOutcome::Panic {
-            message: err.to_string(),
-        },
+        Err(err) => (
+            WorkerOutcome::Panic {
+                message: err.to_string(),
+            },
+            None,
+        ),
     };
     let done = DoneMsg {
         run: task.run,
@@ -640,10 +699,14 @@ async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
         worker: shared.name.clone(),
         delivered,
         outcome,
+        value,
     };
     if let Ok(payload) = serde_json::to_vec(&done) {
-        let _ = shared.client.publish(task.reply, payload.into()).await;
-        let _ = shared.client.flush().await;
+        let _ = shared
+            .client
+            .publish(task.reply.clone(), payload.clone().into())
+            .await;
+        shared.sent(task.client, task.reply, payload);
     }
     let _ = message.ack().await;
 }
@@ -680,6 +743,7 @@ async fn report_rejected(
         worker: shared.name.clone(),
         delivered,
         outcome: WorkerOutcome::Invalid { message: reason },
+        value: None,
     };
     if let Ok(payload) = serde_json::to_vec(&done) {
         let _ = shared.client.publish(reply, payload.into()).await;
@@ -687,14 +751,32 @@ async fn report_rejected(
 }
 
 /// Fetches the inputs, runs the function, stores the result.
+/// The result rides in the report (`Some`) if it is small and no remote
+/// task will read it from the store (`keep`).
 async fn run_task(
     shared: &Shared,
     run: &str,
     key: &str,
     function: &str,
     args: Vec<serde_json::Value>,
-) -> WorkerOutcome {
-    let invalid = |message: String| WorkerOutcome::Invalid { message };
+    keep: bool,
+) -> (WorkerOutcome, Option<serde_json::Value>) {
+    let outcome = run_body(shared, run, key, function, args, keep).await;
+    match outcome {
+        Ok(value) => (WorkerOutcome::Done, value),
+        Err(outcome) => (outcome, None),
+    }
+}
+
+async fn run_body(
+    shared: &Shared,
+    run: &str,
+    key: &str,
+    function: &str,
+    args: Vec<serde_json::Value>,
+    keep: bool,
+) -> Result<Option<serde_json::Value>, WorkerOutcome> {
+    let invalid = |message: String| Err(WorkerOutcome::Invalid { message });
     let Some(entry) = shared.registry.function(function) else {
         return invalid(format!(
             "`{function}` is not a registered function on worker `{}`",
@@ -729,17 +811,25 @@ async fn run_task(
              for example, become null), so it cannot be sent: {}",
             (entry.decode)(value).err().unwrap_or_default()
         )),
-        Ok(value) => match put_patiently(shared, &result_key(run, key), &value).await {
-            Ok(()) => WorkerOutcome::Done,
-            Err(message) => invalid(message),
-        },
-        Err(err) if err.is_panic() => WorkerOutcome::Panic {
+        Ok(value) => {
+            let small = !keep
+                && serde_json::to_vec(&value)
+                    .is_ok_and(|bytes| bytes.len() <= shared.queues.settings.inline_result);
+            if small {
+                return Ok(Some(value));
+            }
+            match put_patiently(shared, &result_key(run, key), &value).await {
+                Ok(()) => Ok(None),
+                Err(message) => invalid(message),
+            }
+        }
+        Err(err) if err.is_panic() => Err(WorkerOutcome::Panic {
             message: err.panic_message().unwrap_or("Box<dyn Any>").to_string(),
-        },
-        Err(err) => WorkerOutcome::Failed {
+        }),
+        Err(err) => Err(WorkerOutcome::Failed {
             message: std::error::Error::source(&err)
                 .map_or_else(|| err.to_string(), ToString::to_string),
-        },
+        }),
     }
 }
 

@@ -1277,9 +1277,10 @@ async fn results_of_remote_tasks_that_outlive_a_failed_compute_are_deleted() {
     within(Duration::from_secs(30), async {
         let env = Env::start(1, 2).await;
         let log = env.log("naps");
-        // `bad` fails at once and ends the compute while `slow` runs.
+        // `bad` fails after 200 ms and ends the compute while `slow` runs.
         let slow = nap(log.path(), "slow".to_string(), 1000).named("slow");
-        let bad = fail("no".to_string()).named("bad");
+        let gate = nap(log.path(), "gate".to_string(), 200).named("gate");
+        let bad = fail(gate.map(|_| "no".to_string())).named("bad");
         let both = total(vec![slow, bad]).named("both");
         let err = both.compute_with(env.options()).await.unwrap_err();
         assert_eq!(err.key().to_string(), "bad");
