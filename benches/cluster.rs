@@ -86,12 +86,39 @@ fn server_in_msgs() -> u64 {
     varz["in_msgs"].as_u64().expect("in_msgs")
 }
 
-/// This process's resident memory now, in bytes (Linux).
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+/// Counts the bytes this process has allocated, and their peak.
+struct Counting;
+
+static ALLOCATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = ALLOCATED.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(now, Relaxed);
+        // SAFETY: as `System::alloc`, with the caller's layout.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        ALLOCATED.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The peak of live allocated bytes while `run` runs, over the bytes live
+/// when it starts.
+async fn peak_of<T>(run: impl std::future::Future<Output = T>) -> (T, usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let before = ALLOCATED.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let out = run.await;
+    (out, PEAK.load(Relaxed).saturating_sub(before))
 }
 
 async fn start_server() -> (Server, String) {
@@ -346,30 +373,26 @@ async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
             .await
             .expect("runs");
     }
-    let rss_before = rss();
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
-    let sampler = tokio::spawn({
-        let peak = std::sync::Arc::clone(&peak);
-        async move {
-            loop {
-                peak.fetch_max(rss(), std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    });
     let msgs_before = server_in_msgs();
-    let all: Vec<_> = (0..tasks).map(empty).collect();
     let start = Instant::now();
-    let out = delayed::compute_with(all, Options::new().cluster(&cluster))
-        .await
-        .expect("runs");
+    let (out, peak) = peak_of(async {
+        let all: Vec<_> = (0..tasks).map(empty).collect();
+        delayed::compute_with(all, Options::new().cluster(&cluster))
+            .await
+            .expect("runs")
+    })
+    .await;
     let elapsed = start.elapsed();
-    sampler.abort();
     // Clean-up messages of the run count too.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let msgs = server_in_msgs() - msgs_before;
     assert!(out.iter().enumerate().all(|(i, v)| *v == i as u64));
-    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    // The same graph computed here: what the nodes cost without a cluster.
+    let (_, local) = peak_of(async {
+        let all: Vec<_> = (0..tasks).map(empty).collect();
+        delayed::compute(all).await.expect("runs")
+    })
+    .await;
     let start = Instant::now();
     for i in 0..one_by_one {
         empty(i)
@@ -390,8 +413,12 @@ async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
         msgs as f64 / tasks as f64
     );
     println!(
-        "| client memory per task in flight (peak RSS over before) | {:.0} B |",
-        peak.saturating_sub(rss_before) as f64 / tasks as f64
+        "| client memory per task, all in flight (peak allocated) | {:.0} B |",
+        peak as f64 / tasks as f64
+    );
+    println!(
+        "| of which the cluster's (over the same graph computed here) | {:.0} B |",
+        peak.saturating_sub(local) as f64 / tasks as f64
     );
     println!(
         "| round trip, {one_by_one} computes awaited one by one | {:.3} ms |",

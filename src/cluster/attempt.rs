@@ -61,6 +61,13 @@ impl Cluster {
             .filter(|_| !again)
             .map(|planned| planned.clone())
             .unwrap_or_default();
+        // At most `PUBLISHING` tasks build and publish their message at
+        // once; the others wait here, holding little.
+        let publishing = inner
+            .publishing
+            .acquire()
+            .await
+            .map_err(|_| fail("the cluster is closed".to_string()))?;
         let mut args = Vec::with_capacity(deps.len());
         let mut uploaded = Vec::new();
         // The results this task reads by reference, uploaded arguments'
@@ -90,7 +97,7 @@ impl Cluster {
                 }
                 None => {
                     // Sent by value: read back first if it is stored.
-                    if !view::read_back(std::slice::from_ref(&dep)).await? {
+                    if !Box::pin(view::read_back(std::slice::from_ref(&dep))).await? {
                         return Ok(Made::Again);
                     }
                     crate::keyed::arg_to_json(
@@ -104,7 +111,7 @@ impl Cluster {
             if json.to_string().len() > inner.queues.settings.inline_result {
                 let upload = format!("{key_text}#{i}");
                 let name = result_key(&run, &upload);
-                store::put(&inner.queues, &name, &json)
+                Box::pin(store::put(&inner.queues, &name, &json))
                     .await
                     .map_err(fail)?;
                 inner
@@ -157,12 +164,15 @@ impl Cluster {
             inner.published.fetch_add(1, Ordering::Relaxed)
         );
         let subject = inner.queues.names.task(&pool, name, &run);
-        let ack = publish(inner, subject, &message_id, payload)
+        // Boxed, as the other big futures here: a task waiting for its
+        // report holds only what it needs then.
+        let ack = Box::pin(publish(inner, subject, &message_id, payload))
             .await
             .map_err(fail)?;
         inner.ring(&pool, name);
         inner.sequences.insert(ack, id);
         guard.sequence = Some(ack);
+        drop(publishing);
         let done = rx
             .await
             .map_err(|_| fail("the cluster connection closed".to_string()))?;
@@ -201,7 +211,7 @@ impl Cluster {
                     inner.stored_nodes.insert((run.to_string(), key_text), task);
                     return Ok(Made::Stored(Some(Arc::clone(on) as Arc<dyn OutputStore>)));
                 }
-                self.download(&task, &run).await.map(Made::Value)
+                Box::pin(self.download(&task, &run)).await.map(Made::Value)
             }
             WorkerOutcome::Failed { message } => {
                 Err(Error::failed(key, Arc::new(WorkerError(message))))

@@ -55,6 +55,8 @@ pub(super) struct Inner {
     pub(super) runs: AtomicU64,
     /// The runs not ended yet.
     pub(super) live: DashSet<String>,
+    /// Room for the tasks that build and publish their message now.
+    pub(super) publishing: tokio::sync::Semaphore,
     /// Runs some of whose tasks were dropped before they reported.
     pub(super) cut_short: DashSet<String>,
     /// Where workers report to this client.
@@ -97,6 +99,11 @@ pub(super) struct Inner {
     pub(super) unserved: DashSet<(String, String)>,
     pub(super) listeners: Vec<tokio::task::AbortHandle>,
 }
+
+/// How many tasks build and publish their message at once: enough to keep
+/// the connection busy, few enough that a big compute's tasks waiting to
+/// publish hold little memory.
+const PUBLISHING: usize = 256;
 
 /// A remote attempt: its run, key and attempt number.
 pub(super) type TaskId = (String, String, u32);
@@ -356,6 +363,7 @@ impl Cluster {
                 id,
                 runs: AtomicU64::new(0),
                 live: DashSet::new(),
+                publishing: tokio::sync::Semaphore::new(PUBLISHING),
                 cut_short: DashSet::new(),
                 reply,
                 pending: DashMap::new(),

@@ -5,34 +5,46 @@
 //! the graph and does the dependency tracking, as dask's scheduler does:
 //! compute with `Options::new().cluster(&cluster)` and each node that calls
 //! a registered function runs on a worker, while other nodes run locally.
-//! Results go through JetStream's key-value store (big ones through its
-//! object store), keyed by run and task.
 //!
-//! Only what is read here comes here: a result that only other remote
-//! tasks of the compute read is never downloaded (its node is done, with
-//! its output *stored* in the store). The compute's output, and a result
-//! a local node reads, are downloaded once; [`Cluster::downloads`] counts
-//! them. A stored node that something here wants later is read back while
-//! its compute runs, or runs again once its result is deleted.
+//! Tasks are routed by pool and function: each pair has a durable consumer
+//! of its own, so a worker pulls only the functions it has, in the pools it
+//! serves ([`Worker::pool`]; a function asks for one with
+//! `#[delayed(register, pool = "gpu")]`, a node with `Delayed::pool`). A
+//! client rings a doorbell when it queued tasks, and workers pull as many
+//! as they have free slots for. A task whose function no live worker has
+//! in its pool waits, with a warning, then fails after
+//! [`Settings::no_worker_timeout`].
+//!
+//! A small result rides in its completion report; a result that remote
+//! tasks read goes through JetStream's key-value store (big ones through
+//! its object store), keyed by run and task. Only what is read here comes
+//! here: a result that only other remote tasks of the compute read is
+//! never downloaded (its node is done, with its output *stored*). The
+//! compute's output, and a result a local node reads, come here once;
+//! [`Cluster::downloads`] counts them. A stored node that something here
+//! wants later is read back while its compute runs, or runs again once its
+//! result is deleted.
 //!
 //! The delivery guarantee is JetStream's: at least once. A worker that dies
 //! mid-task (`kill -9`) never acknowledges it, so after `ack_wait` (5 s)
-//! the task goes to another worker; after 3 deliveries it fails with an
-//! error naming the key, like dask's `KilledWorker`. So a side-effecting
-//! task may run twice; its result is stored under its key, and a second
-//! copy overwrites the first with the same value, which is harmless.
+//! the task goes to another worker; after `max_deliver` (3) deliveries it
+//! fails with an error naming the key, like dask's `KilledWorker`. So a
+//! side-effecting task may run twice; its result is keyed, so a second
+//! copy is harmless.
+//!
+//! Clients send heartbeats. A dropped compute tells the workers its run
+//! ended and purges its queued tasks; a client that dies goes silent, and
+//! after [`Settings::client_timeout`] workers start none of its tasks and
+//! delete what it left. Every name (stream, consumers, buckets, subjects)
+//! is in a namespace ([`Settings::namespace`]), so applications and
+//! versions share a server without sharing a queue.
 //!
 //! All the core semantics hold remotely: shared nodes run once per compute;
-//! errors name the key; dropping the compute takes queued tasks out of the
-//! stream and stops running ones; a result is deleted once the last remote
-//! task that reads it has finished, and what is left when the compute ends
-//! (outputs, results of tasks cut short) then (results also expire after
-//! an hour, a backstop for clients that died); retries and timeouts apply
-//! to remote attempts.
-//!
-//! A compute waits for workers: if none is running, or all died, its
-//! remote tasks stay queued until one starts (a warning says so after
-//! 5 s). [`Cluster::workers`] lists the workers that answer.
+//! errors name the key; dropping the compute stops its remote tasks; a
+//! result is deleted once the last remote task that reads it has finished,
+//! and what is left when the compute ends then (results also expire after
+//! [`Settings::result_ttl`], a backstop); retries and timeouts apply to
+//! remote attempts. [`Cluster::workers`] lists the workers that answer.
 
 mod attempt;
 mod client;
