@@ -3,6 +3,7 @@
     pip install dask distributed
     python3 benches/dask_cluster.py           # the full shapes
     python3 benches/dask_cluster.py --quick   # smaller shapes
+    python3 benches/dask_cluster.py throughput  # the throughput shape only
 
 Prints the same tables as the Rust bench: per-task overhead of empty
 tasks with one worker of one thread, throughput of 50 ms tasks as workers
@@ -50,6 +51,26 @@ def overhead(tasks):
     print(f"| all tasks at once (throughput) | {together * 1e3 / tasks:.3f} |")
 
 
+def throughput(tasks, one_by_one):
+    """The `throughput` shape of benches/cluster.rs: one worker process."""
+    with LocalCluster(n_workers=1, threads_per_worker=4, processes=True) as cluster, Client(
+        cluster
+    ) as client:
+        client.submit(empty, -1).result()
+        start = time.perf_counter()
+        client.gather(client.map(empty, range(tasks), pure=False))
+        together = time.perf_counter() - start
+        start = time.perf_counter()
+        for i in range(one_by_one):
+            client.submit(empty, i, pure=False).result()
+        each = time.perf_counter() - start
+    print(f"\n{tasks} empty tasks from one client, one worker process of 4 threads:\n")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| tasks/s, all at once | {tasks / together:.0f} |")
+    print(f"| round trip, {one_by_one} tasks awaited one by one | {each * 1e3 / one_by_one:.3f} ms |")
+
+
 def scaling(tasks, counts):
     print(f"\n{tasks} tasks of 50 ms, workers of 1 thread:\n")
     print("| workers | makespan | tasks/s | speed-up | of linear |")
@@ -93,6 +114,9 @@ def kill_one(tasks):
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
+    if "throughput" in sys.argv:
+        throughput(2000 if quick else 10000, 200 if quick else 1000)
+        sys.exit(0)
     overhead(200 if quick else 1000)
     if quick:
         scaling(200, [1, 2, 4])
