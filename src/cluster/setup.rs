@@ -61,22 +61,40 @@ pub(crate) async fn open(
     settings: &Settings,
 ) -> Result<Queues, ClusterError> {
     let names = settings.names()?;
+    until_answered(|| open_once(client, &names, settings)).await
+}
+
+/// Runs `request` again while it times out, for about 10 s: JetStream may
+/// be electing a leader because a server just went away, or just started.
+async fn until_answered<T, F, Fut>(mut request: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
     let mut last = None;
     for wait in [0, 250, 500, 1_000, 2_000, 2_000, 2_000, 2_000] {
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        match open_once(client, &names, settings).await {
-            Ok(queues) => return Ok(queues),
+        match request().await {
+            Ok(answer) => return Ok(answer),
             Err(err) if err.to_string().contains("timed out") => last = Some(err),
             Err(err) => return Err(err),
         }
     }
-    Err(last.unwrap_or_else(|| ClusterError::new("cannot open JetStream")))
+    Err(last.unwrap_or_else(|| ClusterError::new("JetStream does not answer")))
 }
 
 /// Opens (or creates) the durable consumer of the tasks of `function` in
 /// `pool`: one per pair, so that a worker pulls only what it can run
 /// (the work-queue stream allows no two consumers the same task).
 pub(crate) async fn consumer(
+    queues: &Queues,
+    pool: &str,
+    function: &str,
+) -> Result<consumer::PullConsumer, ClusterError> {
+    until_answered(|| consumer_once(queues, pool, function)).await
+}
+
+async fn consumer_once(
     queues: &Queues,
     pool: &str,
     function: &str,

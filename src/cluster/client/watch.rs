@@ -1,0 +1,186 @@
+//! What a client listens for and looks after: workers' reports,
+//! JetStream's advisories, doorbells to ring, and tasks that waited long
+//! (a report lost in a reconnect, a function no live worker has).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use super::{Inner, TaskId};
+use crate::cluster::store;
+use crate::cluster::wire::{result_key, DoneMsg, WorkerOutcome};
+
+impl Inner {
+    /// Looks at the tasks that have waited a whole `tick`: a task whose
+    /// report was lost (the server restarted) but whose result is stored
+    /// is done; a task whose function no live worker has in its pool gets
+    /// a warning, and fails once it has waited `no_worker_timeout`.
+    pub(in crate::cluster) async fn watch(&self, tick: Duration) {
+        let now = tokio::time::Instant::now();
+        let connects = self.connects();
+        let waiting: Vec<(TaskId, Arc<str>, &'static str, bool)> = self
+            .pending
+            .iter()
+            .filter(|entry| now.duration_since(entry.since) >= tick)
+            .map(|entry| {
+                let (id, pending) = entry.pair();
+                (
+                    id.clone(),
+                    Arc::clone(&pending.pool),
+                    pending.function,
+                    pending.connects != connects,
+                )
+            })
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        // Only an answer while connected says that no worker is there.
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let workers = match connected {
+            true => crate::cluster::status::list(&self.client, &self.queues.names.workers())
+                .await
+                .ok(),
+            false => None,
+        };
+        if waiting.iter().any(|(_, _, _, reconnected)| *reconnected) {
+            // Reports sent while we were away are lost: ask again.
+            let resend = self.queues.names.resend(&self.id);
+            let _ = self.client.publish(resend, Vec::new().into()).await;
+        }
+        for ((run, key, attempt), pool, function, reconnected) in waiting {
+            let lost = reconnected
+                && matches!(
+                    store::get(&self.queues, &result_key(&run, &key)).await,
+                    Ok(Some(_))
+                );
+            if lost {
+                self.deliver(DoneMsg {
+                    run,
+                    key,
+                    attempt,
+                    worker: "(report lost)".to_string(),
+                    delivered: 0,
+                    outcome: WorkerOutcome::Done,
+                    value: None,
+                });
+                continue;
+            }
+            let Some(workers) = &workers else { continue };
+            let id = (run.clone(), key.clone(), attempt);
+            if workers.iter().any(|w| w.serves(&pool, function)) {
+                self.unserved
+                    .remove(&(pool.to_string(), function.to_string()));
+                if let Some(mut pending) = self.pending.get_mut(&id) {
+                    pending.unserved_since = None;
+                }
+                continue;
+            }
+            let waited = match self.pending.get_mut(&id) {
+                Some(mut pending) => now.duration_since(*pending.unserved_since.get_or_insert(now)),
+                None => continue,
+            };
+            if self
+                .unserved
+                .insert((pool.to_string(), function.to_string()))
+            {
+                let why = if workers.is_empty() {
+                    "no worker answers".to_string()
+                } else {
+                    format!(
+                        "none of the {} workers that answer runs `{function}` in pool `{pool}`",
+                        workers.len()
+                    )
+                };
+                tracing::warn!(
+                    task.key = %key,
+                    pool = %pool,
+                    function,
+                    "{why}: remote tasks stay queued until a worker that has it starts, \
+                     at most {:?}",
+                    self.queues.settings.no_worker_timeout
+                );
+            }
+            if waited >= self.queues.settings.no_worker_timeout {
+                let message = format!(
+                    "no live worker runs `{function}` in pool `{pool}`: the task waited {:?} \
+                     (`Settings::no_worker_timeout`)",
+                    self.queues.settings.no_worker_timeout
+                );
+                self.deliver(DoneMsg {
+                    run,
+                    key,
+                    attempt,
+                    worker: String::new(),
+                    delivered: 0,
+                    outcome: WorkerOutcome::NoWorker { message },
+                    value: None,
+                });
+            }
+        }
+    }
+
+    /// Rings the doorbell of `function` in `pool` soon: a task of it is
+    /// queued. Rings that come while one is sent are one ring.
+    pub(in crate::cluster) fn ring(&self, pool: &Arc<str>, function: &'static str) {
+        self.to_ring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((Arc::clone(pool), function));
+        self.ringer.notify_one();
+    }
+
+    pub(in crate::cluster) async fn ring_now(&self) {
+        let bells =
+            std::mem::take(&mut *self.to_ring.lock().unwrap_or_else(PoisonError::into_inner));
+        for (pool, function) in bells {
+            let bell = self.queues.names.ring(&pool, function);
+            let _ = self.client.publish(bell, Vec::new().into()).await;
+        }
+    }
+
+    /// How many times the connection connected so far.
+    pub(in crate::cluster) fn connects(&self) -> u64 {
+        self.client.statistics().connects.load(Ordering::Relaxed)
+    }
+
+    pub(in crate::cluster) fn deliver(&self, done: DoneMsg) {
+        if let Some((_, pending)) =
+            self.pending
+                .remove(&(done.run.clone(), done.key.clone(), done.attempt))
+        {
+            let _ = pending.tx.send(done);
+        }
+    }
+
+    /// A max-deliveries advisory: the task it names failed for good.
+    pub(in crate::cluster) fn killed(&self, advisory: &serde_json::Value) {
+        let Some(sequence) = advisory
+            .get("stream_seq")
+            .and_then(serde_json::Value::as_u64)
+        else {
+            return;
+        };
+        let deliveries = advisory
+            .get("deliveries")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let Some((_, (run, key, attempt))) = self.sequences.remove(&sequence) else {
+            return;
+        };
+        // Out of deliveries, it stays in the stream unless we take it out.
+        let stream = self.queues.stream.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_message(sequence).await;
+        });
+        self.deliver(DoneMsg {
+            run,
+            key,
+            attempt,
+            worker: String::new(),
+            delivered: deliveries,
+            outcome: WorkerOutcome::Killed { deliveries },
+            value: None,
+        });
+    }
+}
