@@ -47,8 +47,19 @@ fn sum(xs: Vec<u64>) -> u64 {
     xs.iter().sum()
 }
 
+/// `n` floats: 8 bytes each in memory and in postcard.
+#[delayed(register)]
+fn floats(n: u64) -> Vec<f64> {
+    (0..n).map(|i| (i as f64).sqrt()).collect()
+}
+
+#[delayed(register)]
+fn sum_of(xs: Vec<f64>) -> f64 {
+    xs.iter().sum()
+}
+
 fn registry() -> delayed::keyed::Registry {
-    delayed::registry![empty, nap, numbers, sum]
+    delayed::registry![empty, nap, numbers, sum, floats, sum_of]
 }
 
 struct Server(Child, #[allow(dead_code)] tempfile::TempDir);
@@ -426,6 +437,42 @@ async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
     );
 }
 
+/// A 10 MB `Vec<f64>` made by one worker and summed by another (two
+/// worker processes of concurrency 1): the compute's time, against the
+/// same two calls computed here, is what moving it costs.
+async fn big(url: &str, rounds: usize) {
+    let _workers = worker_processes(url, 2, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cluster = Cluster::connect(url, registry()).await.expect("connects");
+    let n = 10 * 1024 * 1024 / 8;
+    let mut remote = Vec::new();
+    let mut local = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let there = sum_of(floats(n))
+            .compute_with(Options::new().cluster(&cluster))
+            .await
+            .expect("runs");
+        remote.push(start.elapsed());
+        let start = Instant::now();
+        let here = sum_of(floats(n)).compute().await.expect("runs");
+        local.push(start.elapsed());
+        assert_eq!(there.to_bits(), here.to_bits());
+    }
+    remote.sort();
+    local.sort();
+    let (remote, local) = (remote[rounds / 2], local[rounds / 2]);
+    println!("\na 10 MB Vec<f64> from one worker process to another, median of {rounds}:\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| made there, moved, summed there | {remote:.3?} |");
+    println!("| made and summed here | {local:.3?} |");
+    println!(
+        "| the move (the difference) | {:.3?} |",
+        remote.saturating_sub(local)
+    );
+}
+
 /// `count` worker processes of concurrency `each`: this binary again.
 fn worker_processes(url: &str, count: usize, each: usize) -> Workers {
     let exe = std::env::current_exe().expect("this binary");
@@ -520,7 +567,14 @@ fn main() {
     }
     let quick = std::env::args().any(|a| a == "--quick");
     // `cargo bench ... -- intermediates` runs that shape only.
-    let shapes = ["throughput", "overhead", "intermediates", "scaling", "kill"];
+    let shapes = [
+        "throughput",
+        "big",
+        "overhead",
+        "intermediates",
+        "scaling",
+        "kill",
+    ];
     let chosen: Vec<String> = std::env::args()
         .filter(|a| shapes.contains(&a.as_str()))
         .collect();
@@ -535,6 +589,9 @@ fn main() {
                 if quick { 200 } else { 1000 },
             )
             .await;
+        }
+        if runs("big") {
+            big(&url, if quick { 3 } else { 7 }).await;
         }
         if runs("overhead") {
             overhead(&url, if quick { 200 } else { 1000 }).await;

@@ -70,6 +70,7 @@ impl Cluster {
             .map_err(|_| fail("the cluster is closed".to_string()))?;
         let mut args = Vec::with_capacity(deps.len());
         let mut uploaded = Vec::new();
+        let (mut binary, mut blobs) = (Vec::new(), Vec::new());
         // The results this task reads by reference, uploaded arguments'
         // included: each is one of the reads counted for that result.
         let mut sent = Vec::new();
@@ -100,9 +101,36 @@ impl Cluster {
                     if !Box::pin(view::read_back(std::slice::from_ref(&dep))).await? {
                         return Ok(Made::Again);
                     }
+                    let node = crate::keyed::node_of(dep);
+                    // In postcard when the input holds the parameter's
+                    // value, as the inputs of registered calls do.
+                    if let Some(bytes) = shape.to_bytes(&node) {
+                        let bytes = bytes
+                            .map_err(|message| fail(format!("argument `{param}`: {message}")))?;
+                        binary.push(i);
+                        if bytes.len() > inner.queues.settings.inline_result {
+                            let upload = format!("{key_text}#{i}");
+                            let name = result_key(&run, &upload);
+                            Box::pin(store::put_result(&inner.queues, &name, "", &bytes))
+                                .await
+                                .map_err(fail)?;
+                            inner
+                                .stored
+                                .entry(run.to_string())
+                                .or_default()
+                                .insert(name);
+                            sent.push(upload.clone());
+                            uploaded.push(i);
+                            args.push(crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(upload)));
+                        } else {
+                            blobs.push(bytes);
+                            args.push(serde_json::Value::Null);
+                        }
+                        continue;
+                    }
                     crate::keyed::arg_to_json(
                         &shape
-                            .export_node(&crate::keyed::node_of(dep), &mut exporter)
+                            .export_node(&node, &mut exporter)
                             .map_err(|message| fail(format!("argument `{param}`: {message}")))?,
                     )
                 }
@@ -136,8 +164,10 @@ impl Cluster {
             keep: inner
                 .uses
                 .contains_key(&(run.to_string(), key_text.clone())),
+            binary,
+            blobs,
         };
-        let payload = serde_json::to_vec(&message).map_err(|err| fail(err.to_string()))?;
+        let payload = message.to_wire().map_err(|err| fail(err.to_string()))?;
         let id = (run.to_string(), key_text.clone(), attempt);
         let (tx, rx) = oneshot::channel();
         inner.pending.insert(
@@ -194,7 +224,7 @@ impl Cluster {
                 inner.used(&run, &sent);
                 inner.completed.insert((run.to_string(), key_text.clone()));
                 let value = done.value.unwrap_or_default();
-                self.decode(&task, value).map(Made::Value)
+                self.decode(&task, &value).map(Made::Value)
             }
             WorkerOutcome::Done => {
                 inner.used(&run, &sent);
@@ -235,24 +265,15 @@ impl Cluster {
     /// Reads the stored result of `task` in `run` back here.
     pub(crate) async fn download(&self, task: &NodeView, run: &str) -> Result<AnyOutput, Error> {
         let key = task.key();
-        let fail = |message: String| Error::runtime(key.clone(), message);
-        let name = task.name();
-        let entry = self
-            .inner
-            .registry
-            .function(name)
-            .ok_or_else(|| fail(format!("`{name}` is not in the cluster's registry")))?;
-        let (value, bytes) = read(&self.inner, &result_key(run, &key.to_string()))
+        let (_, bytes) = read(&self.inner, &result_key(run, &key.to_string()))
             .await
-            .map_err(fail)?;
-        self.inner.downloads.fetch_add(1, Ordering::Relaxed);
-        self.inner.downloaded.fetch_add(bytes, Ordering::Relaxed);
-        (entry.decode)(value)
-            .map_err(|message| fail(format!("the worker's result does not read back: {message}")))
+            .map_err(|message| Error::runtime(key, message))?;
+        self.decode(task, &bytes)
     }
 
-    /// Decodes the result of `task` that rode in its report.
-    fn decode(&self, task: &NodeView, value: serde_json::Value) -> Result<AnyOutput, Error> {
+    /// Decodes the result of `task`, postcard bytes read back or carried
+    /// in its report, and counts what crossed.
+    fn decode(&self, task: &NodeView, bytes: &[u8]) -> Result<AnyOutput, Error> {
         let key = task.key();
         let name = task.name();
         let entry = self.inner.registry.function(name).ok_or_else(|| {
@@ -262,9 +283,10 @@ impl Cluster {
             )
         })?;
         self.inner.downloads.fetch_add(1, Ordering::Relaxed);
-        let bytes = serde_json::to_vec(&value).map_or(0, |bytes| bytes.len() as u64);
-        self.inner.downloaded.fetch_add(bytes, Ordering::Relaxed);
-        (entry.decode)(value).map_err(|message| {
+        self.inner
+            .downloaded
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        (entry.decode_bytes)(bytes).map_err(|message| {
             Error::runtime(
                 key,
                 format!("the worker's result does not read back: {message}"),
@@ -328,9 +350,9 @@ async fn publish(
 
 /// Reads a stored result and its size, retrying for a while if the
 /// server is away.
-async fn read(inner: &Inner, name: &str) -> Result<(serde_json::Value, u64), String> {
+async fn read(inner: &Inner, name: &str) -> Result<(String, Vec<u8>), String> {
     super::patiently(20, Duration::from_secs(2), || {
-        store::get_sized(&inner.queues, name)
+        store::get_result(&inner.queues, name)
     })
     .await?
     .ok_or_else(|| "the worker's result is not in the store".to_string())

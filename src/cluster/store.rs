@@ -110,10 +110,93 @@ async fn purge_results(queues: &Queues, keys: &str) {
     }
 }
 
+/// The first byte of a result in the bucket in binary form (a JSON
+/// value, an upload, starts otherwise).
+const MAGIC: u8 = 0xD1;
+/// The result's bytes follow in the bucket.
+const INLINE: u8 = 0;
+/// The result's bytes are in the object store under the same name.
+const OBJECT: u8 = 1;
+
+/// Stores the postcard bytes of a result of `function` as `name`: in the
+/// bucket with a header naming the function (so that a reader decodes it
+/// as that function's output type), or in the object store when big.
+pub(crate) async fn put_result(
+    queues: &Queues,
+    name: &str,
+    function: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let function = function.as_bytes();
+    let len = u8::try_from(function.len()).map_err(|_| "a function name over 255 bytes")?;
+    let big = bytes.len() > queues.settings.inline_result;
+    let mut entry = Vec::with_capacity(3 + function.len() + if big { 0 } else { bytes.len() });
+    entry.extend([MAGIC, if big { OBJECT } else { INLINE }, len]);
+    entry.extend_from_slice(function);
+    if big {
+        let mut reader: &[u8] = bytes;
+        queues
+            .objects
+            .put(name, &mut reader)
+            .await
+            .map_err(|err| format!("cannot store a result of {} bytes: {err}", bytes.len()))?;
+    } else {
+        entry.extend_from_slice(bytes);
+    }
+    queues
+        .results
+        .put(name, entry.into())
+        .await
+        .map_err(|err| format!("cannot store a result: {err}"))?;
+    Ok(())
+}
+
+/// The function and postcard bytes of the result stored as `name`, if
+/// there is one.
+pub(crate) async fn get_result(
+    queues: &Queues,
+    name: &str,
+) -> Result<Option<(String, Vec<u8>)>, String> {
+    let Some(entry) = queues
+        .results
+        .get(name)
+        .await
+        .map_err(|err| format!("cannot read a result: {err}"))?
+    else {
+        return Ok(None);
+    };
+    let bad = || format!("the stored result `{name}` is not in the binary form");
+    let (&[MAGIC, kind, len], rest) = (entry.get(..3).ok_or_else(bad)?, &entry[3..]) else {
+        return Err(bad());
+    };
+    let (function, payload) = rest.split_at_checked(usize::from(len)).ok_or_else(bad)?;
+    let function = String::from_utf8(function.to_vec()).map_err(|_| bad())?;
+    match kind {
+        INLINE => Ok(Some((function, payload.to_vec()))),
+        OBJECT => {
+            use tokio::io::AsyncReadExt;
+            let mut object = queues
+                .objects
+                .get(name)
+                .await
+                .map_err(|err| format!("cannot read a stored result: {err}"))?;
+            let mut bytes = Vec::new();
+            object
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|err| format!("cannot read a stored result: {err}"))?;
+            Ok(Some((function, bytes)))
+        }
+        _ => Err(bad()),
+    }
+}
+
 /// Deletes the result `name` (and its object, if it has one).
 pub(crate) async fn delete(queues: &Queues, name: &str) {
     if let Ok(Some(bytes)) = queues.results.get(name).await {
-        if matches!(serde_json::from_slice::<Stored>(&bytes), Ok(Stored::Object)) {
+        let object = bytes.get(..2) == Some(&[MAGIC, OBJECT][..])
+            || matches!(serde_json::from_slice::<Stored>(&bytes), Ok(Stored::Object));
+        if object {
             let _ = queues.objects.delete(name).await;
         }
     }

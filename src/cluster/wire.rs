@@ -33,6 +33,50 @@ pub(crate) struct TaskMsg {
     /// small result rides in the report and is never stored.
     #[serde(default = "stored_by_default")]
     pub(crate) keep: bool,
+    /// The arguments sent as postcard bytes of the parameter's type rather
+    /// than JSON, in order; their bytes follow the JSON (`blobs`), or, if
+    /// also `uploaded`, are in the store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) binary: Vec<usize>,
+    /// The bytes of the `binary` arguments not uploaded, in order.
+    #[serde(skip)]
+    pub(crate) blobs: Vec<Vec<u8>>,
+}
+
+impl TaskMsg {
+    /// The message as sent: its JSON, then, behind a zero byte (which JSON
+    /// text never holds), each blob's length (4 bytes, little-endian) and
+    /// bytes.
+    pub(crate) fn to_wire(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut wire = serde_json::to_vec(self)?;
+        if !self.blobs.is_empty() {
+            wire.push(0);
+            for blob in &self.blobs {
+                wire.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+                wire.extend_from_slice(blob);
+            }
+        }
+        Ok(wire)
+    }
+
+    /// A message as received.
+    pub(crate) fn from_wire(wire: &[u8]) -> Result<TaskMsg, String> {
+        let (json, mut tail) = match wire.iter().position(|&byte| byte == 0) {
+            Some(at) => (&wire[..at], Some(&wire[at + 1..])),
+            None => (wire, None),
+        };
+        let mut task: TaskMsg = serde_json::from_slice(json).map_err(|err| err.to_string())?;
+        while let Some(rest) = tail.filter(|rest| !rest.is_empty()) {
+            let (len, rest) = rest
+                .split_first_chunk::<4>()
+                .ok_or("a blob's length is cut short")?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let (blob, rest) = rest.split_at_checked(len).ok_or("a blob is cut short")?;
+            task.blobs.push(blob.to_vec());
+            tail = Some(rest);
+        }
+        Ok(task)
+    }
 }
 
 fn stored_by_default() -> bool {
@@ -49,9 +93,37 @@ pub(crate) struct DoneMsg {
     /// How many times JetStream delivered the task (2 or more: redelivered).
     pub(crate) delivered: u64,
     pub(crate) outcome: WorkerOutcome,
-    /// The result, when it rides in the report rather than in the store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) value: Option<Value>,
+    /// The result's postcard bytes, when it rides in the report rather
+    /// than in the store: after the JSON, behind a zero byte (which JSON
+    /// text never holds).
+    #[serde(skip)]
+    pub(crate) value: Option<Vec<u8>>,
+}
+
+impl DoneMsg {
+    /// The report as sent: its JSON, then the result's bytes if it has
+    /// them.
+    pub(crate) fn to_wire(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut wire = serde_json::to_vec(self)?;
+        if let Some(value) = &self.value {
+            wire.reserve(1 + value.len());
+            wire.push(0);
+            wire.extend_from_slice(value);
+        }
+        Ok(wire)
+    }
+
+    /// A report as received.
+    pub(crate) fn from_wire(wire: &[u8]) -> Result<DoneMsg, serde_json::Error> {
+        match wire.iter().position(|&byte| byte == 0) {
+            Some(at) => {
+                let mut done: DoneMsg = serde_json::from_slice(&wire[..at])?;
+                done.value = Some(wire[at + 1..].to_vec());
+                Ok(done)
+            }
+            None => serde_json::from_slice(wire),
+        }
+    }
 }
 
 /// How a remote task ended.

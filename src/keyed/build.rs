@@ -44,18 +44,27 @@ pub(crate) enum Resolved<'a> {
     Map(&'a BTreeMap<String, Arg>),
 }
 
-impl Scope<'_> {
-    /// A scope with no keys.
+impl<'a> Scope<'a> {
+    /// A scope whose keys are finished nodes: `(key, node, its function)`.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub(crate) fn empty() -> Scope<'static> {
+    pub(crate) fn of_nodes(nodes: &'a [(String, NodeView, &'a Entry)]) -> Scope<'a> {
+        let keys = nodes
+            .iter()
+            .map(|(key, task, entry)| {
+                let resolved = Resolved::Node {
+                    task: task.clone(),
+                    entry,
+                    path: Vec::new(),
+                };
+                (key.as_str(), resolved)
+            })
+            .collect();
         Scope {
-            keys: HashMap::new(),
+            keys,
             inline: HashMap::new(),
         }
     }
-}
 
-impl<'a> Scope<'a> {
     /// What `arg` stands for: a literal, a list or a map as written, or
     /// what the key, field or call it names was built as.
     pub(crate) fn resolve<'x>(&self, arg: &'x Arg) -> Result<Resolved<'x>, String>

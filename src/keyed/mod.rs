@@ -180,7 +180,7 @@ pub(crate) use self::cluster_support::*;
 mod cluster_support {
     use super::build::Scope;
     use super::export::Exporter;
-    use super::registry::Registry;
+    use super::registry::{Entry, Registry};
     use super::shape::Node;
     use super::spec::Arg;
     use crate::engine::view::NodeView;
@@ -195,9 +195,9 @@ mod cluster_support {
         serde_json::from_str(&arg.to_json()).unwrap_or(serde_json::Value::Null)
     }
 
-    /// A scope with no keys, for arguments without references.
-    pub(crate) fn empty_scope() -> Scope<'static> {
-        Scope::empty()
+    /// A scope whose keys are finished nodes: `(key, node, its function)`.
+    pub(crate) fn scope_of<'a>(nodes: &'a [(String, NodeView, &'a Entry)]) -> Scope<'a> {
+        Scope::of_nodes(nodes)
     }
 
     /// An exporter that writes every finished input as a value.

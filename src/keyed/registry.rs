@@ -57,8 +57,6 @@ pub struct Entry {
     pub(crate) params: Vec<(&'static str, Box<dyn Param>)>,
     output: &'static str,
     call: Make,
-    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub(crate) get: fn(NodeView) -> Output,
     /// Computes a node of this function with options, as JSON.
     pub(crate) get_with: fn(NodeView, Options) -> Output,
     pub(crate) to_value: fn(&NodeView) -> Option<Result<Value, String>>,
@@ -69,10 +67,22 @@ pub struct Entry {
     pub(crate) input: fn(&mut Builder, NodeView) -> usize,
     /// The output of input `index` (added by `input`) as JSON.
     pub(crate) json: fn(&Deps, usize) -> Result<Value, String>,
-    /// Reads a result back from JSON, boxed as the function's output type.
+    /// Computes a node of this function, its output in postcard bytes.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub(crate) decode: fn(Value) -> Result<Box<dyn std::any::Any + Send>, String>,
+    pub(crate) get_bytes: fn(NodeView) -> BytesOutput,
+    /// Reads a result back from postcard bytes, boxed as the output type.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) decode_bytes: fn(&[u8]) -> Result<AnyOutput, String>,
+    /// A finished node holding the output read from postcard bytes.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) value_node: fn(&[u8]) -> Result<NodeView, String>,
 }
+
+/// An output with its type erased.
+pub(crate) type AnyOutput = Box<dyn std::any::Any + Send>;
+
+/// A computed output, in postcard bytes.
+pub(crate) type BytesOutput = Pin<Box<dyn Future<Output = Result<Vec<u8>, Error>> + Send>>;
 
 /// A computed output, as JSON.
 pub(crate) type Output = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send>>;
@@ -197,13 +207,6 @@ impl Entry {
             params,
             output: type_name::<R>(),
             call: Box::new(move |args| call(args).view()),
-            get: |task| {
-                Box::pin(async move {
-                    let key = task.key();
-                    let value = Delayed::<R>::from_view(task).compute().await?;
-                    serde_json::to_value(value).map_err(|err| Error::failed(key, Arc::new(err)))
-                })
-            },
             get_with: |task, options| {
                 Box::pin(async move {
                     let key = task.key();
@@ -216,14 +219,26 @@ impl Entry {
             json: |deps, index| {
                 serde_json::to_value(deps.get(&Ref::<R>::at(index))).map_err(|err| err.to_string())
             },
-            decode: |value| {
-                R::deserialize(value)
-                    .map(|output| Box::new(output) as Box<dyn std::any::Any + Send>)
-                    .map_err(|err| err.to_string())
-            },
             to_value: |task| {
                 let value = task.output::<R>()?;
                 Some(serde_json::to_value(value).map_err(|err| err.to_string()))
+            },
+            get_bytes: |task| {
+                Box::pin(async move {
+                    let key = task.key();
+                    let value = Delayed::<R>::from_view(task).compute().await?;
+                    postcard::to_stdvec(&value).map_err(|err| Error::failed(key, Arc::new(err)))
+                })
+            },
+            decode_bytes: |bytes| {
+                postcard::from_bytes::<R>(bytes)
+                    .map(|output| Box::new(output) as AnyOutput)
+                    .map_err(|err| err.to_string())
+            },
+            value_node: |bytes| {
+                postcard::from_bytes::<R>(bytes)
+                    .map(|output| Delayed::value(output).view())
+                    .map_err(|err| err.to_string())
             },
         }
     }

@@ -52,6 +52,14 @@ pub trait Param: Send + Sync {
     fn build_node(&self, arg: &Arg, scope: &Scope<'_>, at: &str) -> Result<Node, String>;
     #[doc(hidden)]
     fn export_node(&self, node: &Node, exporter: &mut Exporter<'_>) -> Result<Arg, String>;
+    /// The finished `node`'s output in postcard bytes, if it has one of
+    /// this parameter's type.
+    #[doc(hidden)]
+    fn to_bytes(&self, node: &Node) -> Option<Result<Vec<u8>, String>>;
+    /// A finished node holding this parameter's value read from postcard
+    /// bytes.
+    #[doc(hidden)]
+    fn node_from_bytes(&self, bytes: &[u8]) -> Result<Node, String>;
 }
 
 /// A node with its type erased. Not a stable API.
@@ -65,6 +73,17 @@ impl<S: Shape> Param for S {
 
     fn export_node(&self, node: &Node, exporter: &mut Exporter<'_>) -> Result<Arg, String> {
         Shape::export(self, node, exporter)
+    }
+
+    fn to_bytes(&self, node: &Node) -> Option<Result<Vec<u8>, String>> {
+        let value = node.0.output::<S::Output>()?;
+        Some(postcard::to_stdvec(value).map_err(|err| err.to_string()))
+    }
+
+    fn node_from_bytes(&self, bytes: &[u8]) -> Result<Node, String> {
+        postcard::from_bytes::<S::Output>(bytes)
+            .map(|value| Node(Delayed::value(value).view()))
+            .map_err(|err| err.to_string())
     }
 }
 

@@ -646,66 +646,6 @@ impl Arg {
         Arg::Map(entries)
     }
 
-    /// This argument with every reference replaced by its value (and every
-    /// field reference by that field of it), where `values` has it.
-    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub(crate) fn substitute(self, values: &std::collections::HashMap<String, Value>) -> Arg {
-        enum Step {
-            Visit(Arg),
-            List(usize),
-            Map(Vec<String>),
-            Call(Call, usize),
-        }
-        let mut steps = vec![Step::Visit(self)];
-        let mut done: Vec<Arg> = Vec::new();
-        while let Some(step) = steps.pop() {
-            match step {
-                Step::Visit(mut arg) => match &mut arg {
-                    Arg::Ref(key) => match values.get(key.as_str()) {
-                        Some(value) => done.push(Arg::Value(deep::clone_value(value))),
-                        None => done.push(arg),
-                    },
-                    Arg::Field(key, index) => {
-                        match values.get(key.as_str()).and_then(|value| value.get(*index)) {
-                            Some(value) => done.push(Arg::Value(deep::clone_value(value))),
-                            None => done.push(arg),
-                        }
-                    }
-                    Arg::List(items) => {
-                        let items = std::mem::take(items);
-                        steps.push(Step::List(items.len()));
-                        steps.extend(items.into_iter().rev().map(Step::Visit));
-                    }
-                    Arg::Map(entries) => {
-                        let entries = std::mem::take(entries);
-                        steps.push(Step::Map(entries.keys().cloned().collect()));
-                        steps.extend(entries.into_values().rev().map(Step::Visit));
-                    }
-                    Arg::Call(call) => {
-                        let args = std::mem::take(&mut call.args);
-                        let call = std::mem::replace(call, Call::new(""));
-                        steps.push(Step::Call(call, args.len()));
-                        steps.extend(args.into_iter().rev().map(Step::Visit));
-                    }
-                    Arg::Value(_) => done.push(arg),
-                },
-                Step::List(len) => {
-                    let items = done.split_off(done.len() - len);
-                    done.push(Arg::list(items));
-                }
-                Step::Map(names) => {
-                    let items = done.split_off(done.len() - names.len());
-                    done.push(Arg::map(names.into_iter().zip(items)));
-                }
-                Step::Call(mut call, len) => {
-                    call.args = done.split_off(done.len() - len);
-                    done.push(Arg::Call(call));
-                }
-            }
-        }
-        done.pop().unwrap_or(Arg::Value(Value::Null))
-    }
-
     /// Calls `visit` on every key this argument refers to, in calls written
     /// in place too.
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]

@@ -1386,9 +1386,10 @@ async fn a_remote_result_read_here_is_downloaded_once() {
         assert_eq!(len, n);
         assert_eq!(sum, (0..n).sum::<u64>());
         let read = env.cluster.downloads();
-        // `big` once (about 590 KB), `sum` once.
+        // `big` once (about 283 KB of postcard: varints of up to 3 bytes),
+        // `sum` once.
         assert_eq!(read.results(), 2, "{read:?}");
-        assert!(read.bytes() > 500_000, "{read:?}");
+        assert!(read.bytes() > 250_000, "{read:?}");
         assert_eq!(env.cluster.history().len(), 2);
     })
     .await;

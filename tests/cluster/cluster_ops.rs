@@ -132,8 +132,46 @@ async fn hog(log: String, ms: u64) -> u64 {
     ms
 }
 
+/// Floats JSON cannot hold, and some it can, `n` times over.
+#[delayed(register)]
+fn specials(n: u64) -> Vec<f64> {
+    let one = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        5e-324,
+        1.5,
+    ];
+    (0..n).flat_map(|_| one).collect()
+}
+
+/// How many NaNs and infinities `xs` holds, and the bits of the rest.
+#[delayed(register)]
+fn census(xs: Vec<f64>) -> (u64, u64, Vec<u64>) {
+    let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
+    let inf = xs.iter().filter(|x| x.is_infinite()).count() as u64;
+    let bits = xs
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| x.to_bits())
+        .collect();
+    (nan, inf, bits)
+}
+
+/// `n` floats: 8 bytes each.
+#[delayed(register)]
+fn floats(n: u64) -> Vec<f64> {
+    (0..n).map(|i| (i as f64).sqrt()).collect()
+}
+
+#[delayed(register)]
+fn sum_of(xs: Vec<f64>) -> f64 {
+    xs.iter().sum()
+}
+
 fn registry() -> Registry {
-    delayed::registry![version, on_gpu, anywhere, nap, hog]
+    delayed::registry![version, on_gpu, anywhere, nap, hog, specials, census, floats, sum_of]
 }
 
 // ---------------------------------------------------------------------------
@@ -489,6 +527,82 @@ async fn history_keeps_only_the_last_tasks_it_is_told() {
             .await
             .unwrap();
         assert!(none.history().is_empty());
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// The binary codec.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nan_and_infinities_travel_to_the_client_and_between_workers() {
+    within(Duration::from_secs(60), async {
+        let server = Server::start().await;
+        let url = server.url();
+        let _w1 = WorkerProcess::start(&url, "w1", 2).await;
+        let cluster = cluster(&url, settings()).await;
+        let options = || Options::new().cluster(&cluster);
+
+        // Read here, from the report.
+        let here = specials(3).compute_with(options()).await.unwrap();
+        let local = specials(3).compute().await.unwrap();
+        let bits = |xs: &[f64]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&here), bits(&local));
+
+        // Read by another remote task, from the store.
+        let counted = census(specials(3)).compute_with(options()).await.unwrap();
+        assert_eq!(counted, census(specials(3)).compute().await.unwrap());
+        assert_eq!((counted.0, counted.1), (3, 6));
+        let history = cluster.history();
+        assert_eq!(history.len(), 3, "{history:?}");
+        assert!(history.iter().all(|task| task.succeeded()));
+
+        // Sent from here with the task: small in the message, big (1 MB,
+        // over the 256 KiB inline limit) through the store.
+        let odd = vec![f64::NAN, f64::INFINITY, -0.0, f64::NEG_INFINITY];
+        let counted = census(Delayed::value(odd.clone()))
+            .compute_with(options())
+            .await
+            .unwrap();
+        assert_eq!((counted.0, counted.1), (1, 2));
+        assert_eq!(counted.2, vec![(-0.0f64).to_bits()]);
+        let many: Vec<f64> = (0..131_072).map(|i| odd[i % 4]).collect();
+        let counted = census(Delayed::value(many))
+            .compute_with(options())
+            .await
+            .unwrap();
+        assert_eq!((counted.0, counted.1), (32_768, 65_536));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_megabytes_of_floats_go_from_worker_to_worker_exactly() {
+    within(Duration::from_secs(60), async {
+        let server = Server::start().await;
+        let url = server.url();
+        let _w1 = WorkerProcess::start(&url, "w1", 1).await;
+        let _w2 = WorkerProcess::start(&url, "w2", 1).await;
+        let cluster = cluster(&url, settings()).await;
+        let n = 10 * 1024 * 1024 / 8;
+        let started = Instant::now();
+        let total = sum_of(floats(n))
+            .compute_with(Options::new().cluster(&cluster))
+            .await
+            .unwrap();
+        eprintln!(
+            "10 MB from worker to worker and summed in {:?}",
+            started.elapsed()
+        );
+        let local = sum_of(floats(n)).compute().await.unwrap();
+        assert_eq!(total.to_bits(), local.to_bits());
+        // Only the sum came here: the floats stayed between the workers.
+        assert_eq!(cluster.downloads().results(), 1);
+        assert!(
+            cluster.downloads().bytes() <= 16,
+            "{:?}",
+            cluster.downloads()
+        );
     })
     .await;
 }

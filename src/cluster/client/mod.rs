@@ -304,10 +304,9 @@ impl Cluster {
             let for_reports = weak.clone();
             let reports_task = tokio::spawn(async move {
                 while let Some(message) = reports.next().await {
-                    let (Ok(done), Some(inner)) = (
-                        serde_json::from_slice::<DoneMsg>(&message.payload),
-                        for_reports.upgrade(),
-                    ) else {
+                    let (Ok(done), Some(inner)) =
+                        (DoneMsg::from_wire(&message.payload), for_reports.upgrade())
+                    else {
                         continue;
                     };
                     inner.deliver(done);

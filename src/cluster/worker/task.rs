@@ -12,7 +12,8 @@ use tokio::task::AbortHandle;
 use super::Shared;
 use crate::cluster::store;
 use crate::cluster::wire::{result_key, DoneMsg, TaskMsg, WorkerOutcome};
-use crate::keyed::Arg;
+use crate::engine::view::NodeView;
+use crate::keyed::{Arg, Entry};
 
 /// Runs one delivered task, reports it, then acknowledges it.
 pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
@@ -27,15 +28,19 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
             message.payload.len()
         ))
     } else {
-        serde_json::from_slice::<TaskMsg>(&message.payload)
-            .map_err(|err| format!("malformed task message: {err}"))
+        TaskMsg::from_wire(&message.payload).map_err(|err| format!("malformed task message: {err}"))
     };
     let task = match task {
         Ok(task) => task,
         Err(reason) => {
             tracing::warn!(%reason, "rejected a task message");
             // A reply subject we can still read gets the error.
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&message.payload) {
+            let json = message
+                .payload
+                .split(|&byte| byte == 0)
+                .next()
+                .unwrap_or_default();
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) {
                 report_rejected(shared, &value, delivered, reason).await;
             }
             let _ = message.ack_with(AckKind::Term).await;
@@ -66,12 +71,15 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
         let args = task.args.clone();
         let uploaded = task.uploaded.clone();
         let keep = task.keep;
+        let binary = task.binary.clone();
+        let blobs = task.blobs.clone();
         tokio::spawn(async move {
-            let args = match download_uploaded(&shared, &run, args, &uploaded).await {
-                Ok(args) => args,
-                Err(message) => return (WorkerOutcome::Invalid { message }, None),
-            };
-            match run_task(&shared, &run, &key, &function, args, keep).await {
+            let (args, binary) =
+                match download_uploaded(&shared, &run, args, &uploaded, &binary, blobs).await {
+                    Ok(args) => args,
+                    Err(message) => return (WorkerOutcome::Invalid { message }, None),
+                };
+            match run_task(&shared, &run, &key, &function, args, binary, keep).await {
                 Ok(value) => (WorkerOutcome::Done, value),
                 Err(failed) => (failed, None),
             }
@@ -103,7 +111,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
         outcome,
         value,
     };
-    if let Ok(payload) = serde_json::to_vec(&done) {
+    if let Ok(payload) = done.to_wire() {
         let _ = shared
             .client
             .publish(task.reply.clone(), payload.clone().into())
@@ -147,7 +155,7 @@ async fn report_rejected(
         outcome: WorkerOutcome::Invalid { message: reason },
         value: None,
     };
-    if let Ok(payload) = serde_json::to_vec(&done) {
+    if let Ok(payload) = done.to_wire() {
         let _ = shared.client.publish(reply, payload.into()).await;
     }
 }
@@ -161,8 +169,9 @@ async fn run_task(
     key: &str,
     function: &str,
     args: Vec<serde_json::Value>,
+    binary: std::collections::HashMap<usize, Vec<u8>>,
     keep: bool,
-) -> Result<Option<serde_json::Value>, WorkerOutcome> {
+) -> Result<Option<Vec<u8>>, WorkerOutcome> {
     let invalid = |message: String| Err(WorkerOutcome::Invalid { message });
     let Some(entry) = shared.registry.function(function) else {
         return invalid(format!(
@@ -177,13 +186,21 @@ async fn run_task(
             args.len()
         ));
     }
+    let args: Vec<Arg> = args.into_iter().map(crate::keyed::arg_from_json).collect();
+    // Every stored result the arguments refer to, as a finished node of
+    // the type its function makes.
+    let inputs = match read_inputs(shared, run, &args).await {
+        Ok(inputs) => inputs,
+        Err(message) => return invalid(message),
+    };
+    let scope = crate::keyed::scope_of(&inputs);
     let mut nodes = Vec::with_capacity(args.len());
-    for (value, (name, param)) in args.into_iter().zip(&entry.params) {
-        let arg = match resolve(shared, run, crate::keyed::arg_from_json(value)).await {
-            Ok(arg) => arg,
-            Err(message) => return invalid(message),
+    for (i, (arg, (name, param))) in args.iter().zip(&entry.params).enumerate() {
+        let built = match binary.get(&i) {
+            Some(bytes) => param.node_from_bytes(bytes),
+            None => param.build_node(arg, &scope, name),
         };
-        match param.build_node(&arg, &crate::keyed::empty_scope(), name) {
+        match built {
             Ok(node) => nodes.push(node),
             Err(message) => return invalid(format!("`{function}`: {message}")),
         }
@@ -192,20 +209,12 @@ async fn run_task(
     // The client applies the function's retries, timeout and limit around
     // each remote attempt; here the body runs once, plainly.
     node.clear_policies();
-    match (entry.get)(node).await {
-        Ok(value) if (entry.decode)(value.clone()).is_err() => invalid(format!(
-            "the result of `{function}` does not survive JSON (NaN and infinite floats, \
-             for example, become null), so it cannot be sent: {}",
-            (entry.decode)(value).err().unwrap_or_default()
-        )),
-        Ok(value) => {
-            let small = !keep
-                && serde_json::to_vec(&value)
-                    .is_ok_and(|bytes| bytes.len() <= shared.queues.settings.inline_result);
-            if small {
-                return Ok(Some(value));
+    match (entry.get_bytes)(node).await {
+        Ok(bytes) => {
+            if !keep && bytes.len() <= shared.queues.settings.inline_result {
+                return Ok(Some(bytes));
             }
-            match put_patiently(shared, &result_key(run, key), &value).await {
+            match put_patiently(shared, &result_key(run, key), function, &bytes).await {
                 Ok(()) => Ok(None),
                 Err(message) => invalid(message),
             }
@@ -220,15 +229,16 @@ async fn run_task(
     }
 }
 
-/// Stores a result, retrying for about 30 s while the server is away (it
-/// may be restarting).
+/// Stores a result's bytes, retrying for about 30 s while the server is
+/// away (it may be restarting).
 async fn put_patiently(
     shared: &Shared,
     name: &str,
-    value: &serde_json::Value,
+    function: &str,
+    bytes: &[u8],
 ) -> Result<(), String> {
     crate::cluster::patiently(40, Duration::from_secs(1), || {
-        store::put(&shared.queues, name, value)
+        store::put_result(&shared.queues, name, function, bytes)
     })
     .await
 }
@@ -236,14 +246,34 @@ async fn put_patiently(
 /// How many stored results one task reads at once.
 const READS_AT_ONCE: usize = 64;
 
-/// Replaces each uploaded argument (see `TaskMsg::uploaded`), a reference
-/// to its JSON form in the store, with that JSON form.
+/// Replaces each uploaded JSON argument (see `TaskMsg::uploaded`), a
+/// reference to its JSON form in the store, with that JSON form; returns
+/// the bytes of the binary arguments by index, from the message's blobs
+/// or, when uploaded, from the store.
 async fn download_uploaded(
     shared: &Shared,
     run: &str,
     mut args: Vec<serde_json::Value>,
     uploaded: &[usize],
-) -> Result<Vec<serde_json::Value>, String> {
+    binary: &[usize],
+    blobs: Vec<Vec<u8>>,
+) -> Result<
+    (
+        Vec<serde_json::Value>,
+        std::collections::HashMap<usize, Vec<u8>>,
+    ),
+    String,
+> {
+    let mut bytes = std::collections::HashMap::new();
+    let mut blobs = blobs.into_iter();
+    for &i in binary {
+        if !uploaded.contains(&i) {
+            let blob = blobs
+                .next()
+                .ok_or_else(|| format!("binary argument {i} has no bytes in the message"))?;
+            bytes.insert(i, blob);
+        }
+    }
     for &i in uploaded {
         let arg = args
             .get_mut(i)
@@ -252,50 +282,61 @@ async fn download_uploaded(
             Arg::Ref(upload) => upload.clone(),
             _ => return Err(format!("uploaded argument {i} is not a reference")),
         };
-        *arg = read_patiently(shared, run, &upload).await?.ok_or_else(|| {
-            format!("argument {i} is not in the result store (it may have expired)")
-        })?;
+        let name = result_key(run, &upload);
+        let missing = || format!("argument {i} is not in the result store (it may have expired)");
+        if binary.contains(&i) {
+            let read = crate::cluster::patiently(40, Duration::from_secs(1), || {
+                store::get_result(&shared.queues, &name)
+            })
+            .await?;
+            bytes.insert(i, read.ok_or_else(missing)?.1);
+            continue;
+        }
+        *arg = crate::cluster::patiently(40, Duration::from_secs(1), || {
+            store::get(&shared.queues, &name)
+        })
+        .await?
+        .ok_or_else(missing)?;
     }
-    Ok(args)
+    Ok((args, bytes))
 }
 
-/// Replaces every reference in `arg` with the stored result it names,
-/// reading up to [`READS_AT_ONCE`] of them at once.
-async fn resolve(shared: &Shared, run: &str, arg: Arg) -> Result<Arg, String> {
+/// The stored results every reference in `args` names, read up to
+/// [`READS_AT_ONCE`] at once, each as a finished node of its function's
+/// output type (decoded from its postcard bytes).
+async fn read_inputs<'r>(
+    shared: &'r Shared,
+    run: &str,
+    args: &[Arg],
+) -> Result<Vec<(String, NodeView, &'r Entry)>, String> {
     let mut refs = std::collections::HashSet::new();
-    arg.refs(&mut |key| {
-        refs.insert(key.to_string());
-    });
-    if refs.is_empty() {
-        return Ok(arg);
+    for arg in args {
+        arg.refs(&mut |key| {
+            refs.insert(key.to_string());
+        });
     }
     let mut reads = futures::stream::iter(refs)
         .map(|key| async move {
-            let value = read_patiently(shared, run, &key).await?.ok_or_else(|| {
+            let name = result_key(run, &key);
+            let read = crate::cluster::patiently(40, Duration::from_secs(1), || {
+                store::get_result(&shared.queues, &name)
+            })
+            .await?;
+            let (function, bytes) = read.ok_or_else(|| {
                 format!("input `{key}` is not in the result store (it may have expired)")
             })?;
-            Ok::<_, String>((key, value))
+            let entry = shared.registry.function(&function).ok_or_else(|| {
+                format!("input `{key}` was made by `{function}`, which this worker does not have")
+            })?;
+            let node = (entry.value_node)(&bytes).map_err(|err| {
+                format!("input `{key}` does not read as `{function}`'s output: {err}")
+            })?;
+            Ok::<_, String>((key, node, entry))
         })
         .buffer_unordered(READS_AT_ONCE);
-    let mut values = std::collections::HashMap::new();
+    let mut inputs = Vec::new();
     while let Some(read) = reads.next().await {
-        let (key, value) = read?;
-        values.insert(key, value);
+        inputs.push(read?);
     }
-    drop(reads);
-    Ok(arg.substitute(&values))
-}
-
-/// Reads the stored result of `key` in `run`, retrying for about 40 s: a
-/// read can fail while the server restarts or a leader is elected.
-async fn read_patiently(
-    shared: &Shared,
-    run: &str,
-    key: &str,
-) -> Result<Option<serde_json::Value>, String> {
-    let name = result_key(run, key);
-    crate::cluster::patiently(40, Duration::from_secs(1), || {
-        store::get(&shared.queues, &name)
-    })
-    .await
+    Ok(inputs)
 }
