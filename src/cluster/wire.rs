@@ -181,3 +181,52 @@ pub(crate) fn result_key(run: &str, key: &str) -> String {
     }
     name
 }
+
+/// The first byte of several reports in one message (JSON starts
+/// otherwise).
+const BATCH: u8 = 1;
+
+/// Several reports as one message: [`BATCH`], then each report's length
+/// (4 bytes, little-endian) and bytes.
+pub(crate) fn batch<'a>(reports: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut wire = vec![BATCH];
+    for report in reports {
+        wire.extend_from_slice(&(report.len() as u32).to_le_bytes());
+        wire.extend_from_slice(report);
+    }
+    wire
+}
+
+/// The reports in a message: one, or a batch's.
+pub(crate) fn reports(wire: &[u8]) -> Vec<&[u8]> {
+    let Some((&BATCH, mut rest)) = wire.split_first() else {
+        return vec![wire];
+    };
+    let mut reports = Vec::new();
+    while let Some((len, after)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let Some((report, after)) = after.split_at_checked(len) else {
+            break;
+        };
+        reports.push(report);
+        rest = after;
+    }
+    reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_reports_splits_into_them_and_a_lone_report_is_itself() {
+        let one: &[u8] = br#"{"run":"r"}"#;
+        let two: &[u8] = b"{\"run\":\"s\"}\0\x01\x02";
+        assert_eq!(reports(&batch([one, two].into_iter())), [one, two]);
+        assert_eq!(reports(one), [one]);
+        // Cut short: what is whole is kept.
+        let mut cut = batch([one, two].into_iter());
+        cut.truncate(cut.len() - 1);
+        assert_eq!(reports(&cut), [one]);
+    }
+}
