@@ -304,14 +304,12 @@ impl Cluster {
             let for_reports = weak.clone();
             let reports_task = tokio::spawn(async move {
                 while let Some(message) = reports.next().await {
-                    let Some(inner) = for_reports.upgrade() else {
+                    let (Ok(done), Some(inner)) =
+                        (DoneMsg::from_wire(&message.payload), for_reports.upgrade())
+                    else {
                         continue;
                     };
-                    for report in super::wire::reports(&message.payload) {
-                        if let Ok(done) = DoneMsg::from_wire(report) {
-                            inner.deliver(done);
-                        }
-                    }
+                    inner.deliver(done);
                 }
             });
             let for_advisories = weak.clone();

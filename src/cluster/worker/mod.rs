@@ -17,12 +17,10 @@ use super::wire::CancelMsg;
 use super::{keeper, ClusterError};
 
 mod liveness;
-mod outbox;
 mod pull;
 mod task;
 
 use self::liveness::Sent;
-use self::outbox::Outgoing;
 use self::pull::pull;
 use crate::keyed::Registry;
 
@@ -82,9 +80,6 @@ struct Shared {
     /// reconnected asks (a report in flight when the server went away is
     /// lost, and a small result lives only in its report).
     sent: std::sync::Mutex<std::collections::VecDeque<Sent>>,
-    /// Reports waiting to be sent, and what wakes their sender.
-    outbox: std::sync::Mutex<Vec<Outgoing>>,
-    outbox_bell: tokio::sync::Notify,
     /// The tasks this worker may run at once.
     slots: Arc<Semaphore>,
     /// Where in-progress acks are sent from: a runtime that the tasks do
@@ -269,8 +264,6 @@ impl Worker {
             ended: DashMap::new(),
             started: Instant::now(),
             sent: std::sync::Mutex::default(),
-            outbox: std::sync::Mutex::default(),
-            outbox_bell: tokio::sync::Notify::new(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             keeper,
             connects: client.statistics().connects.load(Ordering::Relaxed).into(),
@@ -303,7 +296,6 @@ impl Worker {
                 }
             }
         });
-        listeners.spawn(outbox::send_reports(Arc::clone(&shared)));
         let cancelling = Arc::clone(&shared);
         listeners.spawn(async move {
             while let Some(message) = cancels.next().await {

@@ -112,7 +112,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
         value,
     };
     if let Ok(payload) = done.to_wire() {
-        shared.report(task.client, task.reply, payload).await;
+        let _ = shared
+            .client
+            .publish(task.reply.clone(), payload.clone().into())
+            .await;
+        shared.sent(task.client, task.reply, payload);
     }
     let _ = message.ack().await;
 }
