@@ -85,6 +85,9 @@ struct Shared {
     /// Where in-progress acks are sent from: a runtime that the tasks do
     /// not block.
     keeper: tokio::runtime::Handle,
+    /// The task messages held now, and since when, for those acks.
+    held: DashMap<u64, (Arc<async_nats::jetstream::Message>, Instant)>,
+    holds: std::sync::atomic::AtomicU64,
     /// The connection's connect count at the last sweep, and since when
     /// it has been connected without a break: clients are judged only
     /// after a whole `client_timeout` of that (an outage of the server
@@ -266,6 +269,8 @@ impl Worker {
             sent: std::sync::Mutex::default(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             keeper,
+            held: DashMap::new(),
+            holds: 0.into(),
             connects: client.statistics().connects.load(Ordering::Relaxed).into(),
             listening_since: std::sync::Mutex::new(Instant::now()),
         });
@@ -296,6 +301,7 @@ impl Worker {
                 }
             }
         });
+        let keeping = shared.keeper.spawn(task::keep_alive(Arc::clone(&shared)));
         let cancelling = Arc::clone(&shared);
         listeners.spawn(async move {
             while let Some(message) = cancels.next().await {
@@ -369,6 +375,7 @@ impl Worker {
         let mut held = std::mem::take(&mut *tasks.lock().unwrap_or_else(PoisonError::into_inner));
         while held.join_next().await.is_some() {}
         listeners.abort_all();
+        keeping.abort();
         let _ = client.flush().await;
         Ok(())
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
-use tokio::task::AbortHandle;
 
 use super::Shared;
 use crate::cluster::store;
@@ -47,16 +46,8 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
             return;
         }
     };
-    let alive = Arc::clone(&message);
-    let period = shared.queues.settings.ack_wait / 3;
-    let ticker = shared.keeper.spawn(async move {
-        loop {
-            tokio::time::sleep(period).await;
-            // A failure (the server is restarting) is retried next time.
-            let _ = alive.ack_with(AckKind::Progress).await;
-        }
-    });
-    let _ticking = AbortOnDrop(ticker.abort_handle());
+    // The keeper sends its in-progress acks while it is held.
+    let _held = Held::new(shared, Arc::clone(&message));
     if shared.abandoned(&task.client, &task.run) {
         // Nobody waits for it: take it out of the queue, unrun.
         let _ = message.ack_with(AckKind::Term).await;
@@ -121,12 +112,45 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
     let _ = message.ack().await;
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(AbortHandle);
+/// A task message this worker holds, in `Shared::held` until dropped.
+struct Held<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
 
-impl Drop for AbortOnDrop {
+impl<'a> Held<'a> {
+    fn new(shared: &'a Shared, message: Arc<async_nats::jetstream::Message>) -> Held<'a> {
+        let id = shared
+            .holds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.held.insert(id, (message, std::time::Instant::now()));
+        Held { shared, id }
+    }
+}
+
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.0.abort();
+        self.shared.held.remove(&self.id);
+    }
+}
+
+/// Sends an in-progress ack, three times per `ack_wait`, for each task
+/// message held longer than a third of it. Runs on the keeper's runtime,
+/// which tasks do not block.
+pub(super) async fn keep_alive(shared: Arc<Shared>) {
+    let period = shared.queues.settings.ack_wait / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        let due: Vec<Arc<async_nats::jetstream::Message>> = shared
+            .held
+            .iter()
+            .filter(|held| held.value().1.elapsed() >= period)
+            .map(|held| Arc::clone(&held.value().0))
+            .collect();
+        for message in due {
+            // A failure (the server is restarting) is tried again next time.
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
     }
 }
 
