@@ -35,7 +35,10 @@ fn note(log: &str, tag: &str) {
         .create(true)
         .append(true)
         .open(log)
-        .and_then(|mut file| writeln!(file, "run {tag} {}", nats::worker_name()))
+        // One write per line: tasks running at once must not interleave.
+        .and_then(|mut file| {
+            file.write_all(format!("run {tag} {}\n", nats::worker_name()).as_bytes())
+        })
         .unwrap_or_else(|err| panic!("cannot write {log}: {err}"));
 }
 

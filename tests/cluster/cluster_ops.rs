@@ -71,7 +71,8 @@ fn note(log: &str, line: &str) {
         .create(true)
         .append(true)
         .open(log)
-        .and_then(|mut file| writeln!(file, "{line}"))
+        // One write per line: tasks running at once must not interleave.
+        .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()))
         .unwrap_or_else(|err| panic!("cannot write {log}: {err}"));
 }
 
