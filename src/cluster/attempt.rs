@@ -114,11 +114,7 @@ impl Cluster {
                             Box::pin(store::put_result(&inner.queues, &name, "", &bytes))
                                 .await
                                 .map_err(fail)?;
-                            inner
-                                .stored
-                                .entry(run.to_string())
-                                .or_default()
-                                .insert(name);
+                            inner.stored_as(&run, name);
                             sent.push(upload.clone());
                             uploaded.push(i);
                             args.push(crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(upload)));
@@ -142,11 +138,7 @@ impl Cluster {
                 Box::pin(store::put(&inner.queues, &name, &json))
                     .await
                     .map_err(fail)?;
-                inner
-                    .stored
-                    .entry(run.to_string())
-                    .or_default()
-                    .insert(name);
+                inner.stored_as(&run, name);
                 json = crate::keyed::arg_to_json(&crate::keyed::Arg::Ref(upload));
                 uploaded.push(i);
             }
@@ -229,11 +221,7 @@ impl Cluster {
             WorkerOutcome::Done => {
                 inner.used(&run, &sent);
                 inner.completed.insert((run.to_string(), key_text.clone()));
-                inner
-                    .stored
-                    .entry(run.to_string())
-                    .or_default()
-                    .insert(result_key(&run, &key_text));
+                inner.stored_as(&run, result_key(&run, &key_text));
                 inner
                     .remote_done
                     .insert((run.to_string(), key_text.clone()));

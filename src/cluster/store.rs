@@ -51,22 +51,28 @@ pub(crate) async fn get_sized(queues: &Queues, name: &str) -> Result<Option<(Val
     match serde_json::from_slice::<Stored>(&bytes).map_err(|err| err.to_string())? {
         Stored::Inline { value } => Ok(Some((value, size))),
         Stored::Object => {
-            use tokio::io::AsyncReadExt;
-            let mut object = queues
-                .objects
-                .get(name)
-                .await
-                .map_err(|err| format!("cannot read a stored result: {err}"))?;
-            let mut bytes = Vec::new();
-            object
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|err| format!("cannot read a stored result: {err}"))?;
+            let bytes = read_object(queues, name).await?;
             serde_json::from_slice(&bytes)
                 .map(|value| Some((value, bytes.len() as u64)))
                 .map_err(|err| err.to_string())
         }
     }
+}
+
+/// The whole object `name` of the object store.
+async fn read_object(queues: &Queues, name: &str) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut object = queues
+        .objects
+        .get(name)
+        .await
+        .map_err(|err| format!("cannot read a stored result: {err}"))?;
+    let mut bytes = Vec::new();
+    object
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|err| format!("cannot read a stored result: {err}"))?;
+    Ok(bytes)
 }
 
 /// Deletes every result of `run` still in the key-value bucket.
@@ -173,20 +179,7 @@ pub(crate) async fn get_result(
     let function = String::from_utf8(function.to_vec()).map_err(|_| bad())?;
     match kind {
         INLINE => Ok(Some((function, payload.to_vec()))),
-        OBJECT => {
-            use tokio::io::AsyncReadExt;
-            let mut object = queues
-                .objects
-                .get(name)
-                .await
-                .map_err(|err| format!("cannot read a stored result: {err}"))?;
-            let mut bytes = Vec::new();
-            object
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|err| format!("cannot read a stored result: {err}"))?;
-            Ok(Some((function, bytes)))
-        }
+        OBJECT => Ok(Some((function, read_object(queues, name).await?))),
         _ => Err(bad()),
     }
 }

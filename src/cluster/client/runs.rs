@@ -145,6 +145,12 @@ impl Cluster {
 }
 
 impl Inner {
+    /// Notes that `name`, a result or an upload of `run`, is in the store:
+    /// deleted when the run ends, if not before.
+    pub(in crate::cluster) fn stored_as(&self, run: &str, name: String) {
+        self.stored.entry(run.to_string()).or_default().insert(name);
+    }
+
     /// A remote task of `run` read the stored results `keys`: delete each
     /// one no other task of the run will read (and the task's own uploads).
     pub(in crate::cluster) fn used(self: &Arc<Self>, run: &str, keys: &[String]) {
