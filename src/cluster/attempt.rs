@@ -20,15 +20,59 @@ use crate::engine::state::Origin;
 use crate::engine::view::{self, NodeView};
 use crate::Error;
 
+/// A published task waiting for its report: what the rest of its attempt
+/// needs, and nothing else, since every task in flight holds one.
+struct Waiting {
+    rx: oneshot::Receiver<super::wire::DoneMsg>,
+    guard: Outstanding,
+    /// The stream sequence of its message.
+    ack: u64,
+    /// The results it reads by reference.
+    sent: Vec<String>,
+}
+
+/// What sending a task led to.
+enum Sent {
+    Waiting(Waiting),
+    /// An input went away before it could be sent: the run starts again.
+    Again,
+}
+
 impl Cluster {
     /// Runs one attempt of `task` on a worker, returning its output, or
     /// leaving it in the store when only remote tasks of the run read it.
+    ///
+    /// Sending and finishing are futures of their own, boxed: a task
+    /// waiting for its report holds only its [`Waiting`].
     pub(crate) async fn run(
         &self,
         on: &Arc<RunOn>,
         task: NodeView,
         attempt: u32,
     ) -> Result<Made<AnyOutput>, Error> {
+        // At most `PUBLISHING` tasks build and publish their message at
+        // once; the others wait here, before their sending future exists.
+        let publishing = self
+            .inner
+            .publishing
+            .acquire()
+            .await
+            .map_err(|_| Error::runtime(task.key(), "the cluster is closed"))?;
+        let sent = Box::pin(self.send(on, &task, attempt)).await;
+        drop(publishing);
+        let mut waiting = match sent? {
+            Sent::Waiting(waiting) => waiting,
+            Sent::Again => return Ok(Made::Again),
+        };
+        let done = (&mut waiting.rx)
+            .await
+            .map_err(|_| Error::runtime(task.key(), "the cluster connection closed"))?;
+        Box::pin(self.finish(on, task, waiting, done)).await
+    }
+
+    /// Builds the message of attempt `attempt` of `task`, sending its
+    /// arguments by value or by reference, and publishes it.
+    async fn send(&self, on: &Arc<RunOn>, task: &NodeView, attempt: u32) -> Result<Sent, Error> {
         let run = Arc::clone(&on.run);
         let inner = &self.inner;
         let key = task.key();
@@ -61,13 +105,6 @@ impl Cluster {
             .filter(|_| !again)
             .map(|planned| planned.clone())
             .unwrap_or_default();
-        // At most `PUBLISHING` tasks build and publish their message at
-        // once; the others wait here, holding little.
-        let publishing = inner
-            .publishing
-            .acquire()
-            .await
-            .map_err(|_| fail("the cluster is closed".to_string()))?;
         let mut args = Vec::with_capacity(deps.len());
         let mut uploaded = Vec::new();
         let (mut binary, mut blobs) = (Vec::new(), Vec::new());
@@ -99,7 +136,7 @@ impl Cluster {
                 None => {
                     // Sent by value: read back first if it is stored.
                     if !Box::pin(view::read_back(std::slice::from_ref(&dep))).await? {
-                        return Ok(Made::Again);
+                        return Ok(Sent::Again);
                     }
                     let node = crate::keyed::node_of(dep);
                     // In postcard when the input holds the parameter's
@@ -186,20 +223,42 @@ impl Cluster {
             inner.published.fetch_add(1, Ordering::Relaxed)
         );
         let subject = inner.queues.names.task(&pool, name, &run);
-        // Boxed, as the other big futures here: a task waiting for its
-        // report holds only what it needs then.
-        let ack = Box::pin(publish(inner, subject, &message_id, payload))
+        let ack = inner
+            .publish_task(subject, Arc::clone(&run), message_id, payload)
             .await
             .map_err(fail)?;
         inner.ring(&pool, name);
-        inner.sequences.insert(ack, id);
+        inner.sequenced(ack, id);
         guard.sequence = Some(ack);
-        drop(publishing);
-        let done = rx
-            .await
-            .map_err(|_| fail("the cluster connection closed".to_string()))?;
+        Ok(Sent::Waiting(Waiting {
+            rx,
+            guard,
+            ack,
+            sent,
+        }))
+    }
+
+    /// Ends an attempt with the worker's report: its output, here or left
+    /// in the store, or its error.
+    async fn finish(
+        &self,
+        on: &Arc<RunOn>,
+        task: NodeView,
+        waiting: Waiting,
+        done: super::wire::DoneMsg,
+    ) -> Result<Made<AnyOutput>, Error> {
+        let Waiting {
+            mut guard,
+            ack,
+            sent,
+            ..
+        } = waiting;
         guard.id = None;
-        inner.sequences.remove(&ack);
+        let inner = &self.inner;
+        let run = Arc::clone(&on.run);
+        let key = task.key();
+        let key_text = key.to_string();
+        inner.unsequence(ack, &(run.to_string(), key_text.clone(), done.attempt));
         let ok = matches!(done.outcome, WorkerOutcome::Done);
         inner
             .history
@@ -310,32 +369,6 @@ fn only_remote_readers(inner: &Inner, on: &Arc<RunOn>, task: &NodeView, run: &st
     })
 }
 
-/// Publishes a task, retrying for a while if the server is away (it may
-/// be restarting); returns the task's stream sequence. `id` names this
-/// publish, so that JetStream drops a second copy sent because the first
-/// one's ack was lost.
-async fn publish(
-    inner: &Inner,
-    subject: String,
-    id: &str,
-    payload: Vec<u8>,
-) -> Result<u64, String> {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    super::patiently(20, Duration::from_secs(2), || async {
-        let ack = inner
-            .queues
-            .js
-            .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
-            .await
-            .map_err(|err| format!("cannot publish the task: {err}"))?;
-        ack.await
-            .map(|ack| ack.sequence)
-            .map_err(|err| format!("the task was not stored: {err}"))
-    })
-    .await
-}
-
 /// Reads a stored result and its size, retrying for a while if the
 /// server is away.
 async fn read(inner: &Inner, name: &str) -> Result<(String, Vec<u8>), String> {
@@ -362,11 +395,12 @@ impl Drop for Outstanding {
         };
         self.inner.pending.remove(&id);
         self.inner.cut_short.insert(id.0.clone());
-        if let Some(sequence) = self.sequence {
-            self.inner.sequences.remove(&sequence);
-        }
+        // Its message is taken out of the queue only if no other task it
+        // holds is still waiting.
+        let sequence = self
+            .sequence
+            .filter(|&sequence| self.inner.unsequence(sequence, &id));
         let inner = Arc::clone(&self.inner);
-        let sequence = self.sequence;
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 // Dropped with its whole compute, the run's end stops it

@@ -79,6 +79,59 @@ impl TaskMsg {
     }
 }
 
+/// The first byte of a message that holds several tasks (see [`batch`]):
+/// a task message's JSON never starts with it.
+const BATCH: u8 = 0xB7;
+
+/// One message holding the wire forms of several tasks: [`BATCH`], then
+/// each task's length (4 bytes, little-endian) and bytes. A single task
+/// goes as it is.
+pub(crate) fn batch(tasks: &[Vec<u8>]) -> Vec<u8> {
+    if let [one] = tasks {
+        return one.clone();
+    }
+    let mut wire = Vec::with_capacity(1 + tasks.iter().map(|t| 4 + t.len()).sum::<usize>());
+    wire.push(BATCH);
+    for task in tasks {
+        wire.extend_from_slice(&(task.len() as u32).to_le_bytes());
+        wire.extend_from_slice(task);
+    }
+    wire
+}
+
+/// The tasks of a message: the parts of a [`batch`], or the message itself.
+pub(crate) fn tasks_of(wire: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let Some((&BATCH, mut rest)) = wire.split_first() else {
+        return Ok(vec![wire]);
+    };
+    let mut tasks = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("a batched task's length is cut short")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (task, tail) = tail
+            .split_at_checked(len)
+            .ok_or("a batched task is cut short")?;
+        tasks.push(task);
+        rest = tail;
+    }
+    Ok(tasks)
+}
+
+/// The header of a task a worker published again alone, out of a batch
+/// that came back: how many deliveries the batch had before.
+pub(crate) const EARLIER_DELIVERIES: &str = "Delayed-Earlier-Deliveries";
+
+/// The deliveries a task had in the batch it came from (see
+/// [`EARLIER_DELIVERIES`]), 0 for any other.
+pub(crate) fn earlier_deliveries(headers: Option<&async_nats::HeaderMap>) -> u64 {
+    headers
+        .and_then(|headers| headers.get(EARLIER_DELIVERIES))
+        .and_then(|value| value.as_str().parse().ok())
+        .unwrap_or(0)
+}
+
 fn stored_by_default() -> bool {
     true
 }
@@ -180,4 +233,24 @@ pub(crate) fn result_key(run: &str, key: &str) -> String {
         name.push_str(&format!("{byte:02x}"));
     }
     name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{batch, tasks_of};
+
+    #[test]
+    fn a_batch_gives_back_its_tasks_and_a_single_task_is_itself() {
+        let tasks = vec![b"{\"a\":1}".to_vec(), Vec::new(), vec![0, 1, 2]];
+        let wire = batch(&tasks);
+        assert_eq!(
+            tasks_of(&wire).unwrap(),
+            vec![&tasks[0][..], &[][..], &[0, 1, 2][..]]
+        );
+        let one = batch(&tasks[..1]);
+        assert_eq!(one, tasks[0]);
+        assert_eq!(tasks_of(&one).unwrap(), vec![&tasks[0][..]]);
+        let cut = &wire[..wire.len() - 1];
+        assert!(tasks_of(cut).unwrap_err().contains("cut short"));
+    }
 }

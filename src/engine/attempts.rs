@@ -56,17 +56,77 @@ where
     // Dropped unfinished (the runtime shut down), the task hands the node
     // back; after our own abort the guard does nothing.
     let guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
-    let join = handle.spawn(async move {
-        let mut guard = guard;
-        let (result, hand_off) = run(&task_node, begun, place, false, &mut guard.watched).await;
-        guard.disarm();
-        let mut ready = Vec::new();
-        wakes::after_release(task_node, |node| {
-            hand_off.settle(&mut ready, |ready| conclude(node, epoch, result, ready));
-        });
-        runner::drain(&mut ready);
-    });
+    let join = if begun.policy.as_deref().is_some_and(only_elsewhere) && !begun.read_back {
+        handle.spawn(async move {
+            let mut guard = guard;
+            let ran = elsewhere(&task_node, begun, &mut guard.watched).await;
+            ended(task_node, guard, epoch, ran);
+        })
+    } else {
+        handle.spawn(async move {
+            let mut guard = guard;
+            let ran = run(&task_node, begun, place, false, &mut guard.watched).await;
+            ended(task_node, guard, epoch, ran);
+        })
+    };
     node.set_abort(epoch, join.abort_handle());
+}
+
+/// Settles a spawned run with what it made, and runs what that made ready.
+fn ended<T, W>(node: Arc<TypedNode<T, W>>, guard: RunGuard, epoch: u32, ran: Ran<T>)
+where
+    T: Send + Sync + 'static,
+    W: Work<T>,
+{
+    let (result, hand_off) = ran;
+    guard.disarm();
+    let mut ready = Vec::new();
+    wakes::after_release(node, |node| {
+        hand_off.settle(&mut ready, |ready| conclude(node, epoch, result, ready));
+    });
+    runner::drain(&mut ready);
+}
+
+/// Whether a node's only policy is an executor: no limit, timeout, retry
+/// or memo (a remote node, most often).
+fn only_elsewhere(policy: &NodePolicy) -> bool {
+    policy.executor.is_some()
+        && policy.limit.is_none()
+        && policy.timeout.is_none()
+        && policy.retry.is_none()
+        && policy.memo.is_none()
+}
+
+/// The one attempt of a run whose only policy is an executor, in the
+/// node's span, without the limit, timeout and retry machinery of
+/// [`run`]: each of the many such runs a big compute has in flight holds
+/// a small future.
+async fn elsewhere<T, W>(
+    node: &Arc<TypedNode<T, W>>,
+    begun: Begun,
+    watched: &mut Option<Watched>,
+) -> Ran<T>
+where
+    T: Send + Sync + 'static,
+    W: Work<T>,
+{
+    let policy = begun.policy.unwrap_or_default();
+    let deps = begun.deps;
+    let run = spans::open(&node.core);
+    spans::link(&run, &deps);
+    let result = run
+        .instrumented(async {
+            if let Err(panic) = start_watching(node, watched) {
+                return finish(node, watched, Err(panic));
+            }
+            let made = attempt_of(node, &deps, &policy, false, 1).await;
+            finish(node, watched, made.map_err(|err| err.after_attempts(1)))
+        })
+        .await;
+    if !matches!(result, Ok(Made::Again)) {
+        spans::ended(&node.core);
+    }
+    (result, HandOff::default())
 }
 
 /// Runs a node that the sequential scheduler claimed, in place.
@@ -173,7 +233,7 @@ where
         // An executor takes stored inputs as they are, and so does a
         // memo's look-up; work here reads them back first.
         if policy.executor.is_none() && policy.memo.is_none() {
-            match stored::read_back_all(&begun.deps).await {
+            match Box::pin(stored::read_back_all(&begun.deps)).await {
                 Ok(true) => {}
                 Ok(false) => return (Ok(Made::Again), HandOff::default()),
                 Err(err) => return (Err(err), HandOff::default()),
@@ -202,7 +262,7 @@ where
             return (result, HandOff::default());
         }
         if begun.read_back && policy.executor.is_none() {
-            match stored::read_back_all(&begun.deps).await {
+            match Box::pin(stored::read_back_all(&begun.deps)).await {
                 Ok(true) => {}
                 Ok(false) => return (Ok(Made::Again), HandOff::default()),
                 Err(err) => return (Err(err), HandOff::default()),
@@ -277,7 +337,9 @@ where
             holder.clone(),
         );
         let result = match policy.timeout {
-            Some(after) => match timer(node, || tokio::time::timeout(after, work)) {
+            // Boxed, as the other rare parts of a run: every running
+            // node holds this future, most of them without a timeout.
+            Some(after) => match timer(node, || Box::pin(tokio::time::timeout(after, work))) {
                 Ok(timed) => match timed.await {
                     Ok(result) => result,
                     Err(_) => Err(Error::timeout(node.core.key(), after)),
@@ -310,7 +372,7 @@ where
         let delay = retry.delay(&node.core.key(), attempt);
         tracing::info!(error = %err.chain(), attempt, ?delay, "task failed; it will run again");
         if !delay.is_zero() {
-            match timer(node, || tokio::time::sleep(delay)) {
+            match timer(node, || Box::pin(tokio::time::sleep(delay))) {
                 Ok(sleep) => sleep.await,
                 Err(err) => {
                     let failed = finish(node, watched, Err(err.after_attempts(attempt)));

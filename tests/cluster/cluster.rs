@@ -294,6 +294,16 @@ fn die(log: String) -> u64 {
     std::process::abort()
 }
 
+/// `i`, or, when `i` is `at`, kills the process that runs it.
+#[delayed(register)]
+fn die_at(log: String, i: u64, at: u64) -> u64 {
+    if i == at {
+        note(&log, &format!("die {}", whoami()));
+        std::process::abort()
+    }
+    i
+}
+
 /// In the client's registry, not in the workers'.
 #[delayed(register)]
 fn not_on_worker(x: u64) -> u64 {
@@ -329,6 +339,7 @@ fn registry() -> Registry {
         unreliable,
         numbers,
         die,
+        die_at,
         not_on_worker
     ]
 }
@@ -337,7 +348,7 @@ fn registry() -> Registry {
 fn worker_registry() -> Registry {
     delayed::registry![
         load, clean, analyze, store, step, total, twice, nap, fail, explode, flaky, unreliable,
-        numbers, die
+        numbers, die, die_at
     ]
 }
 
@@ -1700,24 +1711,7 @@ async fn a_task_that_kills_every_worker_fails_as_killed_worker() {
         // some worker is pulling. (With all three dead and none replaced,
         // the compute waits for a worker: checked by hand, 45 s and no
         // error.)
-        let mut spawned = 3;
-        let mut deaths = 0;
-        while !compute.is_finished() {
-            assert!(
-                start.elapsed() < Duration::from_secs(45),
-                "no KilledWorker after 45 s; deaths: {:?}",
-                log.lines()
-            );
-            for worker in &mut workers {
-                if let Some(status) = worker.exit_status() {
-                    assert!(!status.success(), "{} exited: {status}", worker.name());
-                    deaths += 1;
-                    spawned += 1;
-                    *worker = WorkerProcess::spawn(&url, &format!("w{spawned}"), 1);
-                }
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
+        let deaths = replace_the_dead(&url, &mut workers, &compute, Duration::from_secs(45)).await;
         let err = join(compute, Duration::from_secs(1)).await.unwrap_err();
         let elapsed = start.elapsed();
 
@@ -1739,6 +1733,82 @@ async fn a_task_that_kills_every_worker_fails_as_killed_worker() {
             "KilledWorker after {elapsed:?}; stream keeps {} messages",
             env.queued().await
         );
+    })
+    .await;
+}
+
+/// Replaces worker processes as they die (each must die, not exit)
+/// until `compute` ends, within `limit`: JetStream sends its
+/// max-deliveries advisory only when it would deliver the task again,
+/// that is while some worker is pulling. Returns the deaths.
+async fn replace_the_dead<T>(
+    url: &str,
+    workers: &mut [WorkerProcess],
+    compute: &tokio::task::JoinHandle<T>,
+    limit: Duration,
+) -> usize {
+    let start = Instant::now();
+    let mut spawned = workers.len();
+    let mut deaths = 0;
+    while !compute.is_finished() {
+        assert!(
+            start.elapsed() < limit,
+            "no KilledWorker after {limit:?}; {deaths} deaths"
+        );
+        for worker in workers.iter_mut() {
+            if let Some(status) = worker.exit_status() {
+                assert!(!status.success(), "{} exited: {status}", worker.name());
+                deaths += 1;
+                spawned += 1;
+                *worker = WorkerProcess::spawn(url, &format!("w{spawned}"), 1);
+            }
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    deaths
+}
+
+/// Tasks of one function queued at once travel in batches; a batch whose
+/// worker died comes back split, one message per task, so the task that
+/// kills its workers is the only one that runs out of deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_kills_its_worker_comes_back_split_and_only_the_killer_fails() {
+    within(Duration::from_secs(80), async {
+        let env = Env::start(0, 0).await;
+        let url = env.server.url();
+        let mut workers = Vec::new();
+        for i in 1..=2 {
+            workers.push(WorkerProcess::start(&url, &format!("w{i}"), 1).await);
+        }
+        let log = env.log("deaths");
+        let tasks: Vec<_> = (0..40)
+            .map(|i| die_at(log.path(), i, 30).named(format!("t-{i}")))
+            .collect();
+        let options = env.options();
+        let compute = tokio::spawn(async move { delayed::compute_with(tasks, options).await });
+        let deaths = replace_the_dead(&url, &mut workers, &compute, Duration::from_secs(70)).await;
+        let err = join(compute, Duration::from_secs(1)).await.unwrap_err();
+
+        assert!(err.is_killed_worker(), "{err}");
+        assert_eq!(err.key().to_string(), "t-30");
+        // Once in its batch, then three times alone.
+        assert_eq!(log.count("die"), 4, "{:?}", log.lines());
+        assert_eq!(deaths, 4);
+        assert_eq!(
+            err.to_string(),
+            "task `t-30` failed: the worker running it died on each of its 4 deliveries \
+             (KilledWorker)"
+        );
+        // Every other task ran and reported.
+        let runs = by_key(&env.cluster.history());
+        for i in (0..40).filter(|&i| i != 30) {
+            let key = format!("t-{i}");
+            assert!(
+                runs.get(&key)
+                    .is_some_and(|runs| runs.iter().any(|run| run.2)),
+                "{key} did not succeed: {runs:?}"
+            );
+        }
     })
     .await;
 }

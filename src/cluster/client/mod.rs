@@ -3,7 +3,7 @@
 //! for workers' reports and JetStream's advisories. One remote attempt is
 //! in `attempt.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -20,6 +20,7 @@ use super::ClusterError;
 use crate::engine::view::NodeView;
 use crate::keyed::Registry;
 
+mod outbox;
 mod runs;
 mod watch;
 
@@ -63,9 +64,13 @@ pub(super) struct Inner {
     /// Where workers report to this client.
     pub(super) reply: String,
     pub(super) pending: DashMap<(String, String, u32), Pending>,
-    /// Stream sequence of each published task, for the max-deliveries
-    /// advisory and for cancelling a queued task.
-    pub(super) sequences: DashMap<u64, (String, String, u32)>,
+    /// The tasks each message in the stream holds that still wait for
+    /// their report, by stream sequence: for the max-deliveries advisory,
+    /// and for taking a message out of the queue when all its tasks were
+    /// dropped.
+    pub(super) sequences: DashMap<u64, Vec<TaskId>>,
+    /// Tasks waiting to be published, by subject.
+    pub(super) outbox: outbox::Outbox,
     /// Results of each run that are in the store.
     pub(super) stored: DashMap<String, HashSet<String>>,
     /// Keys of the run that finished remotely, by run.
@@ -368,6 +373,7 @@ impl Cluster {
                 reply,
                 pending: DashMap::new(),
                 sequences: DashMap::new(),
+                outbox: Mutex::new(HashMap::new()),
                 stored: DashMap::new(),
                 remote_done: DashSet::new(),
                 planned: DashMap::new(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Inner, TaskId};
 use crate::cluster::store;
-use crate::cluster::wire::{result_key, DoneMsg, WorkerOutcome};
+use crate::cluster::wire::{result_key, DoneMsg, TaskMsg, WorkerOutcome};
 
 impl Inner {
     /// Looks at the tasks that have waited a whole `tick`: a task whose
@@ -154,7 +154,7 @@ impl Inner {
     }
 
     /// A max-deliveries advisory: the task it names failed for good.
-    pub(in crate::cluster) fn killed(&self, advisory: &serde_json::Value) {
+    pub(in crate::cluster) fn killed(self: &Arc<Self>, advisory: &serde_json::Value) {
         let Some(sequence) = advisory
             .get("stream_seq")
             .and_then(serde_json::Value::as_u64)
@@ -165,22 +165,50 @@ impl Inner {
             .get("deliveries")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0);
-        let Some((_, (run, key, attempt))) = self.sequences.remove(&sequence) else {
-            return;
-        };
         // Out of deliveries, it stays in the stream unless we take it out.
         let stream = self.queues.stream.clone();
+        let Some((_, tasks)) = self.sequences.remove(&sequence) else {
+            // A task a worker published again on its own, out of a batch
+            // that came back (see the worker's `split`): its message says
+            // whose it is.
+            let inner = Arc::clone(self);
+            tokio::spawn(async move {
+                let Ok(message) = stream.get_raw_message(sequence).await else {
+                    return;
+                };
+                let prior = crate::cluster::wire::earlier_deliveries(Some(&message.headers));
+                if let Ok(task) = TaskMsg::from_wire(&message.payload) {
+                    if task.client == inner.id {
+                        inner.deliver(killed_report(
+                            task.run,
+                            task.key,
+                            task.attempt,
+                            deliveries + prior,
+                        ));
+                    }
+                }
+                let _ = stream.delete_message(sequence).await;
+            });
+            return;
+        };
         tokio::spawn(async move {
             let _ = stream.delete_message(sequence).await;
         });
-        self.deliver(DoneMsg {
-            run,
-            key,
-            attempt,
-            worker: String::new(),
-            delivered: deliveries,
-            outcome: WorkerOutcome::Killed { deliveries },
-            value: None,
-        });
+        for (run, key, attempt) in tasks {
+            self.deliver(killed_report(run, key, attempt, deliveries));
+        }
+    }
+}
+
+/// The report of a task whose every delivery's worker died.
+fn killed_report(run: String, key: String, attempt: u32, deliveries: u64) -> DoneMsg {
+    DoneMsg {
+        run,
+        key,
+        attempt,
+        worker: String::new(),
+        delivered: deliveries,
+        outcome: WorkerOutcome::Killed { deliveries },
+        value: None,
     }
 }

@@ -77,6 +77,8 @@ impl Shared {
     /// stops their running tasks. Forgets old run ends.
     pub(super) fn sweep(self: &Arc<Self>) {
         let timeout = self.queues.settings.client_timeout;
+        self.cancelled
+            .retain(|_, when| when.elapsed() < CANCELS_KEPT);
         if !self.listened(timeout) {
             return;
         }
@@ -111,6 +113,18 @@ impl Shared {
         }
         let keep = self.queues.settings.result_ttl;
         self.ended.retain(|_, when| when.elapsed() < keep);
+    }
+
+    /// A client cancelled a task of a run: it stops if it runs here, and
+    /// does not start if it waits here, in a batch.
+    pub(super) fn cancel(&self, run: String, key: String) {
+        let id = (run, key);
+        match self.running.remove(&id) {
+            Some((_, abort)) => abort.abort(),
+            None => {
+                self.cancelled.insert(id, Instant::now());
+            }
+        }
     }
 
     /// Whether a task of `client` in `run` should not start: its run
@@ -151,3 +165,7 @@ impl Shared {
         connected && since.elapsed() > timeout
     }
 }
+
+/// How long a worker remembers a cancel for a task that does not run
+/// here (it may be waiting in a batch): longer than a batch waits.
+const CANCELS_KEPT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -68,6 +68,8 @@ struct Shared {
     client: async_nats::Client,
     name: String,
     running: DashMap<(String, String), AbortHandle>,
+    /// Tasks cancelled that were not running here, and when.
+    cancelled: DashMap<(String, String), Instant>,
     /// When each client was last heard from.
     clients: DashMap<String, Instant>,
     /// Clients found dead, whose leftovers were purged.
@@ -262,6 +264,7 @@ impl Worker {
             client: client.clone(),
             name: self.name,
             running: DashMap::new(),
+            cancelled: DashMap::new(),
             clients: DashMap::new(),
             dead: DashSet::new(),
             ended: DashMap::new(),
@@ -306,9 +309,7 @@ impl Worker {
         listeners.spawn(async move {
             while let Some(message) = cancels.next().await {
                 if let Ok(cancel) = serde_json::from_slice::<CancelMsg>(&message.payload) {
-                    if let Some((_, abort)) = cancelling.running.remove(&(cancel.run, cancel.key)) {
-                        abort.abort();
-                    }
+                    cancelling.cancel(cancel.run, cancel.key);
                 }
             }
         });
@@ -359,12 +360,14 @@ impl Worker {
         });
         let mut pullers = JoinSet::new();
         let tasks = Arc::new(std::sync::Mutex::new(JoinSet::new()));
+        let alone = consumers.len() == 1;
         for (consumer, bell) in consumers {
             pullers.spawn(pull(
                 Arc::clone(&shared),
                 consumer,
                 bell,
                 Arc::clone(&tasks),
+                alone,
                 stopped.clone(),
             ));
         }

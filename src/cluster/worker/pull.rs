@@ -1,11 +1,13 @@
-//! Pulling a consumer's tasks: when its doorbell rings, in batches of the
-//! worker's free slots.
+//! Pulling a consumer's tasks: in batches of the worker's free slots while
+//! there are any; when the queue is empty, a pull held open for the next
+//! task, or its doorbell.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::task::handle;
@@ -14,79 +16,155 @@ use super::Shared;
 /// The most tasks one pull asks for.
 const BATCH: usize = 64;
 
-/// Pulls the tasks of one consumer until told to stop: when its doorbell
-/// rings, and once a second (for redeliveries, and rings that were lost),
-/// it takes what is queued, in batches of as many as the worker has free
-/// slots for, until the queue is empty. Each task runs in `tasks`,
-/// holding its slot. Slots are held only for a pull's round trip, and
-/// only free slots are asked for: a task taken and handed back would
-/// count as a delivery.
+/// How long an idle pull stays open, and how often a consumer without one
+/// looks at its queue anyway (for redeliveries, and rings that were lost).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Where a worker runs the tasks it pulled.
+type Tasks = Arc<std::sync::Mutex<JoinSet<()>>>;
+
+/// Pulls the tasks of one consumer until told to stop. While tasks are
+/// queued it takes them in batches of as many as the worker has free
+/// slots for; each runs in `tasks`, holding its slot. Only free slots are
+/// asked for: a task taken and handed back would count as a delivery.
+///
+/// When the queue is empty, it holds a pull for one task open, with one
+/// slot, so that the next task reaches it at once; it does so only if
+/// another slot stays free for the worker's other consumers (or it has
+/// none), since the slot is held while nothing runs. Otherwise it waits
+/// for its doorbell, which the clients ring when they queue tasks.
 pub(super) async fn pull(
     shared: Arc<Shared>,
     consumer: PullConsumer,
     bell: Arc<tokio::sync::Notify>,
-    tasks: Arc<std::sync::Mutex<JoinSet<()>>>,
+    tasks: Tasks,
+    alone: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut drain = true;
     loop {
-        // Drain.
-        loop {
-            if *stop.borrow() {
-                return;
+        if drain && !drain_queue(&shared, &consumer, &tasks, &mut stop).await {
+            return;
+        }
+        if *stop.borrow() {
+            return;
+        }
+        drain = match idle_slot(&shared, alone) {
+            // Not cut short by a stop: a task the server sends it runs here.
+            Some(slot) => hold(&shared, &consumer, &tasks, slot).await,
+            None => {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = bell.notified() => {}
+                    () = tokio::time::sleep(IDLE) => {}
+                }
+                true
             }
-            let first = tokio::select! {
-                _ = stop.changed() => return,
-                permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-            };
-            let mut slots = vec![first];
-            while slots.len() < BATCH {
-                match Arc::clone(&shared.slots).try_acquire_owned() {
-                    Ok(permit) => slots.push(permit),
-                    Err(_) => break,
-                }
-            }
-            let asked = slots.len();
-            // No wait: what is queued now, at once.
-            let fetched = consumer.fetch().max_messages(asked).messages().await;
-            let mut batch = match fetched {
-                Ok(batch) => batch,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot fetch tasks; retrying");
-                    drop(slots);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            while let Some(next) = batch.next().await {
-                match next {
-                    Ok(message) => {
-                        let Some(slot) = slots.pop() else { break };
-                        let shared = Arc::clone(&shared);
-                        let mut tasks = tasks.lock().unwrap_or_else(PoisonError::into_inner);
-                        tasks.spawn(async move {
-                            handle(&shared, message).await;
-                            drop(slot);
-                        });
-                        while tasks.try_join_next().is_some() {}
-                    }
-                    Err(err) => tracing::warn!(error = %err, "cannot receive a task"),
-                }
-                if slots.is_empty() {
-                    break;
-                }
-            }
-            if !slots.is_empty() {
-                // Fewer than asked: the queue is empty.
-                break;
+        };
+    }
+}
+
+/// Takes what is queued, in batches of the free slots, until the queue
+/// is empty. False when told to stop.
+async fn drain_queue(
+    shared: &Arc<Shared>,
+    consumer: &PullConsumer,
+    tasks: &Tasks,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        let first = tokio::select! {
+            _ = stop.changed() => return false,
+            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return false,
+            },
+        };
+        let mut slots = vec![first];
+        while slots.len() < BATCH {
+            match Arc::clone(&shared.slots).try_acquire_owned() {
+                Ok(permit) => slots.push(permit),
+                Err(_) => break,
             }
         }
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = bell.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        let asked = slots.len();
+        // No wait: what is queued now, at once.
+        match consumer.fetch().max_messages(asked).messages().await {
+            Ok(batch) => run_all(shared, tasks, batch, &mut slots).await,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot fetch tasks; retrying");
+                drop(slots);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        if !slots.is_empty() {
+            // Fewer than asked: the queue is empty.
+            return true;
+        }
+    }
+}
+
+/// A slot for a pull held open while idle: only if another stays free,
+/// or this is the worker's only consumer.
+fn idle_slot(shared: &Arc<Shared>, alone: bool) -> Option<OwnedSemaphorePermit> {
+    let slot = Arc::clone(&shared.slots).try_acquire_owned().ok()?;
+    (alone || shared.slots.available_permits() > 0).then_some(slot)
+}
+
+/// Holds a pull open for the next task, up to [`IDLE`]; it returns as
+/// soon as one is queued. True if a task came (more may follow).
+async fn hold(
+    shared: &Arc<Shared>,
+    consumer: &PullConsumer,
+    tasks: &Tasks,
+    slot: OwnedSemaphorePermit,
+) -> bool {
+    let mut slots = vec![slot];
+    match consumer
+        .fetch()
+        .max_messages(1)
+        .expires(IDLE)
+        .messages()
+        .await
+    {
+        Ok(batch) => run_all(shared, tasks, batch, &mut slots).await,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot fetch tasks; retrying");
+            drop(slots);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return false;
+        }
+    }
+    slots.is_empty()
+}
+
+/// Runs each task of a fetched batch in `tasks`, holding one of `slots`.
+async fn run_all(
+    shared: &Arc<Shared>,
+    tasks: &Tasks,
+    mut batch: async_nats::jetstream::consumer::pull::Batch,
+    slots: &mut Vec<OwnedSemaphorePermit>,
+) {
+    while let Some(next) = batch.next().await {
+        match next {
+            Ok(message) => {
+                let Some(slot) = slots.pop() else { break };
+                let shared = Arc::clone(shared);
+                let mut tasks = tasks.lock().unwrap_or_else(PoisonError::into_inner);
+                tasks.spawn(async move {
+                    handle(&shared, message).await;
+                    drop(slot);
+                });
+                while tasks.try_join_next().is_some() {}
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot receive a task"),
+        }
+        if slots.is_empty() {
+            break;
         }
     }
 }

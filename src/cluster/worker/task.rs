@@ -10,50 +10,110 @@ use futures::StreamExt;
 
 use super::Shared;
 use crate::cluster::store;
-use crate::cluster::wire::{result_key, DoneMsg, TaskMsg, WorkerOutcome};
+use crate::cluster::wire::{self, result_key, DoneMsg, TaskMsg, WorkerOutcome};
 use crate::engine::view::NodeView;
 use crate::keyed::{Arg, Entry};
 
-/// Runs one delivered task, reports it, then acknowledges it.
+/// Runs the tasks of one delivered message, reports each, then
+/// acknowledges the message.
+///
+/// A message may hold several tasks (see `wire::batch`). They run one
+/// after another on the slot the message came with, and more at once
+/// while the worker has free slots: never more than its concurrency, and
+/// never waiting for a slot another message holds. A batch that comes
+/// back (its worker died) is published again as one message per task, so
+/// that a task that kills its workers is the only one that runs out of
+/// deliveries.
 pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream::Message) {
     let message = Arc::new(message);
+    let earlier = wire::earlier_deliveries(message.headers.as_ref());
     let delivered = message
         .info()
         .map_or(1, |info| info.delivered.max(1) as u64);
     let max_message = shared.queues.settings.max_message;
-    let task = if message.payload.len() > max_message {
+    let tasks = if message.payload.len() > max_message {
         Err(format!(
             "the task message has {} bytes, more than the {max_message} allowed",
             message.payload.len()
         ))
     } else {
-        TaskMsg::from_wire(&message.payload).map_err(|err| format!("malformed task message: {err}"))
+        wire::tasks_of(&message.payload).map_err(|err| format!("malformed task message: {err}"))
     };
-    let task = match task {
-        Ok(task) => task,
+    let tasks = match tasks {
+        Ok(tasks) => tasks,
         Err(reason) => {
             tracing::warn!(%reason, "rejected a task message");
-            // A reply subject we can still read gets the error.
-            let json = message
-                .payload
-                .split(|&byte| byte == 0)
-                .next()
-                .unwrap_or_default();
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) {
-                report_rejected(shared, &value, delivered, reason).await;
-            }
             let _ = message.ack_with(AckKind::Term).await;
             return;
         }
     };
+    if tasks.len() > 1 && delivered > 1 {
+        return split(shared, &message, &tasks, delivered + earlier).await;
+    }
     // The keeper sends its in-progress acks while it is held.
     let _held = Held::new(shared, Arc::clone(&message));
+    let single = tasks.len() == 1;
+    let mut queued = tasks.into_iter();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut term = true;
+    loop {
+        while let Some(slot) = (running.is_empty())
+            .then_some(None)
+            .or_else(|| Arc::clone(&shared.slots).try_acquire_owned().ok().map(Some))
+        {
+            let Some(task) = queued.next() else { break };
+            running.push(async move {
+                let ended = one(shared, task, delivered + earlier).await;
+                drop(slot);
+                ended
+            });
+        }
+        match running.next().await {
+            Some(Ended::Term) => {}
+            Some(Ended::Acked) => term = false,
+            None => break,
+        }
+    }
+    // A single task rejected or abandoned is terminated: it will not come
+    // back. Any other message is acknowledged.
+    let _ = if single && term {
+        message.ack_with(AckKind::Term).await
+    } else {
+        message.ack().await
+    };
+}
+
+/// How one task of a message ended.
+enum Ended {
+    /// Reported, or cancelled by its client.
+    Acked,
+    /// Rejected or abandoned: it must not come back.
+    Term,
+}
+
+/// Runs one task of a message and reports it.
+async fn one(shared: &Arc<Shared>, wire: &[u8], delivered: u64) -> Ended {
+    let task = match TaskMsg::from_wire(wire) {
+        Ok(task) => task,
+        Err(err) => {
+            let reason = format!("malformed task message: {err}");
+            tracing::warn!(%reason, "rejected a task message");
+            // A reply subject we can still read gets the error.
+            let json = wire.split(|&byte| byte == 0).next().unwrap_or_default();
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) {
+                report_rejected(shared, &value, delivered, reason).await;
+            }
+            return Ended::Term;
+        }
+    };
     if shared.abandoned(&task.client, &task.run) {
-        // Nobody waits for it: take it out of the queue, unrun.
-        let _ = message.ack_with(AckKind::Term).await;
-        return;
+        // Nobody waits for it: out of the queue, unrun.
+        return Ended::Term;
     }
     let id = (task.run.clone(), task.key.clone());
+    if shared.cancelled.remove(&id).is_some() {
+        return Ended::Acked;
+    }
     let work = {
         let shared = Arc::clone(shared);
         let run = task.run.clone();
@@ -83,8 +143,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
         Ok(ran) => ran,
         Err(err) if err.is_cancelled() => {
             // The client cancelled the task: nobody waits for a report.
-            let _ = message.ack().await;
-            return;
+            return Ended::Acked;
         }
         Err(err) => (
             WorkerOutcome::Panic {
@@ -109,6 +168,52 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
             .await;
         shared.sent(task.client, task.reply, payload);
     }
+    Ended::Acked
+}
+
+/// Publishes each task of a batch that came back as a message of its
+/// own, noting the batch's deliveries so far, then acknowledges the
+/// batch. If any publish fails, the batch is left to come back again.
+async fn split(
+    shared: &Shared,
+    message: &async_nats::jetstream::Message,
+    tasks: &[&[u8]],
+    delivered: u64,
+) {
+    let name = message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("Nats-Msg-Id"))
+        .map_or_else(
+            || format!("{}", message.info().map_or(0, |info| info.stream_sequence)),
+            |id| id.as_str().to_string(),
+        );
+    for (i, task) in tasks.iter().enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("{name}/{i}").as_str());
+        headers.insert(
+            wire::EARLIER_DELIVERIES,
+            (delivered - 1).to_string().as_str(),
+        );
+        let published = shared
+            .queues
+            .js
+            .publish_with_headers(message.subject.clone(), headers, task.to_vec().into())
+            .await;
+        let stored = match published {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if !stored {
+            tracing::warn!("cannot publish a returned batch's tasks again; it will come back");
+            return;
+        }
+    }
+    tracing::info!(
+        tasks = tasks.len(),
+        delivered,
+        "a batch came back: its tasks are queued again one by one"
+    );
     let _ = message.ack().await;
 }
 
