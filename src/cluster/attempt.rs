@@ -197,10 +197,10 @@ impl Cluster {
             blobs,
         };
         let payload = message.to_wire().map_err(|err| fail(err.to_string()))?;
-        let id = (run.to_string(), key_text.clone(), attempt);
+        let id = Arc::new((run.to_string(), key_text.clone(), attempt));
         let (tx, rx) = oneshot::channel();
         inner.pending.insert(
-            id.clone(),
+            Arc::clone(&id),
             Pending {
                 tx,
                 pool: Arc::clone(&pool),
@@ -212,7 +212,7 @@ impl Cluster {
         );
         let mut guard = Outstanding {
             inner: Arc::clone(inner),
-            id: Some(id.clone()),
+            id: Some(Arc::clone(&id)),
             sequence: None,
         };
         // Unique to this publish, the same across its retries: a node can
@@ -384,7 +384,7 @@ async fn read(inner: &Inner, name: &str) -> Result<(String, Vec<u8>), String> {
 /// worker has it yet, and asks the worker that has it to stop.
 struct Outstanding {
     inner: Arc<Inner>,
-    id: Option<(String, String, u32)>,
+    id: Option<super::client::TaskId>,
     sequence: Option<u64>,
 }
 
@@ -413,8 +413,8 @@ impl Drop for Outstanding {
                     let _ = inner.queues.stream.delete_message(sequence).await;
                 }
                 let cancel = CancelMsg {
-                    run: id.0,
-                    key: id.1,
+                    run: id.0.clone(),
+                    key: id.1.clone(),
                 };
                 if let Ok(payload) = serde_json::to_vec(&cancel) {
                     let subject = inner.queues.names.cancel();

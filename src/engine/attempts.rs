@@ -26,6 +26,7 @@ use super::work::{report, RunGuard};
 use super::{runner, schedule, spans, stored, wakes};
 use crate::callback::Outcome;
 use crate::error::Error;
+use crate::key::Key;
 use crate::limit::Acquire;
 
 /// Runs a started node through the attempt runner in a task of its own.
@@ -119,7 +120,17 @@ where
             if let Err(panic) = start_watching(node, watched) {
                 return finish(node, watched, Err(panic));
             }
-            let made = attempt_of(node, &deps, &policy, false, 1).await;
+            // The executor's future, awaited here: no box around it.
+            let made = match &policy.executor {
+                Some(executor) => {
+                    let view = NodeView::new(Arc::clone(node) as NodeRef);
+                    match Arc::clone(executor).attempt(view, 1).await {
+                        Ok(made) => typed_made(made, node.core.key()),
+                        Err(err) => Err(err),
+                    }
+                }
+                None => attempt_of(node, &deps, &policy, false, 1).await,
+            };
             finish(node, watched, made.map_err(|err| err.after_attempts(1)))
         })
         .await;
@@ -407,28 +418,37 @@ where
         let elsewhere = Arc::clone(executor).attempt(view.clone(), attempt);
         let key = node.core.key();
         let remembered = policy.memo.is_some();
-        let typed = move |output: AnyOutput, key| {
-            output
-                .downcast::<T>()
-                .map(|output| *output)
-                .map_err(|_| Error::runtime(key, "an executor's output has the wrong type"))
-        };
         return Either::Right(Box::pin(async move {
-            Ok(match elsewhere.await? {
-                Made::Value(output) => Made::Value(typed(output, key)?),
+            match elsewhere.await? {
                 // A memo keeps what it is handed: the output is read back
                 // here at once, and kept here too.
                 Made::Stored(Some(store)) if remembered => match store.read(view).await? {
-                    Some(output) => Made::Value(typed(output, key)?),
-                    None => Made::Again,
+                    Some(output) => Ok(Made::Value(typed(output, key)?)),
+                    None => Ok(Made::Again),
                 },
-                Made::Stored(store) => Made::Stored(store),
-                Made::Found(store) => Made::Found(store),
-                Made::Again => Made::Again,
-            })
+                made => typed_made(made, key),
+            }
         }));
     }
     Either::Left(W::attempt(node, deps.clone(), inline).map_ok(Made::Value as fn(T) -> Made<T>))
+}
+
+/// An executor's output as the node's type.
+fn typed<T: 'static>(output: AnyOutput, key: Key) -> Result<T, Error> {
+    output
+        .downcast::<T>()
+        .map(|output| *output)
+        .map_err(|_| Error::runtime(key, "an executor's output has the wrong type"))
+}
+
+/// What an executor's attempt made, its output as the node's type.
+fn typed_made<T: 'static>(made: Made<AnyOutput>, key: Key) -> Result<Made<T>, Error> {
+    Ok(match made {
+        Made::Value(output) => Made::Value(typed(output, key)?),
+        Made::Stored(store) => Made::Stored(store),
+        Made::Found(store) => Made::Found(store),
+        Made::Again => Made::Again,
+    })
 }
 
 /// Reports the end of a run to its watchers and its span. A watcher that

@@ -249,14 +249,24 @@ async fn the_consumer(js: &jetstream::Context) -> jetstream::consumer::PullConsu
 /// Asserts that the consumer has its stream's `replicas`.
 async fn assert_consumer_replicas(js: &jetstream::Context, replicas: usize) {
     let mut consumer = the_consumer(js).await;
-    let info = consumer.info().await.expect("the consumer's info");
-    // The peers: the replicas listed, and the leader if there is one yet
-    // (a new consumer's list may hold every peer, its leader unknown).
-    let peers = info.cluster.as_ref().map_or(1, |c| {
-        let mut names: BTreeSet<&str> = c.replicas.iter().map(|p| p.name.as_str()).collect();
-        names.extend(c.leader.as_deref());
-        names.len()
-    });
+    // A consumer just made may answer before its group has formed (no
+    // cluster information yet): it gets a few seconds to.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (info, peers) = loop {
+        let info = consumer.info().await.expect("the consumer's info").clone();
+        // The peers: the replicas listed, and the leader if there is one
+        // yet (a new consumer's list may hold every peer, its leader
+        // unknown).
+        let peers = info.cluster.as_ref().map_or(1, |c| {
+            let mut names: BTreeSet<&str> = c.replicas.iter().map(|p| p.name.as_str()).collect();
+            names.extend(c.leader.as_deref());
+            names.len()
+        });
+        if peers == replicas || Instant::now() > deadline {
+            break (info, peers);
+        }
+        sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(peers, replicas, "the consumer: {:?}", info.cluster);
     // 0 is "as its stream".
     assert!(

@@ -63,7 +63,7 @@ pub(super) struct Inner {
     pub(super) cut_short: DashSet<String>,
     /// Where workers report to this client.
     pub(super) reply: String,
-    pub(super) pending: DashMap<(String, String, u32), Pending>,
+    pub(super) pending: DashMap<TaskId, Pending>,
     /// The tasks each message in the stream holds that still wait for
     /// their report, by stream sequence: for the max-deliveries advisory,
     /// and for taking a message out of the queue when all its tasks were
@@ -111,8 +111,9 @@ pub(super) struct Inner {
 /// publish hold little memory.
 const PUBLISHING: usize = 256;
 
-/// A remote attempt: its run, key and attempt number.
-pub(super) type TaskId = (String, String, u32);
+/// A remote attempt: its run, key and attempt number, shared by the
+/// tables that hold it.
+pub(super) type TaskId = Arc<(String, String, u32)>;
 
 /// A published task waiting for its report.
 pub(super) struct Pending {

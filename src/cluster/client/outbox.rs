@@ -43,12 +43,12 @@ impl Inner {
 
     /// Notes that task `id` no longer waits in message `sequence`: true
     /// if no task of it does.
-    pub(in crate::cluster) fn unsequence(&self, sequence: u64, id: &TaskId) -> bool {
+    pub(in crate::cluster) fn unsequence(&self, sequence: u64, id: &(String, String, u32)) -> bool {
         let dashmap::mapref::entry::Entry::Occupied(mut tasks) = self.sequences.entry(sequence)
         else {
             return true;
         };
-        tasks.get_mut().retain(|task| task != id);
+        tasks.get_mut().retain(|task| **task != *id);
         if tasks.get().is_empty() {
             tasks.remove();
             return true;

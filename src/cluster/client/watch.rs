@@ -48,7 +48,8 @@ impl Inner {
             let resend = self.queues.names.resend(&self.id);
             let _ = self.client.publish(resend, Vec::new().into()).await;
         }
-        for ((run, key, attempt), pool, function, reconnected) in waiting {
+        for (id, pool, function, reconnected) in waiting {
+            let (run, key, attempt) = (*id).clone();
             let lost = reconnected
                 && matches!(
                     store::get(&self.queues, &result_key(&run, &key)).await,
@@ -67,7 +68,6 @@ impl Inner {
                 continue;
             }
             let Some(workers) = &workers else { continue };
-            let id = (run.clone(), key.clone(), attempt);
             if workers.iter().any(|w| w.serves(&pool, function)) {
                 self.unserved
                     .remove(&(pool.to_string(), function.to_string()));
@@ -194,7 +194,8 @@ impl Inner {
         tokio::spawn(async move {
             let _ = stream.delete_message(sequence).await;
         });
-        for (run, key, attempt) in tasks {
+        for id in tasks {
+            let (run, key, attempt) = (*id).clone();
             self.deliver(killed_report(run, key, attempt, deliveries));
         }
     }
