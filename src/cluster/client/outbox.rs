@@ -14,8 +14,9 @@ use super::{Inner, TaskId};
 use crate::cluster::wire;
 
 /// The most tasks one message holds: few enough that the tasks of a
-/// fan-out spread over the workers.
-const MOST_TASKS: usize = 16;
+/// fan-out spread over the workers (a worker of concurrency 1 runs a
+/// message's tasks one after another).
+const MOST_TASKS: usize = 8;
 
 /// The most bytes one message holds, if the settings allow that many.
 const MOST_BYTES: usize = 64 * 1024;

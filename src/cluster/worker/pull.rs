@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use super::task::handle;
 use super::Shared;
+use crate::cluster::wire;
 
 /// The most tasks one pull asks for.
 const BATCH: usize = 64;
@@ -42,8 +43,10 @@ pub(super) async fn pull(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut drain = true;
+    // Tasks per message at the last fetch.
+    let mut per = 1;
     loop {
-        if drain && !drain_queue(&shared, &consumer, &tasks, &mut stop).await {
+        if drain && !drain_queue(&shared, &consumer, &tasks, &mut per, &mut stop).await {
             return;
         }
         if *stop.borrow() {
@@ -70,6 +73,7 @@ async fn drain_queue(
     shared: &Arc<Shared>,
     consumer: &PullConsumer,
     tasks: &Tasks,
+    per: &mut usize,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
     loop {
@@ -90,10 +94,19 @@ async fn drain_queue(
                 Err(_) => break,
             }
         }
-        let asked = slots.len();
+        // A message may hold several tasks: ask for as many messages as
+        // the free slots take at the last fetch's tasks per message, and
+        // leave the other slots free for those tasks.
+        let asked = slots.len().div_ceil(*per).max(1);
+        slots.truncate(asked);
         // No wait: what is queued now, at once.
         match consumer.fetch().max_messages(asked).messages().await {
-            Ok(batch) => run_all(shared, tasks, batch, &mut slots).await,
+            Ok(batch) => {
+                let (messages, tasks) = run_all(shared, tasks, batch, &mut slots).await;
+                if messages > 0 {
+                    *per = tasks.div_ceil(messages).max(1);
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot fetch tasks; retrying");
                 drop(slots);
@@ -131,7 +144,9 @@ async fn hold(
         .messages()
         .await
     {
-        Ok(batch) => run_all(shared, tasks, batch, &mut slots).await,
+        Ok(batch) => {
+            run_all(shared, tasks, batch, &mut slots).await;
+        }
         Err(err) => {
             tracing::warn!(error = %err, "cannot fetch tasks; retrying");
             drop(slots);
@@ -142,17 +157,21 @@ async fn hold(
     slots.is_empty()
 }
 
-/// Runs each task of a fetched batch in `tasks`, holding one of `slots`.
+/// Runs each message of a fetched batch in `tasks`, holding one of
+/// `slots`; returns how many messages came, and how many tasks they held.
 async fn run_all(
     shared: &Arc<Shared>,
     tasks: &Tasks,
     mut batch: async_nats::jetstream::consumer::pull::Batch,
     slots: &mut Vec<OwnedSemaphorePermit>,
-) {
+) -> (usize, usize) {
+    let (mut messages, mut held) = (0, 0);
     while let Some(next) = batch.next().await {
         match next {
             Ok(message) => {
                 let Some(slot) = slots.pop() else { break };
+                messages += 1;
+                held += wire::tasks_of(&message.payload).map_or(1, |tasks| tasks.len());
                 let shared = Arc::clone(shared);
                 let mut tasks = tasks.lock().unwrap_or_else(PoisonError::into_inner);
                 tasks.spawn(async move {
@@ -167,4 +186,5 @@ async fn run_all(
             break;
         }
     }
+    (messages, held)
 }
