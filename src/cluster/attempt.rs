@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::client::{Inner, Pending, RemoteTask};
+use super::client::{Inner, Pending, RemoteTask, Reply, TaskId};
 use super::placement::RunOn;
 use super::settings::{check_name, DEFAULT_POOL};
 use super::store;
@@ -22,17 +22,17 @@ use crate::Error;
 
 /// A published task waiting for its report: what the rest of its attempt
 /// needs, and nothing else, since every task in flight holds one.
-struct Waiting {
-    rx: oneshot::Receiver<super::wire::DoneMsg>,
-    guard: Outstanding,
+pub(super) struct Waiting {
+    pub(super) rx: oneshot::Receiver<super::wire::DoneMsg>,
+    pub(super) guard: Outstanding,
     /// The stream sequence of its message.
-    ack: u64,
+    pub(super) ack: u64,
     /// The results it reads by reference.
-    sent: Vec<String>,
+    pub(super) sent: Vec<String>,
 }
 
 /// What sending a task led to.
-enum Sent {
+pub(super) enum Sent {
     Waiting(Waiting),
     /// An input went away before it could be sent: the run starts again.
     Again,
@@ -58,7 +58,8 @@ impl Cluster {
             .acquire()
             .await
             .map_err(|_| Error::runtime(task.key(), "the cluster is closed"))?;
-        let sent = Box::pin(self.send(on, &task, attempt)).await;
+        let id = Arc::new((Arc::clone(&on.run), task.key().to_string(), attempt));
+        let sent = Box::pin(self.send(on, &task, id)).await;
         drop(publishing);
         let mut waiting = match sent? {
             Sent::Waiting(waiting) => waiting,
@@ -70,9 +71,15 @@ impl Cluster {
         Box::pin(self.finish(on, task, waiting, done)).await
     }
 
-    /// Builds the message of attempt `attempt` of `task`, sending its
+    /// Builds the message of attempt `id` of `task`, sending its
     /// arguments by value or by reference, and publishes it.
-    async fn send(&self, on: &Arc<RunOn>, task: &NodeView, attempt: u32) -> Result<Sent, Error> {
+    pub(super) async fn send(
+        &self,
+        on: &Arc<RunOn>,
+        task: &NodeView,
+        id: TaskId,
+    ) -> Result<Sent, Error> {
+        let attempt = id.2;
         let run = Arc::clone(&on.run);
         let inner = &self.inner;
         let key = task.key();
@@ -197,18 +204,17 @@ impl Cluster {
             blobs,
         };
         let payload = message.to_wire().map_err(|err| fail(err.to_string()))?;
-        let id = Arc::new((run.to_string(), key_text.clone(), attempt));
         let (tx, rx) = oneshot::channel();
         inner.pending.insert(
             Arc::clone(&id),
-            Pending {
-                tx,
+            Box::new(Pending {
+                reply: Reply::Channel(tx),
                 pool: Arc::clone(&pool),
                 function: name,
                 since: tokio::time::Instant::now(),
                 unserved_since: None,
                 connects: inner.connects(),
-            },
+            }),
         );
         let mut guard = Outstanding {
             inner: Arc::clone(inner),
@@ -254,11 +260,30 @@ impl Cluster {
             ..
         } = waiting;
         guard.id = None;
+        match self.reported(on, &task, ack, &sent, done) {
+            Reported::Made(made) => made,
+            Reported::Download => Box::pin(self.download(&task, &on.run))
+                .await
+                .map(Made::Value),
+        }
+    }
+
+    /// What the worker's report of `task` (its message's stream sequence
+    /// `ack`, the stored results it read `sent`) ends its attempt with:
+    /// all but reading its result back from the store.
+    pub(super) fn reported(
+        &self,
+        on: &Arc<RunOn>,
+        task: &NodeView,
+        ack: u64,
+        sent: &[String],
+        done: super::wire::DoneMsg,
+    ) -> Reported {
         let inner = &self.inner;
         let run = Arc::clone(&on.run);
         let key = task.key();
         let key_text = key.to_string();
-        inner.unsequence(ack, &(run.to_string(), key_text.clone(), done.attempt));
+        inner.unsequence(ack, &(Arc::clone(&run), key_text.clone(), done.attempt));
         let ok = matches!(done.outcome, WorkerOutcome::Done);
         inner
             .history
@@ -270,25 +295,27 @@ impl Cluster {
                 delivered: done.delivered,
                 ok,
             });
-        match done.outcome {
+        let made = match done.outcome {
             WorkerOutcome::Done if done.value.is_some() => {
-                inner.used(&run, &sent);
+                inner.used(&run, sent);
                 inner.completed.insert((run.to_string(), key_text.clone()));
                 let value = done.value.unwrap_or_default();
-                self.decode(&task, &value).map(Made::Value)
+                self.decode(task, &value).map(Made::Value)
             }
             WorkerOutcome::Done => {
-                inner.used(&run, &sent);
+                inner.used(&run, sent);
                 inner.completed.insert((run.to_string(), key_text.clone()));
                 inner.stored_as(&run, result_key(&run, &key_text));
                 inner
                     .remote_done
                     .insert((run.to_string(), key_text.clone()));
-                if only_remote_readers(inner, on, &task, &run) {
-                    inner.stored_nodes.insert((run.to_string(), key_text), task);
-                    return Ok(Made::Stored(Some(Arc::clone(on) as Arc<dyn OutputStore>)));
+                if !only_remote_readers(inner, on, task, &run) {
+                    return Reported::Download;
                 }
-                Box::pin(self.download(&task, &run)).await.map(Made::Value)
+                inner
+                    .stored_nodes
+                    .insert((run.to_string(), key_text), task.clone());
+                Ok(Made::Stored(Some(Arc::clone(on) as Arc<dyn OutputStore>)))
             }
             WorkerOutcome::Failed { message } => {
                 Err(Error::failed(key, Arc::new(WorkerError(message))))
@@ -304,8 +331,17 @@ impl Cluster {
                 });
                 Err(Error::invalid(key, message))
             }
-        }
+        };
+        Reported::Made(made)
     }
+}
+
+/// What a worker's report ends an attempt with.
+pub(super) enum Reported {
+    Made(Result<Made<AnyOutput>, Error>),
+    /// The result is in the store and something here reads it: it is
+    /// read back first.
+    Download,
 }
 
 impl Cluster {
@@ -382,10 +418,10 @@ async fn read(inner: &Inner, name: &str) -> Result<(String, Vec<u8>), String> {
 /// A published task nobody has heard back from. Dropped (the compute was
 /// cancelled, or timed out), it takes the task out of the queue if no
 /// worker has it yet, and asks the worker that has it to stop.
-struct Outstanding {
-    inner: Arc<Inner>,
-    id: Option<super::client::TaskId>,
-    sequence: Option<u64>,
+pub(super) struct Outstanding {
+    pub(super) inner: Arc<Inner>,
+    pub(super) id: Option<TaskId>,
+    pub(super) sequence: Option<u64>,
 }
 
 impl Drop for Outstanding {
@@ -394,34 +430,47 @@ impl Drop for Outstanding {
             return;
         };
         self.inner.pending.remove(&id);
-        self.inner.cut_short.insert(id.0.clone());
-        // Its message is taken out of the queue only if no other task it
-        // holds is still waiting.
-        let sequence = self
-            .sequence
-            .filter(|&sequence| self.inner.unsequence(sequence, &id));
-        let inner = Arc::clone(&self.inner);
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                // Dropped with its whole compute, the run's end stops it
-                // with all the others at once: one purge, one broadcast.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if !inner.live.contains(&id.0) {
-                    return;
-                }
-                if let Some(sequence) = sequence {
-                    let _ = inner.queues.stream.delete_message(sequence).await;
-                }
-                let cancel = CancelMsg {
-                    run: id.0.clone(),
-                    key: id.1.clone(),
-                };
-                if let Ok(payload) = serde_json::to_vec(&cancel) {
-                    let subject = inner.queues.names.cancel();
-                    let _ = inner.client.publish(subject, payload.into()).await;
-                }
-            });
-        }
+        self.inner.abandon(id, self.sequence, None);
+    }
+}
+
+impl Inner {
+    /// Gives up published task `id`, whose message has stream sequence
+    /// `sequence` once known: its message is taken out of the queue if no
+    /// other task it holds is still waiting, and the worker that has it is
+    /// asked to stop. `keep` is dropped once that is done, not here.
+    pub(super) fn abandon(
+        self: &Arc<Self>,
+        id: TaskId,
+        sequence: Option<u64>,
+        keep: Option<Box<dyn Send>>,
+    ) {
+        self.cut_short.insert(id.0.to_string());
+        let sequence = sequence.filter(|&sequence| self.unsequence(sequence, &id));
+        let inner = Arc::clone(self);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            drop(keep);
+            // Dropped with its whole compute, the run's end stops it
+            // with all the others at once: one purge, one broadcast.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !inner.live.contains(&*id.0) {
+                return;
+            }
+            if let Some(sequence) = sequence {
+                let _ = inner.queues.stream.delete_message(sequence).await;
+            }
+            let cancel = CancelMsg {
+                run: id.0.to_string(),
+                key: id.1.clone(),
+            };
+            if let Ok(payload) = serde_json::to_vec(&cancel) {
+                let subject = inner.queues.names.cancel();
+                let _ = inner.client.publish(subject, payload.into()).await;
+            }
+        });
     }
 }
 

@@ -49,6 +49,7 @@
 mod attempt;
 mod client;
 mod keeper;
+mod parked;
 mod placement;
 mod settings;
 mod setup;

@@ -7,8 +7,12 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
+
 use super::Cluster;
-use crate::engine::hooks::{AnyOutput, Executor, HookFuture, Made, OutputStore, Placement};
+use crate::engine::hooks::{
+    AnyOutput, Executor, HookFuture, Made, OutputStore, Placement, Settle, Stop,
+};
 use crate::engine::view::NodeView;
 use crate::{Error, Options};
 
@@ -34,6 +38,10 @@ impl Executor for RunOn {
     ) -> HookFuture<Result<Made<AnyOutput>, Error>> {
         Box::pin(async move { self.cluster.clone().run(&self, node, attempt).await })
     }
+
+    fn submit(self: Arc<Self>, node: NodeView, settle: Settle, handle: &Handle) -> Stop {
+        self.cluster.submit(&self, node, settle, handle)
+    }
 }
 
 impl OutputStore for RunOn {
@@ -54,10 +62,10 @@ impl Placement for Cluster {
         let mut nodes = Vec::new();
         root.for_each_unfinished(|node| {
             if self.takes(node) {
-                node.run_elsewhere(Some(Arc::clone(&executor)));
                 nodes.push(node.clone());
             }
         });
+        NodeView::run_all_elsewhere(&nodes, Some(executor));
         let keys: HashSet<String> = nodes.iter().map(|node| node.key().to_string()).collect();
         for node in &nodes {
             self.plan(node, &on.run, &keys);

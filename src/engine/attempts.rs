@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::future::{Either, MapOk};
 use futures::TryFutureExt;
 
-use super::hooks::{AnyOutput, Made};
+use super::hooks::{AnyOutput, Made, Stop};
 use super::inputs::Inputs;
 use super::loan::{self, HandOff, Holder, Holding};
 use super::node::{Attempt, Begun, NodeRef, TypedNode, Work};
@@ -23,7 +23,7 @@ use super::state::Origin;
 use super::view::NodeView;
 use super::watch::{self, Watched};
 use super::work::{report, RunGuard};
-use super::{runner, schedule, spans, stored, wakes};
+use super::{elsewhere, runner, schedule, spans, stored, wakes};
 use crate::callback::Outcome;
 use crate::error::Error;
 use crate::key::Key;
@@ -43,6 +43,13 @@ where
             return node.settle(epoch, Err(err), queue);
         }
     };
+    let executor = match (&begun.policy, begun.read_back) {
+        (Some(policy), false) if only_elsewhere(policy) => policy.executor.clone(),
+        _ => None,
+    };
+    if let Some(executor) = executor {
+        return elsewhere::submit(node, begun, executor, &handle, queue);
+    }
     // A node that the end of its last input made ready may have a place in
     // its limit's line that the input's hand-off took for it (see
     // `loan::release`): it claims it now. Others join the line when their
@@ -57,25 +64,24 @@ where
     // Dropped unfinished (the runtime shut down), the task hands the node
     // back; after our own abort the guard does nothing.
     let guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
-    let join = if begun.policy.as_deref().is_some_and(only_elsewhere) && !begun.read_back {
-        handle.spawn(async move {
-            let mut guard = guard;
-            let ran = elsewhere(&task_node, begun, &mut guard.watched).await;
-            ended(task_node, guard, epoch, ran);
-        })
-    } else {
-        handle.spawn(async move {
-            let mut guard = guard;
-            let ran = run(&task_node, begun, place, false, &mut guard.watched).await;
-            ended(task_node, guard, epoch, ran);
-        })
-    };
-    node.set_abort(epoch, join.abort_handle());
+    let join = handle.spawn(async move {
+        let mut guard = guard;
+        let ran = run(&task_node, begun, place, false, &mut guard.watched).await;
+        ended(task_node, guard, epoch, ran, true);
+    });
+    node.set_stop(epoch, Stop::Task(join.abort_handle()));
 }
 
-/// Settles a spawned run with what it made, and runs what that made ready.
-fn ended<T, W>(node: Arc<TypedNode<T, W>>, guard: RunGuard, epoch: u32, ran: Ran<T>)
-where
+/// Settles a run that ended away from the runner with what it made, and
+/// runs what that made ready: here, in the run's own task (`inline`), or
+/// in a runner of its own (a run an executor settled from its task).
+pub(crate) fn ended<T, W>(
+    node: Arc<TypedNode<T, W>>,
+    guard: RunGuard,
+    epoch: u32,
+    ran: Ran<T>,
+    inline: bool,
+) where
     T: Send + Sync + 'static,
     W: Work<T>,
 {
@@ -85,59 +91,21 @@ where
     wakes::after_release(node, |node| {
         hand_off.settle(&mut ready, |ready| conclude(node, epoch, result, ready));
     });
-    runner::drain(&mut ready);
+    match inline {
+        true => runner::drain(&mut ready),
+        false => runner::dispatch(ready, None),
+    }
 }
 
 /// Whether a node's only policy is an executor: no limit, timeout, retry
-/// or memo (a remote node, most often).
+/// or memo (a remote node, most often). Such a run is submitted to its
+/// executor (see `elsewhere.rs`).
 fn only_elsewhere(policy: &NodePolicy) -> bool {
     policy.executor.is_some()
         && policy.limit.is_none()
         && policy.timeout.is_none()
         && policy.retry.is_none()
         && policy.memo.is_none()
-}
-
-/// The one attempt of a run whose only policy is an executor, in the
-/// node's span, without the limit, timeout and retry machinery of
-/// [`run`]: each of the many such runs a big compute has in flight holds
-/// a small future.
-async fn elsewhere<T, W>(
-    node: &Arc<TypedNode<T, W>>,
-    begun: Begun,
-    watched: &mut Option<Watched>,
-) -> Ran<T>
-where
-    T: Send + Sync + 'static,
-    W: Work<T>,
-{
-    let policy = begun.policy.unwrap_or_default();
-    let deps = begun.deps;
-    let run = spans::open(&node.core);
-    spans::link(&run, &deps);
-    let result = run
-        .instrumented(async {
-            if let Err(panic) = start_watching(node, watched) {
-                return finish(node, watched, Err(panic));
-            }
-            // The executor's future, awaited here: no box around it.
-            let made = match &policy.executor {
-                Some(executor) => {
-                    let view = NodeView::new(Arc::clone(node) as NodeRef);
-                    match Arc::clone(executor).attempt(view, 1).await {
-                        Ok(made) => typed_made(made, node.core.key()),
-                        Err(err) => Err(err),
-                    }
-                }
-                None => attempt_of(node, &deps, &policy, false, 1).await,
-            };
-            finish(node, watched, made.map_err(|err| err.after_attempts(1)))
-        })
-        .await;
-    if !matches!(result, Ok(Made::Again)) {
-        spans::ended(&node.core);
-    }
-    (result, HandOff::default())
 }
 
 /// Runs a node that the sequential scheduler claimed, in place.
@@ -170,7 +138,7 @@ where
 }
 
 /// Settles run `epoch` of `node` with what it made.
-fn conclude<T, W>(
+pub(crate) fn conclude<T, W>(
     node: &Arc<TypedNode<T, W>>,
     epoch: u32,
     result: Result<Made<T>, Error>,
@@ -215,7 +183,7 @@ impl Drop for HandBack {
 
 /// What a run made, and the place in line its end took for a dependent
 /// it is about to make ready (see `loan::release`).
-type Ran<T> = (Result<Made<T>, Error>, HandOff);
+pub(crate) type Ran<T> = (Result<Made<T>, Error>, HandOff);
 
 /// Every attempt of one run, in the node's span. `place` is the node's
 /// place in its limit's line for the first attempt, if it took one.
@@ -298,7 +266,10 @@ where
 }
 
 /// Tells the watchers that the run starts.
-fn start_watching<T, W>(node: &TypedNode<T, W>, watched: &mut Option<Watched>) -> Result<(), Error>
+pub(crate) fn start_watching<T, W>(
+    node: &TypedNode<T, W>,
+    watched: &mut Option<Watched>,
+) -> Result<(), Error>
 where
     T: Send + Sync + 'static,
     W: Work<T>,
@@ -442,7 +413,7 @@ fn typed<T: 'static>(output: AnyOutput, key: Key) -> Result<T, Error> {
 }
 
 /// What an executor's attempt made, its output as the node's type.
-fn typed_made<T: 'static>(made: Made<AnyOutput>, key: Key) -> Result<Made<T>, Error> {
+pub(crate) fn typed_made<T: 'static>(made: Made<AnyOutput>, key: Key) -> Result<Made<T>, Error> {
     Ok(match made {
         Made::Value(output) => Made::Value(typed(output, key)?),
         Made::Stored(store) => Made::Stored(store),
@@ -453,7 +424,7 @@ fn typed_made<T: 'static>(made: Made<AnyOutput>, key: Key) -> Result<Made<T>, Er
 
 /// Reports the end of a run to its watchers and its span. A watcher that
 /// panics fails a run that had succeeded.
-fn finish<T, W>(
+pub(crate) fn finish<T, W>(
     node: &TypedNode<T, W>,
     watched: &mut Option<Watched>,
     result: Result<Made<T>, Error>,

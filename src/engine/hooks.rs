@@ -1,6 +1,7 @@
 //! The engine's hooks: how something built on the engine runs a node's
-//! attempts elsewhere, keeps a finished node's output elsewhere, and
-//! places a compute before it starts.
+//! attempts elsewhere (awaited by a task here, or held by the executor
+//! alone until it settles the run), keeps a finished node's output
+//! elsewhere, and places a compute before it starts.
 //!
 //! The engine knows its extensions only through these traits. A scale-out
 //! onto other machines implements [`Executor`], [`OutputStore`] and
@@ -13,6 +14,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+pub(crate) use super::elsewhere::Settle;
 use super::view::NodeView;
 use crate::Error;
 
@@ -56,6 +61,48 @@ pub(crate) trait Executor: Send + Sync + 'static {
         node: NodeView,
         attempt: u32,
     ) -> HookFuture<Result<Made<AnyOutput>, Error>>;
+
+    /// Starts the one attempt of a run of `node` that has no limit,
+    /// timeout, retries or memo, and returns at once with what stops it.
+    /// The executor ends the run through `settle`, later, from any task,
+    /// and holds nothing here meanwhile but what it chooses to: a big
+    /// compute's remote nodes then wait without a task each. Dropped
+    /// unsettled, `settle` hands the node back, as a dropped task does.
+    ///
+    /// By default a task on `handle` runs [`attempt`](Executor::attempt).
+    fn submit(self: Arc<Self>, node: NodeView, settle: Settle, handle: &Handle) -> Stop {
+        let join = handle.spawn(async move {
+            let made = settle.instrumented(self.attempt(node, 1)).await;
+            settle.settle(made);
+        });
+        Stop::Task(join.abort_handle())
+    }
+}
+
+/// What stops a running node that nobody wants any more: its task here,
+/// or an executor's hook (see [`Executor::submit`]). Dropped without
+/// being used, it does nothing. One word and a tag: every node's state
+/// has room for one.
+pub(crate) enum Stop {
+    Task(AbortHandle),
+    Hook(Box<Box<dyn FnOnce() + Send>>),
+}
+
+impl Stop {
+    /// A hook that stops the run.
+    #[allow(dead_code, reason = "for extensions, which a build may leave out")]
+    pub(crate) fn hook(hook: impl FnOnce() + Send + 'static) -> Stop {
+        Stop::Hook(Box::new(Box::new(hook)))
+    }
+
+    /// Stops the run. A hook runs at once, on this thread, with no lock
+    /// of the engine held: it must be short and must not block.
+    pub(crate) fn stop(self) {
+        match self {
+            Stop::Task(task) => task.abort(),
+            Stop::Hook(hook) => hook(),
+        }
+    }
 }
 
 /// Holds the outputs of finished nodes elsewhere, and reads them back.

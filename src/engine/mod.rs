@@ -23,6 +23,7 @@
 //! | `runner.rs` | runner tasks that drain queues of ready nodes |
 //! | `blocking.rs` | the per-runtime blocking pool |
 //! | `attempts.rs` | the attempt runner: limits, timeouts, retries, executors |
+//! | `elsewhere.rs` | runs an executor holds with no task here, and the `Settle` that ends them |
 //! | `loan.rs` | a running body's permit: lent back while it waits for a nested compute, handed on when it ends |
 //! | `stored.rs` | stored outputs: read back, revert, restart |
 //! | `root.rs` | a compute's demand on its root, and taking the output |
@@ -64,7 +65,9 @@
 //!   failure travels on through its dependents (`schedule::notify`).
 //! - **Ready**: queued on a runner (or the blocking pool).
 //! - **Running { abort, abortable }**: its work runs. Async work can be
-//!   aborted while `abortable`. Sync and blocking work, and any run whose
+//!   aborted while `abortable`, through its `Stop`: the task's abort
+//!   handle, or the hook of an executor that holds the run with no task
+//!   here (`elsewhere.rs`). Sync and blocking work, and any run whose
 //!   work has returned (`settle` marks the run not abortable before it
 //!   drops the inputs), run to the end.
 //! - **Done**: the output is in the cell, and the inputs and the work have
@@ -157,6 +160,7 @@
 pub(crate) mod attempts;
 pub(crate) mod blocking;
 pub(crate) mod deps;
+pub(crate) mod elsewhere;
 pub(crate) mod guard;
 pub(crate) mod hooks;
 pub(crate) mod inputs;

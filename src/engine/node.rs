@@ -6,15 +6,13 @@ use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
-use tokio::task::AbortHandle;
-
 use super::guard::{self, Payload};
-use super::hooks::OutputStore;
+use super::hooks::{OutputStore, Stop};
 use super::inputs::Inputs;
 use super::intern;
 use super::policy::{self, NodePolicy};
 use super::schedule::{self, Ended};
-use super::state::{Core, Phase, State};
+use super::state::{Core, Phase, State, Stopping};
 use super::stored::Reading;
 use super::waiters::Waiter;
 use crate::error::Error;
@@ -159,8 +157,10 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
         let policy = st.supervising_policy();
         let supervised = policy.is_some() || st.read_back;
         st.phase = Phase::Running {
-            abort: None,
-            abortable: abortable || supervised,
+            stop: match abortable || supervised {
+                true => Stopping::Soon,
+                false => Stopping::Never,
+            },
         };
         let deps = if take_deps && !supervised {
             mem::take(&mut st.deps)
@@ -195,19 +195,27 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
         guard::drop_caught(work)
     }
 
-    /// Records the abort handle of a spawned async run, or aborts it at once
-    /// if the run was cancelled while it was being spawned.
-    pub(crate) fn set_abort(&self, epoch: u32, handle: AbortHandle) {
+    /// Records what stops a run that started (its task, or an executor's
+    /// hook), or stops it at once if the run was cancelled while it was
+    /// starting. A run that already ended drops it unused.
+    pub(crate) fn set_stop(&self, epoch: u32, stop: Stop) {
         let mut st = self.core.lock();
         let current = st.epoch == epoch;
-        match &mut st.phase {
+        let unused = match &mut st.phase {
             Phase::Running {
-                abort,
-                abortable: true,
-            } if current => *abort = Some(handle),
-            Phase::Running { .. } | Phase::Done | Phase::Failed(_) if current => {}
-            _ => handle.abort(),
-        }
+                stop: soon @ Stopping::Soon,
+            } if current => {
+                *soon = Stopping::By(stop);
+                return;
+            }
+            Phase::Running { .. } | Phase::Done | Phase::Failed(_) if current => stop,
+            _ => {
+                drop(st);
+                return stop.stop();
+            }
+        };
+        drop(st);
+        drop(unused);
     }
 
     /// Stores the result of run `epoch` and tells whoever waits on it.
@@ -227,8 +235,7 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
         }
         // The work has returned: from here on the run cannot be cancelled.
         st.phase = Phase::Running {
-            abort: None,
-            abortable: false,
+            stop: Stopping::Never,
         };
         let deps = mem::take(&mut st.deps);
         drop(st);

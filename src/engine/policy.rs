@@ -47,17 +47,74 @@ impl NodePolicy {
     }
 }
 
+impl NodePolicy {
+    /// Whether it says nothing: the node's work runs once, plainly, here.
+    fn is_plain(&self) -> bool {
+        let NodePolicy {
+            limit,
+            retry,
+            timeout,
+            priority,
+            executor,
+            store,
+            memo,
+            mark,
+            pool,
+            recalled,
+        } = self;
+        limit.is_none()
+            && retry.is_none()
+            && timeout.is_none()
+            && priority.is_none()
+            && executor.is_none()
+            && store.is_none()
+            && memo.is_none()
+            && mark.is_none()
+            && pool.is_none()
+            && !recalled
+    }
+}
+
 /// Changes the policy of `node`, for its next runs.
 pub(crate) fn update(node: &NodeRef, change: impl FnOnce(&mut NodePolicy)) {
     update_locked(&mut node.core().lock(), change);
 }
 
-/// [`update`], when the caller holds the node's lock.
+/// [`update`] for many nodes at once: the nodes that had no policy share
+/// the one `change` makes of none, rather than hold a copy each.
+pub(crate) fn update_all<'a>(
+    nodes: impl IntoIterator<Item = &'a NodeRef>,
+    change: impl Fn(&mut NodePolicy),
+) {
+    let mut shared: Option<Option<Arc<NodePolicy>>> = None;
+    for node in nodes {
+        let mut st = node.core().lock();
+        if st.policy.is_some() {
+            update_locked(&mut st, &change);
+            continue;
+        }
+        let policy = shared
+            .get_or_insert_with(|| {
+                let mut policy = NodePolicy::default();
+                change(&mut policy);
+                (!policy.is_plain()).then(|| Arc::new(policy))
+            })
+            .clone();
+        st.priority = policy
+            .as_ref()
+            .and_then(|policy| policy.priority)
+            .unwrap_or(UNSET);
+        st.policy = policy;
+    }
+}
+
+/// [`update`], when the caller holds the node's lock. A policy that ends
+/// up saying nothing is dropped.
 pub(in crate::engine) fn update_locked(st: &mut State, change: impl FnOnce(&mut NodePolicy)) {
     let mut policy = st.policy.as_deref().cloned().unwrap_or_default();
     change(&mut policy);
     st.priority = policy.priority.unwrap_or(UNSET);
-    st.policy = Some(Arc::new(policy));
+    st.policy = (!policy.is_plain()).then(|| Arc::new(policy));
 }
 
 /// Drops every policy of `node`: its work runs once, plainly, here.

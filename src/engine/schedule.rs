@@ -11,7 +11,7 @@ use super::guard;
 use super::inputs::Inputs;
 use super::node::NodeRef;
 use super::spans::{Caller, Later};
-use super::state::Phase;
+use super::state::{Phase, Stopping};
 use super::waiters::{Waiter, Waiters};
 use super::wakes;
 use crate::error::Error;
@@ -159,18 +159,18 @@ pub(crate) fn release_all(mut stack: Vec<NodeRef>) {
         }
         let abort = match mem::replace(&mut st.phase, Phase::Idle) {
             Phase::Running {
-                abort,
-                abortable: false,
+                stop: Stopping::Never,
             } => {
                 // Sync and blocking bodies cannot be stopped midway; the
                 // result is kept when they finish.
                 st.phase = Phase::Running {
-                    abort,
-                    abortable: false,
+                    stop: Stopping::Never,
                 };
                 None
             }
-            Phase::Running { abort, .. } => abort,
+            Phase::Running {
+                stop: Stopping::By(stop),
+            } => Some(stop),
             Phase::Waiting { .. } => {
                 stack.extend(st.deps.iter().cloned());
                 None
@@ -180,7 +180,7 @@ pub(crate) fn release_all(mut stack: Vec<NodeRef>) {
         let stale = mem::take(&mut st.waiters);
         drop(st);
         if let Some(abort) = abort {
-            abort.abort();
+            abort.stop();
         }
         guard::drop_quietly(stale);
     }

@@ -7,8 +7,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::task::AbortHandle;
-
+use super::hooks::Stop;
 use super::inputs::Inputs;
 use super::policy::NodePolicy;
 use super::spans::Trace;
@@ -113,14 +112,23 @@ pub(in crate::engine) enum Phase {
     },
     /// All inputs done; queued to run.
     Ready,
-    /// Its work runs. Async work can be aborted while `abortable`; sync and
-    /// blocking work, and any run whose work has returned, run to the end.
+    /// Its work runs. Async work can be stopped; sync and blocking work,
+    /// and any run whose work has returned, run to the end.
     Running {
-        abort: Option<AbortHandle>,
-        abortable: bool,
+        stop: Stopping,
     },
     Done,
     Failed(Error),
+}
+
+/// Whether and how a running node can be stopped midway.
+pub(in crate::engine) enum Stopping {
+    /// It cannot: sync or blocking work, or work that has returned.
+    Never,
+    /// It can, once it has started and said how.
+    Soon,
+    /// Through its task's abort handle, or its executor's hook.
+    By(Stop),
 }
 
 impl Core {

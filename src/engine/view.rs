@@ -168,6 +168,15 @@ impl NodeView {
         policy::update(&self.node, |policy| policy.executor = executor);
     }
 
+    /// [`run_elsewhere`](NodeView::run_elsewhere) for many nodes: those
+    /// with no other policy share one, so that a big compute placed
+    /// elsewhere costs no policy per node.
+    pub(crate) fn run_all_elsewhere(nodes: &[NodeView], executor: Option<Arc<dyn Executor>>) {
+        policy::update_all(nodes.iter().map(|node| &node.node), |policy| {
+            policy.executor = executor.clone();
+        });
+    }
+
     /// Whether the node's attempts run through `executor`.
     pub(crate) fn runs_on(&self, executor: &Arc<dyn Executor>) -> bool {
         let st = self.node.core().lock();

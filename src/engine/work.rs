@@ -11,6 +11,7 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use super::deps::Deps;
+use super::hooks::Stop;
 use super::inputs::Inputs;
 use super::node::{Attempt, NodeRef, TypedNode, Work};
 use super::state::Core;
@@ -317,7 +318,7 @@ where
             wakes::after_release(task_node, |node| node.settle(epoch, result, &mut ready));
             runner::drain(&mut ready);
         });
-        node.set_abort(epoch, join.abort_handle());
+        node.set_stop(epoch, Stop::Task(join.abort_handle()));
     }
 
     fn attempt(node: &Arc<TypedNode<T, Self>>, deps: Inputs, _inline: bool) -> Attempt<T> {

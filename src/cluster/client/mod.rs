@@ -63,7 +63,9 @@ pub(super) struct Inner {
     pub(super) cut_short: DashSet<String>,
     /// Where workers report to this client.
     pub(super) reply: String,
-    pub(super) pending: DashMap<TaskId, Pending>,
+    /// Boxed: a big compute's tasks in flight fill the map, whose slots
+    /// then stay small.
+    pub(super) pending: DashMap<TaskId, Box<Pending>>,
     /// The tasks each message in the stream holds that still wait for
     /// their report, by stream sequence: for the max-deliveries advisory,
     /// and for taking a message out of the queue when all its tasks were
@@ -71,6 +73,9 @@ pub(super) struct Inner {
     pub(super) sequences: DashMap<u64, Vec<TaskId>>,
     /// Tasks waiting to be published, by subject.
     pub(super) outbox: outbox::Outbox,
+    /// Remote runs submitted with no task of their own, waiting for their
+    /// turn to build and publish their message.
+    pub(super) submitted: Mutex<crate::cluster::parked::Submitted>,
     /// Results of each run that are in the store.
     pub(super) stored: DashMap<String, HashSet<String>>,
     /// Keys of the run that finished remotely, by run.
@@ -109,15 +114,16 @@ pub(super) struct Inner {
 /// How many tasks build and publish their message at once: enough to keep
 /// the connection busy, few enough that a big compute's tasks waiting to
 /// publish hold little memory.
-const PUBLISHING: usize = 256;
+pub(super) const PUBLISHING: usize = 256;
 
 /// A remote attempt: its run, key and attempt number, shared by the
 /// tables that hold it.
-pub(super) type TaskId = Arc<(String, String, u32)>;
+pub(super) type TaskId = Arc<(Arc<str>, String, u32)>;
 
 /// A published task waiting for its report.
 pub(super) struct Pending {
-    pub(super) tx: oneshot::Sender<DoneMsg>,
+    /// Where its report goes.
+    pub(super) reply: Reply,
     pub(super) pool: Arc<str>,
     pub(super) function: &'static str,
     pub(super) since: tokio::time::Instant,
@@ -126,6 +132,14 @@ pub(super) struct Pending {
     /// The connection's connect count when it was published: a report
     /// can be lost only if the client reconnected since.
     pub(super) connects: u64,
+}
+
+/// Where a task's report goes.
+pub(super) enum Reply {
+    /// To the future that awaits it.
+    Channel(oneshot::Sender<DoneMsg>),
+    /// Straight to the end of its run, which no future here awaits.
+    Parked(Box<crate::cluster::parked::Parked>),
 }
 
 /// The last tasks workers finished for this client, at most as many as
@@ -375,6 +389,7 @@ impl Cluster {
                 pending: DashMap::new(),
                 sequences: DashMap::new(),
                 outbox: Mutex::new(HashMap::new()),
+                submitted: Mutex::default(),
                 stored: DashMap::new(),
                 remote_done: DashSet::new(),
                 planned: DashMap::new(),

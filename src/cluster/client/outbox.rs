@@ -44,7 +44,11 @@ impl Inner {
 
     /// Notes that task `id` no longer waits in message `sequence`: true
     /// if no task of it does.
-    pub(in crate::cluster) fn unsequence(&self, sequence: u64, id: &(String, String, u32)) -> bool {
+    pub(in crate::cluster) fn unsequence(
+        &self,
+        sequence: u64,
+        id: &(Arc<str>, String, u32),
+    ) -> bool {
         let dashmap::mapref::entry::Entry::Occupied(mut tasks) = self.sequences.entry(sequence)
         else {
             return true;

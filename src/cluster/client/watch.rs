@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use super::{Inner, TaskId};
+use super::{Inner, Reply, TaskId};
 use crate::cluster::store;
 use crate::cluster::wire::{result_key, DoneMsg, TaskMsg, WorkerOutcome};
 
@@ -57,7 +57,7 @@ impl Inner {
                 );
             if lost {
                 self.deliver(DoneMsg {
-                    run,
+                    run: run.to_string(),
                     key,
                     attempt,
                     worker: "(report lost)".to_string(),
@@ -108,7 +108,7 @@ impl Inner {
                     self.queues.settings.no_worker_timeout
                 );
                 self.deliver(DoneMsg {
-                    run,
+                    run: run.to_string(),
                     key,
                     attempt,
                     worker: String::new(),
@@ -144,12 +144,19 @@ impl Inner {
         self.client.statistics().connects.load(Ordering::Relaxed)
     }
 
+    /// Hands a task's report to its attempt.
     pub(in crate::cluster) fn deliver(&self, done: DoneMsg) {
-        if let Some((_, pending)) =
+        let Some((_, pending)) =
             self.pending
-                .remove(&(done.run.clone(), done.key.clone(), done.attempt))
-        {
-            let _ = pending.tx.send(done);
+                .remove(&(Arc::from(done.run.as_str()), done.key.clone(), done.attempt))
+        else {
+            return;
+        };
+        match pending.reply {
+            Reply::Channel(tx) => {
+                let _ = tx.send(done);
+            }
+            Reply::Parked(parked) => parked.conclude(done),
         }
     }
 
@@ -196,7 +203,7 @@ impl Inner {
         });
         for id in tasks {
             let (run, key, attempt) = (*id).clone();
-            self.deliver(killed_report(run, key, attempt, deliveries));
+            self.deliver(killed_report(run.to_string(), key, attempt, deliveries));
         }
     }
 }
