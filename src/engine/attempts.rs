@@ -91,9 +91,10 @@ pub(crate) fn ended<T, W>(
     wakes::after_release(node, |node| {
         hand_off.settle(&mut ready, |ready| conclude(node, epoch, result, ready));
     });
-    match inline {
-        true => runner::drain(&mut ready),
-        false => runner::dispatch(ready, None),
+    if inline {
+        runner::drain(&mut ready);
+    } else {
+        runner::dispatch(ready, None);
     }
 }
 

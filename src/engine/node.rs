@@ -157,9 +157,10 @@ impl<T: Send + Sync + 'static, W: Work<T>> TypedNode<T, W> {
         let policy = st.supervising_policy();
         let supervised = policy.is_some() || st.read_back;
         st.phase = Phase::Running {
-            stop: match abortable || supervised {
-                true => Stopping::Soon,
-                false => Stopping::Never,
+            stop: if abortable || supervised {
+                Stopping::Soon
+            } else {
+                Stopping::Never
             },
         };
         let deps = if take_deps && !supervised {

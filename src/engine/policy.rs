@@ -100,11 +100,7 @@ pub(crate) fn update_all<'a>(
                 (!policy.is_plain()).then(|| Arc::new(policy))
             })
             .clone();
-        st.priority = policy
-            .as_ref()
-            .and_then(|policy| policy.priority)
-            .unwrap_or(UNSET);
-        st.policy = policy;
+        install(&mut st, policy);
     }
 }
 
@@ -113,8 +109,16 @@ pub(crate) fn update_all<'a>(
 pub(in crate::engine) fn update_locked(st: &mut State, change: impl FnOnce(&mut NodePolicy)) {
     let mut policy = st.policy.as_deref().cloned().unwrap_or_default();
     change(&mut policy);
-    st.priority = policy.priority.unwrap_or(UNSET);
-    st.policy = (!policy.is_plain()).then(|| Arc::new(policy));
+    install(st, (!policy.is_plain()).then(|| Arc::new(policy)));
+}
+
+/// Gives a node `policy`, and the priority it says.
+fn install(st: &mut State, policy: Option<Arc<NodePolicy>>) {
+    st.priority = policy
+        .as_ref()
+        .and_then(|policy| policy.priority)
+        .unwrap_or(UNSET);
+    st.policy = policy;
 }
 
 /// Drops every policy of `node`: its work runs once, plainly, here.
