@@ -323,6 +323,8 @@ impl Cluster {
             WorkerOutcome::Panic { message } => Err(Error::panic(key, Box::new(message))),
             WorkerOutcome::Invalid { message } => Err(Error::invalid(key, message)),
             WorkerOutcome::Killed { deliveries } => Err(Error::killed(key, deliveries)),
+            // Its message is gone unrun: it goes again.
+            WorkerOutcome::Purged => Ok(Made::Again),
             WorkerOutcome::NoWorker { message } => {
                 // No worker will take it: out of the queue.
                 let stream = inner.queues.stream.clone();

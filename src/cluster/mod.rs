@@ -34,8 +34,11 @@
 //!
 //! Clients send heartbeats. A dropped compute tells the workers its run
 //! ended and purges its queued tasks; a client that dies goes silent, and
-//! after [`Settings::client_timeout`] workers start none of its tasks and
-//! delete what it left. Every name (stream, consumers, buckets, subjects)
+//! after [`Settings::client_timeout`] workers ask it whether it is there:
+//! once the server says nobody listens for it, they start none of its
+//! tasks and delete what it left. A busy client that is late with its
+//! heartbeats loses nothing; one cut off from the server for longer is
+//! told, once back, that its tasks were purged, and runs them again. Every name (stream, consumers, buckets, subjects)
 //! is in a namespace ([`Settings::namespace`]), so applications and
 //! versions share a server without sharing a queue.
 //!

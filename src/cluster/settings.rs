@@ -168,9 +168,10 @@ impl Settings {
         self
     }
 
-    /// A client not heard from for this long is dead (default 3 s):
-    /// workers start none of its queued tasks and delete its results.
-    /// Clients send a heartbeat three times per period.
+    /// A client not heard from for this long is asked whether it is
+    /// there (default 3 s); if the server says nobody listens for it, it
+    /// is dead: workers start none of its queued tasks and delete its
+    /// results. Clients send a heartbeat three times per period.
     ///
     /// # Examples
     ///

@@ -197,6 +197,40 @@ pub(crate) enum WorkerOutcome {
     /// No live worker has the task's function in its pool: said by the
     /// client itself, after waiting.
     NoWorker { message: String },
+    /// The task's message is gone unrun (a worker took the client for
+    /// dead and purged its tasks): said by the client itself, which sets
+    /// the task up again.
+    Purged,
+}
+
+/// The header that marks a worker's message on a client's report subject
+/// as about the client's liveness rather than a report: a probe (see
+/// [`PROBE`]) or news that its tasks were purged (see [`PURGED`]).
+pub(crate) const LIVENESS: &str = "Delayed-Liveness";
+
+/// A worker that has not heard from a client within the timeout asks it
+/// so; the server answering that nobody listens is what makes the client
+/// dead, not the silence alone (a busy client's heartbeats can be late).
+pub(crate) const PROBE: &str = "probe";
+
+/// A worker took the client for dead and purged its queued tasks and its
+/// results, then heard from it again: its tasks in flight must be set up
+/// again.
+pub(crate) const PURGED: &str = "purged";
+
+/// What a message on a client's report subject says about its liveness,
+/// if anything.
+pub(crate) fn liveness(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
+    headers
+        .and_then(|headers| headers.get(LIVENESS))
+        .map(|value| value.as_str())
+}
+
+/// Headers that mark a liveness message of kind `kind`.
+pub(crate) fn liveness_headers(kind: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(LIVENESS, kind);
+    headers
 }
 
 /// What a client says on its liveness subject: nothing (a heartbeat), or

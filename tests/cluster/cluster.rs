@@ -373,8 +373,42 @@ async fn within<F: Future<Output = ()>>(limit: Duration, test: F) {
     eprintln!("test took {:?}", start.elapsed());
 }
 
+/// Runs `test`, failing if `progress` stays the same for `stall`, or if
+/// it takes longer than ten stalls, so nothing hangs on a slow machine.
+async fn within_progress<F: Future<Output = ()>>(
+    stall: Duration,
+    progress: impl Fn() -> u64,
+    test: F,
+) {
+    let start = Instant::now();
+    let mut test = std::pin::pin!(timeout(stall * 10, test));
+    let mut last = (progress(), Instant::now());
+    loop {
+        tokio::select! {
+            ended = &mut test => {
+                assert!(ended.is_ok(), "the test did not finish within {:?}", stall * 10);
+                break;
+            }
+            () = sleep(Duration::from_secs(5)) => {
+                let now = progress();
+                if now != last.0 {
+                    last = (now, Instant::now());
+                }
+                assert!(
+                    last.1.elapsed() < stall,
+                    "no progress for {stall:?}, stuck at {now}, after {:?}",
+                    start.elapsed()
+                );
+            }
+        }
+    }
+    eprintln!("test took {:?}", start.elapsed());
+}
+
 /// A worker in this process, on its own connection; stopped when dropped.
 struct LocalWorker {
+    /// Its connection, to count what it receives.
+    client: async_nats::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), ClusterError>>>,
 }
@@ -388,10 +422,11 @@ impl LocalWorker {
         let worker = Worker::new(worker_registry())
             .name(name)
             .concurrency(concurrency);
-        let task = tokio::spawn(worker.serve(client, async {
+        let task = tokio::spawn(worker.serve(client.clone(), async {
             let _ = stopped.await;
         }));
         LocalWorker {
+            client,
             stop: Some(stop),
             task: Some(task),
         }
@@ -449,6 +484,21 @@ impl Env {
             dir: tempfile::tempdir().expect("a temporary folder"),
             server,
         }
+    }
+
+    /// Messages the in-process workers received so far: tasks, and the
+    /// results they read.
+    fn worker_messages(&self) -> u64 {
+        self._workers
+            .iter()
+            .map(|worker| {
+                worker
+                    .client
+                    .statistics()
+                    .in_messages
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum()
     }
 
     fn options(&self) -> Options {
@@ -1363,11 +1413,14 @@ async fn intermediate_results_go_from_worker_to_worker_not_through_the_client() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_remote_fan_in_over_many_remote_results_reads_them_all() {
-    within(Duration::from_secs(180), async {
-        let env = Env::start(2, 16).await;
-        // 100,000 results that stay on the workers: the fan-in's list of
-        // references to them is over 256 KiB, so it is uploaded, and the
-        // worker reads the results it names (about 36 s in a debug build).
+    let env = Env::start(2, 16).await;
+    // 100,000 results that stay on the workers: the fan-in's list of
+    // references to them is over 256 KiB, so it is uploaded, and the
+    // worker reads the results it names. In a debug build that takes
+    // about 40 s on two idle cores, and 150 s on one busy one: the test
+    // fails when the workers receive nothing for 60 s (no task, no
+    // result read), not on the clock alone.
+    within_progress(Duration::from_secs(60), || env.worker_messages(), async {
         const N: u64 = 100_000;
         let parts: Vec<_> = (0..N).map(twice).collect();
         let sum = total(parts).named("wide-sum");

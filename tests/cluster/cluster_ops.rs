@@ -415,6 +415,111 @@ async fn a_killed_clients_queued_tasks_never_start_and_its_results_go() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_too_busy_to_send_heartbeats_loses_no_work() {
+    within(Duration::from_secs(90), async {
+        let server = Server::start().await;
+        let url = server.url();
+        let dir = tempfile::tempdir().unwrap();
+        let log = temp_log(&dir, "naps.log");
+        let _worker = WorkerProcess::start_with(
+            &url,
+            "w1",
+            2,
+            &[(nats::CLIENT_TIMEOUT_VAR, CLIENT_TIMEOUT_MS)],
+        )
+        .await;
+        // The client runs on a thread of its own, which one of its tasks
+        // blocks for three timeouts: no heartbeat goes out, no report or
+        // question is read, but its connection stays up.
+        let (url_here, log_here) = (url.clone(), log.clone());
+        let client = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let cluster = cluster(&url_here, settings()).await;
+                let naps: Vec<Delayed<u64>> = (0..40)
+                    .map(|i| nap(log_here.clone(), format!("busy-{i}"), 100))
+                    .collect();
+                tokio::spawn(async {
+                    sleep(Duration::from_millis(300)).await;
+                    std::thread::sleep(Duration::from_secs(3));
+                });
+                delayed::compute_with(naps, Options::new().cluster(&cluster)).await
+            })
+        });
+        let got = tokio::task::spawn_blocking(move || client.join().expect("the client thread"))
+            .await
+            .unwrap()
+            .expect("the busy client's compute");
+        assert_eq!(got, vec![100; 40]);
+        for i in 0..40 {
+            assert!(
+                count(&log, &format!("start busy-{i}")) >= 1,
+                "busy-{i} never ran"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_cut_off_past_the_timeout_runs_its_purged_tasks_again_once_back() {
+    within(Duration::from_secs(90), async {
+        let server = Server::start().await;
+        let url = server.url();
+        let dir = tempfile::tempdir().unwrap();
+        let log = temp_log(&dir, "naps.log");
+        let _worker = WorkerProcess::start_with(
+            &url,
+            "w1",
+            2,
+            &[(nats::CLIENT_TIMEOUT_VAR, CLIENT_TIMEOUT_MS)],
+        )
+        .await;
+        // The client reaches the server through a link the test cuts for
+        // three timeouts: the worker finds nobody listening for it, takes
+        // it for dead and purges its queued tasks and results.
+        let link = nats::Link::to(&url).await;
+        let client = async_nats::ConnectOptions::new()
+            .max_reconnects(None)
+            .connect(link.url())
+            .await
+            .expect("a connection through the link");
+        let cluster = Cluster::from_client_with(client, registry(), settings())
+            .await
+            .expect("the cluster");
+        let naps: Vec<Delayed<u64>> = (0..30)
+            .map(|i| nap(log.clone(), format!("cut-{i}"), 200))
+            .collect();
+        let computing = tokio::spawn(async move {
+            delayed::compute_with(naps, Options::new().cluster(&cluster)).await
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(&log, "start cut-") < 4 {
+            assert!(Instant::now() < deadline, "the client's tasks do not start");
+            sleep(Duration::from_millis(20)).await;
+        }
+        link.cut();
+        sleep(Duration::from_secs(3)).await;
+        let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+        assert_eq!(
+            queued(&js, "DELAYED_TASKS").await,
+            0,
+            "the worker did not purge the silent client's tasks"
+        );
+        link.mend();
+        let got = computing
+            .await
+            .unwrap()
+            .expect("the compute, once the client is back");
+        assert_eq!(got, vec![200; 30]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_most_one_percent_of_queued_tasks_start_after_a_drop() {
     within(Duration::from_secs(90), async {
         let server = Server::start().await;

@@ -896,3 +896,85 @@ pub async fn queued(js: &async_nats::jetstream::Context) -> u64 {
         .state
         .messages
 }
+
+/// A TCP link to a server that a test can cut and mend: a client that
+/// connects through it is cut off from the server while everyone else
+/// stays connected (a network partition of one machine).
+pub struct Link {
+    port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    carried: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    /// A link to the server at `url` (`nats://HOST:PORT`), open.
+    pub async fn to(url: &str) -> Link {
+        let upstream = url.trim_start_matches("nats://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the link");
+        let port = listener.local_addr().expect("the link's address").port();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let carried = Arc::new(Mutex::new(Vec::new()));
+        let accepting = tokio::spawn({
+            let open = Arc::clone(&open);
+            let carried = Arc::clone(&carried);
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                        // Cut: the connection is refused.
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let carrying = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    carried
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(carrying.abort_handle());
+                }
+            }
+        });
+        Link {
+            port,
+            open,
+            carried,
+            accepting,
+        }
+    }
+
+    /// `nats://127.0.0.1:PORT`, the link's end.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every connection through the link, and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for carrying in self
+            .carried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            carrying.abort();
+        }
+    }
+
+    /// Takes new connections again.
+    pub fn mend(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.cut();
+        self.accepting.abort();
+    }
+}

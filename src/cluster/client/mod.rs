@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::settings::Settings;
 use super::setup::{self, Queues};
-use super::wire::{AliveMsg, DoneMsg};
+use super::wire::{self, AliveMsg, DoneMsg};
 use super::ClusterError;
 use crate::engine::view::NodeView;
 use crate::keyed::Registry;
@@ -324,12 +324,19 @@ impl Cluster {
             let for_reports = weak.clone();
             let reports_task = tokio::spawn(async move {
                 while let Some(message) = reports.next().await {
-                    let (Ok(done), Some(inner)) =
-                        (DoneMsg::from_wire(&message.payload), for_reports.upgrade())
-                    else {
-                        continue;
+                    let Some(inner) = for_reports.upgrade() else {
+                        return;
                     };
-                    inner.deliver(done);
+                    match wire::liveness(message.headers.as_ref()) {
+                        Some(wire::PROBE) => inner.answer_probe(message.reply).await,
+                        Some(wire::PURGED) => inner.purged(),
+                        Some(_) => {}
+                        None => {
+                            if let Ok(done) = DoneMsg::from_wire(&message.payload) {
+                                inner.deliver(done);
+                            }
+                        }
+                    }
                 }
             });
             let for_advisories = weak.clone();

@@ -49,22 +49,16 @@ impl Inner {
             let _ = self.client.publish(resend, Vec::new().into()).await;
         }
         for (id, pool, function, reconnected) in waiting {
-            let (run, key, attempt) = (*id).clone();
+            let (run, key, _) = &*id;
             let lost = reconnected
                 && matches!(
-                    store::get(&self.queues, &result_key(&run, &key)).await,
+                    store::get(&self.queues, &result_key(run, key)).await,
                     Ok(Some(_))
                 );
             if lost {
-                self.deliver(DoneMsg {
-                    run: run.to_string(),
-                    key,
-                    attempt,
-                    worker: "(report lost)".to_string(),
-                    delivered: 0,
-                    outcome: WorkerOutcome::Done,
-                    value: None,
-                });
+                let mut done = report_here(&id, WorkerOutcome::Done);
+                done.worker = "(report lost)".to_string();
+                self.deliver(done);
                 continue;
             }
             let Some(workers) = &workers else { continue };
@@ -107,15 +101,7 @@ impl Inner {
                      (`Settings::no_worker_timeout`)",
                     self.queues.settings.no_worker_timeout
                 );
-                self.deliver(DoneMsg {
-                    run: run.to_string(),
-                    key,
-                    attempt,
-                    worker: String::new(),
-                    delivered: 0,
-                    outcome: WorkerOutcome::NoWorker { message },
-                    value: None,
-                });
+                self.deliver(report_here(&id, WorkerOutcome::NoWorker { message }));
             }
         }
     }
@@ -157,6 +143,40 @@ impl Inner {
                 let _ = tx.send(done);
             }
             Reply::Parked(parked) => parked.conclude(done),
+        }
+    }
+
+    /// Answers a worker that asks whether this client is there.
+    pub(in crate::cluster) async fn answer_probe(&self, reply: Option<async_nats::Subject>) {
+        if let Some(reply) = reply {
+            let _ = self.client.publish(reply, Vec::new().into()).await;
+        }
+    }
+
+    /// A worker took this client for dead (it was cut off from the server
+    /// for longer than `client_timeout`) and purged its queued tasks and
+    /// its results: every task in flight is set up again, and stored
+    /// results are read from their tasks, run again, instead.
+    pub(in crate::cluster) fn purged(&self) {
+        tracing::warn!(
+            client = %self.id,
+            "a worker took this client for dead and purged its tasks and results: \
+             the tasks in flight run again"
+        );
+        // Before the tasks go again: what they read is sent by value, and
+        // what reads a stored result here runs its task again.
+        self.stored_nodes.retain(|_, task| {
+            task.revert_stored();
+            false
+        });
+        self.remote_done.clear();
+        let in_flight: Vec<TaskId> = self
+            .pending
+            .iter()
+            .map(|entry| entry.key().clone())
+            .collect();
+        for id in in_flight {
+            self.deliver(report_here(&id, WorkerOutcome::Purged));
         }
     }
 
@@ -217,6 +237,20 @@ fn killed_report(run: String, key: String, attempt: u32, deliveries: u64) -> Don
         worker: String::new(),
         delivered: deliveries,
         outcome: WorkerOutcome::Killed { deliveries },
+        value: None,
+    }
+}
+
+/// A report of task `id` that this client makes itself, with no worker.
+fn report_here(id: &TaskId, outcome: WorkerOutcome) -> DoneMsg {
+    let (run, key, attempt) = &**id;
+    DoneMsg {
+        run: run.to_string(),
+        key: key.clone(),
+        attempt: *attempt,
+        worker: String::new(),
+        delivered: 0,
+        outcome,
         value: None,
     }
 }

@@ -5,9 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
+use async_nats::RequestErrorKind;
+use dashmap::mapref::entry::Entry;
+
 use super::Shared;
 use crate::cluster::store;
-use crate::cluster::wire::AliveMsg;
+use crate::cluster::wire::{liveness_headers, AliveMsg, PROBE, PURGED};
 
 /// A report sent: to which client, where, what, and when.
 pub(super) struct Sent {
@@ -52,8 +55,15 @@ impl Shared {
     }
 
     /// A client's heartbeat or news of its runs' ends.
-    pub(super) fn heard(&self, client: &str, payload: &[u8]) {
+    pub(super) fn heard(self: &Arc<Self>, client: &str, payload: &[u8]) {
         self.clients.insert(client.to_owned(), Instant::now());
+        if let Some((_, purged)) = self.dead.remove(client) {
+            // Taken for dead (cut off from the server), yet here: its
+            // tasks in flight were purged. Told once the purge is over.
+            if purged {
+                self.tell_purged(client.to_owned());
+            }
+        }
         let Ok(alive) = serde_json::from_slice::<AliveMsg>(payload) else {
             return;
         };
@@ -73,46 +83,107 @@ impl Shared {
         });
     }
 
-    /// Finds the clients that went silent: purges what they left, and
-    /// stops their running tasks. Forgets old run ends.
+    /// Asks the clients that went silent whether they are there (see
+    /// [`PROBE`]): one the server finds nobody listening for is dead, its
+    /// running tasks stop and what it left is purged. Forgets old run
+    /// ends.
     pub(super) fn sweep(self: &Arc<Self>) {
         let timeout = self.queues.settings.client_timeout;
         self.cancelled
             .retain(|_, when| when.elapsed() < CANCELS_KEPT);
+        let keep = self.queues.settings.result_ttl;
+        self.ended.retain(|_, when| when.elapsed() < keep);
         if !self.listened(timeout) {
             return;
         }
-        let mut gone = Vec::new();
-        self.clients.retain(|client, seen| {
-            let silent = seen.elapsed() > timeout;
-            if silent {
-                gone.push(client.clone());
-            }
-            !silent
-        });
-        for client in gone {
-            if !self.dead.insert(client.clone()) {
+        let silent: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|seen| seen.value().elapsed() > timeout)
+            .map(|seen| seen.key().clone())
+            .collect();
+        for client in silent {
+            if !self.probing.insert(client.clone()) {
                 continue;
             }
-            tracing::info!(
-                client = %client,
-                "a client went silent: its queued tasks and results are deleted"
-            );
-            let prefix = format!("{client}.");
-            self.running.retain(|(run, _), abort| {
-                let theirs = run.starts_with(&prefix);
-                if theirs {
-                    abort.abort();
-                }
-                !theirs
-            });
             let shared = Arc::clone(self);
             tokio::spawn(async move {
-                store::purge_client(&shared.queues, &client).await;
+                let there = shared.probe(&client).await;
+                shared.probing.remove(&client);
+                if there {
+                    // Busy, or slow to answer: heard from, for now.
+                    shared.clients.insert(client, Instant::now());
+                } else {
+                    shared.found_dead(client);
+                }
             });
         }
-        let keep = self.queues.settings.result_ttl;
-        self.ended.retain(|_, when| when.elapsed() < keep);
+    }
+
+    /// Whether `client` is there, as its server says: `false` only when
+    /// nobody listens on its report subject. An answer, or none in time
+    /// (a busy client, a slow link), counts as there.
+    async fn probe(&self, client: &str) -> bool {
+        let asking = self.client.request_with_headers(
+            self.queues.names.done(client),
+            liveness_headers(PROBE),
+            Vec::new().into(),
+        );
+        let answer = tokio::time::timeout(self.queues.settings.client_timeout, asking).await;
+        !matches!(answer, Ok(Err(err)) if err.kind() == RequestErrorKind::NoResponders)
+    }
+
+    /// `client` is gone: its running tasks stop, none of its tasks start
+    /// from now on, and its queued tasks and results are purged.
+    fn found_dead(self: &Arc<Self>, client: String) {
+        self.clients.remove(&client);
+        match self.dead.entry(client.clone()) {
+            Entry::Occupied(_) => return,
+            Entry::Vacant(vacant) => {
+                vacant.insert(false);
+            }
+        }
+        tracing::info!(
+            client = %client,
+            "a client is gone: its queued tasks and results are deleted"
+        );
+        let prefix = format!("{client}.");
+        self.running.retain(|(run, _), abort| {
+            let theirs = run.starts_with(&prefix);
+            if theirs {
+                abort.abort();
+            }
+            !theirs
+        });
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            store::purge_client(&shared.queues, &client).await;
+            match shared.dead.get_mut(&client) {
+                Some(mut purged) => *purged = true,
+                // It came back while we purged.
+                None => shared.tell_purged(client),
+            }
+        });
+    }
+
+    /// Tells `client`, which was taken for dead, that its queued tasks
+    /// and results were purged.
+    fn tell_purged(self: &Arc<Self>, client: String) {
+        tracing::info!(
+            client = %client,
+            "a client taken for dead is back: told its tasks were purged"
+        );
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = shared
+                .client
+                .publish_with_headers(
+                    shared.queues.names.done(&client),
+                    liveness_headers(PURGED),
+                    Vec::new().into(),
+                )
+                .await;
+        });
     }
 
     /// A client cancelled a task of a run: it stops if it runs here, and
@@ -128,26 +199,28 @@ impl Shared {
     }
 
     /// Whether a task of `client` in `run` should not start: its run
-    /// ended, or its client is dead (not heard from within the timeout,
-    /// though we have listened that long).
-    pub(super) fn abandoned(&self, client: &str, run: &str) -> bool {
+    /// ended, or its client is gone. A client this worker never heard
+    /// from, though it has listened long enough to, is asked first.
+    pub(super) async fn abandoned(self: &Arc<Self>, client: &str, run: &str) -> bool {
         if self.ended.contains_key(run) {
             return true;
         }
         if client.is_empty() {
             return false;
         }
-        if self.dead.contains(client) {
+        if self.dead.contains_key(client) {
             return true;
         }
-        let timeout = self.queues.settings.client_timeout;
-        if !self.listened(timeout) {
+        if self.clients.contains_key(client) || !self.listened(self.queues.settings.client_timeout)
+        {
             return false;
         }
-        match self.clients.get(client) {
-            Some(seen) => seen.elapsed() > timeout,
-            None => self.started.elapsed() > timeout,
+        if self.probe(client).await {
+            self.clients.insert(client.to_owned(), Instant::now());
+            return false;
         }
+        self.found_dead(client.to_owned());
+        true
     }
 
     /// Whether this worker has been connected for the last `timeout`

@@ -72,12 +72,13 @@ struct Shared {
     cancelled: DashMap<(String, String), Instant>,
     /// When each client was last heard from.
     clients: DashMap<String, Instant>,
-    /// Clients found dead, whose leftovers were purged.
-    dead: DashSet<String>,
+    /// Clients found gone, whose leftovers are purged: `true` once the
+    /// purge is over.
+    dead: DashMap<String, bool>,
+    /// Clients being asked whether they are there.
+    probing: DashSet<String>,
     /// Runs that ended, and when we heard it.
     ended: DashMap<String, Instant>,
-    /// When this worker started listening for clients.
-    started: Instant,
     /// The last reports sent, by client: sent again when a client that
     /// reconnected asks (a report in flight when the server went away is
     /// lost, and a small result lives only in its report).
@@ -266,9 +267,9 @@ impl Worker {
             running: DashMap::new(),
             cancelled: DashMap::new(),
             clients: DashMap::new(),
-            dead: DashSet::new(),
+            dead: DashMap::new(),
+            probing: DashSet::new(),
             ended: DashMap::new(),
-            started: Instant::now(),
             sent: std::sync::Mutex::default(),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             keeper,

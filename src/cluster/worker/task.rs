@@ -106,7 +106,7 @@ async fn one(shared: &Arc<Shared>, wire: &[u8], delivered: u64) -> Ended {
             return Ended::Term;
         }
     };
-    if shared.abandoned(&task.client, &task.run) {
+    if shared.abandoned(&task.client, &task.run).await {
         // Nobody waits for it: out of the queue, unrun.
         return Ended::Term;
     }
