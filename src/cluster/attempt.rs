@@ -214,6 +214,7 @@ impl Cluster {
                 since: tokio::time::Instant::now(),
                 unserved_since: None,
                 connects: inner.connects(),
+                lost: false,
             }),
         );
         let mut guard = Outstanding {
@@ -448,6 +449,7 @@ impl Inner {
         keep: Option<Box<dyn Send>>,
     ) {
         self.cut_short.insert(id.0.to_string());
+        let published = sequence;
         let sequence = sequence.filter(|&sequence| self.unsequence(sequence, &id));
         let inner = Arc::clone(self);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -467,6 +469,7 @@ impl Inner {
             let cancel = CancelMsg {
                 run: id.0.to_string(),
                 key: id.1.clone(),
+                sequence: published,
             };
             if let Ok(payload) = serde_json::to_vec(&cancel) {
                 let subject = inner.queues.names.cancel();

@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, PoisonError};
 
 use futures::FutureExt;
+use tokio::sync::oneshot::error::TryRecvError;
 
 use super::attempt::{Reported, Sent, Waiting};
 use super::client::{Inner, Reply, TaskId, PUBLISHING};
@@ -191,8 +192,17 @@ async fn send(inner: &Arc<Inner>, run: Run) {
                 guard.id = None;
                 parked.conclude(done);
             }
+            // The entry was just taken out: by the listener, which is
+            // about to hand the report over, or by a stop.
+            Err(TryRecvError::Empty) => match rx.await {
+                Ok(done) => {
+                    guard.id = None;
+                    parked.conclude(done);
+                }
+                Err(_) => drop(parked),
+            },
             // Stopped while it was sent: the guard takes it back.
-            Err(_) => drop(parked),
+            Err(TryRecvError::Closed) => drop(parked),
         },
     }
 }

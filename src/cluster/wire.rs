@@ -246,6 +246,11 @@ pub(crate) struct AliveMsg {
 pub(crate) struct CancelMsg {
     pub(crate) run: String,
     pub(crate) key: String,
+    /// The stream sequence of the message that held the task, when
+    /// known: a cancel then stops that publish of the task only, not one
+    /// made later (a node set up again in the same run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sequence: Option<u64>,
 }
 
 /// How a result is kept: inline in the key-value bucket, or in the object

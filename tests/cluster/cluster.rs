@@ -486,8 +486,9 @@ impl Env {
         }
     }
 
-    /// Messages the in-process workers received so far: tasks, and the
-    /// results they read.
+    /// Thousands of messages the in-process workers sent so far: reports,
+    /// acks, reads of results (their chatter while idle, answers and pull
+    /// requests, is a few a second).
     fn worker_messages(&self) -> u64 {
         self._workers
             .iter()
@@ -495,10 +496,11 @@ impl Env {
                 worker
                     .client
                     .statistics()
-                    .in_messages
+                    .out_messages
                     .load(std::sync::atomic::Ordering::Relaxed)
             })
-            .sum()
+            .sum::<u64>()
+            / 1000
     }
 
     fn options(&self) -> Options {
@@ -1418,8 +1420,8 @@ async fn a_remote_fan_in_over_many_remote_results_reads_them_all() {
     // references to them is over 256 KiB, so it is uploaded, and the
     // worker reads the results it names. In a debug build that takes
     // about 40 s on two idle cores, and 150 s on one busy one: the test
-    // fails when the workers receive nothing for 60 s (no task, no
-    // result read), not on the clock alone.
+    // fails when the workers send fewer than 1,000 messages in 60 s (no
+    // report, no result read), not on the clock alone.
     within_progress(Duration::from_secs(60), || env.worker_messages(), async {
         const N: u64 = 100_000;
         let parts: Vec<_> = (0..N).map(twice).collect();
@@ -1667,6 +1669,77 @@ async fn a_compute_with_no_workers_warns_and_runs_once_a_worker_starts() {
         let _late = LocalWorker::start(&env.server.url(), "late", 1).await;
         assert_eq!(compute.await.unwrap().unwrap(), 42);
         assert_eq!(env.cluster.history()[0].worker(), "late");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_whose_report_never_comes_runs_again() {
+    within(Duration::from_secs(40), async {
+        record_warnings();
+        let server = Server::start().await;
+        let url = server.url();
+        let client = async_nats::connect(&url).await.unwrap();
+        // Ticks of 1 s: the client looks at tasks that waited that long.
+        let settings = settings().ack_wait(Duration::from_secs(1));
+        let cluster = Cluster::from_client_with(client, registry(), settings)
+            .await
+            .unwrap();
+        // A worker makes the queues' consumers, then goes.
+        let first = LocalWorker::start(&url, "first", 1).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster.workers().await.unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the first worker does not answer"
+            );
+        }
+        drop(first);
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log(dir.path().join("steps.log"));
+        let lonely = step(log.path(), "lonely".to_string(), 41);
+        let options = Options::new().cluster(&cluster);
+        let compute = tokio::spawn(async move { lonely.compute_with(options).await });
+
+        // Something takes the task's message and acknowledges it, with no
+        // report: as if the report was lost on the way.
+        let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+        let stream = js.get_stream("DELAYED_TASKS").await.unwrap();
+        let names: Vec<String> = stream.consumer_names().try_collect().await.unwrap();
+        let name = names
+            .into_iter()
+            .find(|name| name.contains("step"))
+            .expect("the consumer of `step`");
+        let consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(&name).await.unwrap();
+        let mut taken = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .unwrap();
+        let message = taken.next().await.expect("the task's message").unwrap();
+        message.double_ack().await.unwrap();
+
+        let _second = LocalWorker::start(&url, "second", 1).await;
+        assert_eq!(
+            timeout(Duration::from_secs(20), compute)
+                .await
+                .expect("the task whose report never came still waits")
+                .unwrap()
+                .unwrap(),
+            42
+        );
+        assert_eq!(log.count("run lonely"), 1);
+        assert!(
+            WARNINGS
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|w| w.contains("report never came")),
+            "no warning"
+        );
     })
     .await;
 }

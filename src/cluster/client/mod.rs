@@ -132,6 +132,9 @@ pub(super) struct Pending {
     /// The connection's connect count when it was published: a report
     /// can be lost only if the client reconnected since.
     pub(super) connects: u64,
+    /// Found out of the stream with no report, at the last look (see
+    /// `Inner::rerun_lost`).
+    pub(super) lost: bool,
 }
 
 /// Where a task's report goes.

@@ -1,10 +1,14 @@
 //! What a client listens for and looks after: workers' reports,
 //! JetStream's advisories, doorbells to ring, and tasks that waited long
-//! (a report lost in a reconnect, a function no live worker has).
+//! (a report lost in a reconnect or on the way, a function no live
+//! worker has).
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
+
+use async_nats::jetstream::stream::RawMessageErrorKind;
 
 use super::{Inner, Reply, TaskId};
 use crate::cluster::store;
@@ -13,7 +17,7 @@ use crate::cluster::wire::{result_key, DoneMsg, TaskMsg, WorkerOutcome};
 impl Inner {
     /// Looks at the tasks that have waited a whole `tick`: a task whose
     /// report was lost (the server restarted) but whose result is stored
-    /// is done; a task whose function no live worker has in its pool gets
+    /// is done; one whose message is gone with no report runs again; a task whose function no live worker has in its pool gets
     /// a warning, and fails once it has waited `no_worker_timeout`.
     pub(in crate::cluster) async fn watch(&self, tick: Duration) {
         let now = tokio::time::Instant::now();
@@ -35,6 +39,7 @@ impl Inner {
         if waiting.is_empty() {
             return;
         }
+        self.rerun_lost(waiting.iter().map(|(id, ..)| id)).await;
         // Only an answer while connected says that no worker is there.
         let connected = self.client.connection_state() == async_nats::connection::State::Connected;
         let workers = match connected {
@@ -146,6 +151,51 @@ impl Inner {
         }
     }
 
+    /// Sets up again each task of `waiting` (tasks that waited a whole
+    /// tick) whose message is out of the stream, its worker done with it,
+    /// yet whose report has not come by the next look: the report was lost
+    /// (workers send reports at most once), or the task never ran. Running
+    /// a task twice is what at-least-once delivery allows; waiting for it
+    /// forever is not.
+    async fn rerun_lost(&self, waiting: impl Iterator<Item = &TaskId>) {
+        let waiting: HashSet<&TaskId> = waiting.collect();
+        let mut messages: Vec<(u64, Vec<TaskId>)> = self
+            .sequences
+            .iter()
+            .filter_map(|entry| {
+                let ids: Vec<TaskId> = entry
+                    .value()
+                    .iter()
+                    .filter(|id| waiting.contains(id))
+                    .cloned()
+                    .collect();
+                (!ids.is_empty()).then(|| (*entry.key(), ids))
+            })
+            .collect();
+        messages.truncate(LOST_LOOKS);
+        for (sequence, ids) in messages {
+            let looked = self.queues.stream.get_raw_message(sequence).await;
+            if !matches!(&looked, Err(err) if matches!(err.kind(), RawMessageErrorKind::NoMessageFound))
+            {
+                continue;
+            }
+            for id in ids {
+                let seen_before = match self.pending.get_mut(&id) {
+                    Some(mut pending) => std::mem::replace(&mut pending.lost, true),
+                    None => false,
+                };
+                if seen_before {
+                    tracing::warn!(
+                        task.key = %id.1,
+                        "a remote task's message is done with but its report never came: \
+                         it runs again"
+                    );
+                    self.deliver(report_here(&id, WorkerOutcome::Purged));
+                }
+            }
+        }
+    }
+
     /// Answers a worker that asks whether this client is there.
     pub(in crate::cluster) async fn answer_probe(&self, reply: Option<async_nats::Subject>) {
         if let Some(reply) = reply {
@@ -227,6 +277,9 @@ impl Inner {
         }
     }
 }
+
+/// The most messages of tasks waiting long that one look checks.
+const LOST_LOOKS: usize = 1024;
 
 /// The report of a task whose every delivery's worker died.
 fn killed_report(run: String, key: String, attempt: u32, deliveries: u64) -> DoneMsg {

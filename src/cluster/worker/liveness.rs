@@ -74,7 +74,7 @@ impl Shared {
         for run in &alive.ended {
             self.ended.insert(run.clone(), now);
         }
-        self.running.retain(|(run, _), abort| {
+        self.running.retain(|(run, _), (abort, _)| {
             let ended = alive.ended.contains(run);
             if ended {
                 abort.abort();
@@ -90,7 +90,7 @@ impl Shared {
     pub(super) fn sweep(self: &Arc<Self>) {
         let timeout = self.queues.settings.client_timeout;
         self.cancelled
-            .retain(|_, when| when.elapsed() < CANCELS_KEPT);
+            .retain(|_, (when, _)| when.elapsed() < CANCELS_KEPT);
         let keep = self.queues.settings.result_ttl;
         self.ended.retain(|_, when| when.elapsed() < keep);
         if !self.listened(timeout) {
@@ -148,7 +148,7 @@ impl Shared {
             "a client is gone: its queued tasks and results are deleted"
         );
         let prefix = format!("{client}.");
-        self.running.retain(|(run, _), abort| {
+        self.running.retain(|(run, _), (abort, _)| {
             let theirs = run.starts_with(&prefix);
             if theirs {
                 abort.abort();
@@ -186,16 +186,28 @@ impl Shared {
         });
     }
 
-    /// A client cancelled a task of a run: it stops if it runs here, and
-    /// does not start if it waits here, in a batch.
-    pub(super) fn cancel(&self, run: String, key: String) {
+    /// A client cancelled a task of a run, as published in message
+    /// `sequence` if it says: it stops if it runs here, and does not start
+    /// if it waits here, in a batch.
+    pub(super) fn cancel(&self, run: String, key: String, sequence: Option<u64>) {
         let id = (run, key);
-        match self.running.remove(&id) {
-            Some((_, abort)) => abort.abort(),
+        let theirs = |held: u64| sequence.is_none_or(|sequence| sequence == held);
+        match self.running.remove_if(&id, |_, (_, held)| theirs(*held)) {
+            Some((_, (abort, _))) => abort.abort(),
             None => {
-                self.cancelled.insert(id, Instant::now());
+                self.cancelled.insert(id, (Instant::now(), sequence));
             }
         }
+    }
+
+    /// Whether task `id`, in message `sequence`, was cancelled before it
+    /// started; forgets the cancel.
+    pub(super) fn was_cancelled(&self, id: &(String, String), sequence: u64) -> bool {
+        self.cancelled
+            .remove_if(id, |_, (_, cancelled)| {
+                cancelled.is_none_or(|cancelled| cancelled == sequence)
+            })
+            .is_some()
     }
 
     /// Whether a task of `client` in `run` should not start: its run

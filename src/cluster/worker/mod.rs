@@ -67,9 +67,12 @@ struct Shared {
     queues: Queues,
     client: async_nats::Client,
     name: String,
-    running: DashMap<(String, String), AbortHandle>,
+    /// The tasks running here, by run and key: what stops each, and the
+    /// stream sequence of the message that holds it.
+    running: DashMap<(String, String), (AbortHandle, u64)>,
     /// Tasks cancelled that were not running here, and when.
-    cancelled: DashMap<(String, String), Instant>,
+    /// With the sequence of the message the cancel was for, if it said.
+    cancelled: DashMap<(String, String), (Instant, Option<u64>)>,
     /// When each client was last heard from.
     clients: DashMap<String, Instant>,
     /// Clients found gone, whose leftovers are purged: `true` once the
@@ -310,7 +313,7 @@ impl Worker {
         listeners.spawn(async move {
             while let Some(message) = cancels.next().await {
                 if let Ok(cancel) = serde_json::from_slice::<CancelMsg>(&message.payload) {
-                    cancelling.cancel(cancel.run, cancel.key);
+                    cancelling.cancel(cancel.run, cancel.key, cancel.sequence);
                 }
             }
         });

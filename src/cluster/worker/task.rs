@@ -50,6 +50,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
     if tasks.len() > 1 && delivered > 1 {
         return split(shared, &message, &tasks, delivered + earlier).await;
     }
+    let sequence = message.info().map_or(0, |info| info.stream_sequence);
     // The keeper sends its in-progress acks while it is held.
     let _held = Held::new(shared, Arc::clone(&message));
     let single = tasks.len() == 1;
@@ -63,7 +64,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, message: async_nats::jetstream:
         {
             let Some(task) = queued.next() else { break };
             running.push(async move {
-                let ended = one(shared, task, delivered + earlier).await;
+                let ended = one(shared, task, sequence, delivered + earlier).await;
                 drop(slot);
                 ended
             });
@@ -91,8 +92,8 @@ enum Ended {
     Term,
 }
 
-/// Runs one task of a message and reports it.
-async fn one(shared: &Arc<Shared>, wire: &[u8], delivered: u64) -> Ended {
+/// Runs one task of message `sequence` and reports it.
+async fn one(shared: &Arc<Shared>, wire: &[u8], sequence: u64, delivered: u64) -> Ended {
     let task = match TaskMsg::from_wire(wire) {
         Ok(task) => task,
         Err(err) => {
@@ -111,7 +112,7 @@ async fn one(shared: &Arc<Shared>, wire: &[u8], delivered: u64) -> Ended {
         return Ended::Term;
     }
     let id = (task.run.clone(), task.key.clone());
-    if shared.cancelled.remove(&id).is_some() {
+    if shared.was_cancelled(&id, sequence) {
         return Ended::Acked;
     }
     let work = {
@@ -136,9 +137,13 @@ async fn one(shared: &Arc<Shared>, wire: &[u8], delivered: u64) -> Ended {
             }
         })
     };
-    shared.running.insert(id.clone(), work.abort_handle());
+    shared
+        .running
+        .insert(id.clone(), (work.abort_handle(), sequence));
     let outcome = work.await;
-    shared.running.remove(&id);
+    shared
+        .running
+        .remove_if(&id, |_, (_, running)| *running == sequence);
     let (outcome, value) = match outcome {
         Ok(ran) => ran,
         Err(err) if err.is_cancelled() => {
