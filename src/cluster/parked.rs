@@ -208,6 +208,11 @@ async fn send(inner: &Arc<Inner>, run: Run) {
 }
 
 impl Parked {
+    /// Its task waits in message `sequence` now (its batch came back).
+    pub(super) fn moved_to(&mut self, sequence: u64) {
+        self.ack = sequence;
+    }
+
     /// Settles the run with its worker's report, reading its result back
     /// first if something here needs it.
     pub(super) fn conclude(self, done: DoneMsg) {

@@ -218,6 +218,22 @@ pub(crate) const PROBE: &str = "probe";
 /// again.
 pub(crate) const PURGED: &str = "purged";
 
+/// A worker published a task of a batch that came back as a message of
+/// its own (see the worker's `split`): the payload, a [`MovedMsg`], says
+/// where the task waits now.
+pub(crate) const MOVED: &str = "moved";
+
+/// Where a task of a batch that came back waits now.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MovedMsg {
+    pub(crate) run: String,
+    pub(crate) key: String,
+    pub(crate) attempt: u32,
+    /// The stream sequences of the batch, and of the task's own message.
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+}
+
 /// What a message on a client's report subject says about its liveness,
 /// if anything.
 pub(crate) fn liveness(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {

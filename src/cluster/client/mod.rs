@@ -333,6 +333,7 @@ impl Cluster {
                     match wire::liveness(message.headers.as_ref()) {
                         Some(wire::PROBE) => inner.answer_probe(message.reply).await,
                         Some(wire::PURGED) => inner.purged(),
+                        Some(wire::MOVED) => inner.moved(&message.payload),
                         Some(_) => {}
                         None => {
                             if let Ok(done) = DoneMsg::from_wire(&message.payload) {

@@ -12,7 +12,7 @@ use async_nats::jetstream::stream::RawMessageErrorKind;
 
 use super::{Inner, Reply, TaskId};
 use crate::cluster::store;
-use crate::cluster::wire::{result_key, DoneMsg, TaskMsg, WorkerOutcome};
+use crate::cluster::wire::{result_key, DoneMsg, MovedMsg, TaskMsg, WorkerOutcome};
 
 impl Inner {
     /// Looks at the tasks that have waited a whole `tick`: a task whose
@@ -196,6 +196,25 @@ impl Inner {
         }
     }
 
+    /// A worker published a task of a batch that came back as a message
+    /// of its own: the task waits there now.
+    pub(in crate::cluster) fn moved(&self, payload: &[u8]) {
+        let Ok(moved) = serde_json::from_slice::<MovedMsg>(payload) else {
+            return;
+        };
+        let id: TaskId = Arc::new((Arc::from(moved.run), moved.key, moved.attempt));
+        if !self.pending.contains_key(&id) {
+            return;
+        }
+        self.unsequence(moved.from, &id);
+        if let Some(mut pending) = self.pending.get_mut(&id) {
+            if let Reply::Parked(parked) = &mut pending.reply {
+                parked.moved_to(moved.to);
+            }
+        }
+        self.sequenced(moved.to, id);
+    }
+
     /// Answers a worker that asks whether this client is there.
     pub(in crate::cluster) async fn answer_probe(&self, reply: Option<async_nats::Subject>) {
         if let Some(reply) = reply {
@@ -268,13 +287,25 @@ impl Inner {
             });
             return;
         };
+        let inner = Arc::clone(self);
         tokio::spawn(async move {
+            // A task of a batch that came back counts the batch's
+            // deliveries too.
+            let prior = match stream.get_raw_message(sequence).await {
+                Ok(message) => crate::cluster::wire::earlier_deliveries(Some(&message.headers)),
+                Err(_) => 0,
+            };
             let _ = stream.delete_message(sequence).await;
+            for id in tasks {
+                let (run, key, attempt) = (*id).clone();
+                inner.deliver(killed_report(
+                    run.to_string(),
+                    key,
+                    attempt,
+                    deliveries + prior,
+                ));
+            }
         });
-        for id in tasks {
-            let (run, key, attempt) = (*id).clone();
-            self.deliver(killed_report(run.to_string(), key, attempt, deliveries));
-        }
     }
 }
 

@@ -185,6 +185,7 @@ async fn split(
     tasks: &[&[u8]],
     delivered: u64,
 ) {
+    let from = message.info().map_or(0, |info| info.stream_sequence);
     let name = message
         .headers
         .as_ref()
@@ -206,13 +207,14 @@ async fn split(
             .publish_with_headers(message.subject.clone(), headers, task.to_vec().into())
             .await;
         let stored = match published {
-            Ok(ack) => ack.await.is_ok(),
-            Err(_) => false,
+            Ok(ack) => ack.await.ok(),
+            Err(_) => None,
         };
-        if !stored {
+        let Some(stored) = stored else {
             tracing::warn!("cannot publish a returned batch's tasks again; it will come back");
             return;
-        }
+        };
+        tell_moved(shared, task, from, stored.sequence).await;
     }
     tracing::info!(
         tasks = tasks.len(),
@@ -220,6 +222,31 @@ async fn split(
         "a batch came back: its tasks are queued again one by one"
     );
     let _ = message.ack().await;
+}
+
+/// Tells the client of `task`, a task of batch `from` published again as
+/// message `to`, where it waits now: the client looks there for it.
+async fn tell_moved(shared: &Shared, task: &[u8], from: u64, to: u64) {
+    let Ok(task) = TaskMsg::from_wire(task) else {
+        return;
+    };
+    let moved = wire::MovedMsg {
+        run: task.run,
+        key: task.key,
+        attempt: task.attempt,
+        from,
+        to,
+    };
+    if let Ok(payload) = serde_json::to_vec(&moved) {
+        let _ = shared
+            .client
+            .publish_with_headers(
+                task.reply,
+                wire::liveness_headers(wire::MOVED),
+                payload.into(),
+            )
+            .await;
+    }
 }
 
 /// A task message this worker holds, in `Shared::held` until dropped.
