@@ -38,9 +38,10 @@
 //! once the server says nobody listens for it, they start none of its
 //! tasks and delete what it left. A busy client that is late with its
 //! heartbeats loses nothing; one cut off from the server for longer is
-//! told, once back, that its tasks were purged, and runs them again. Every name (stream, consumers, buckets, subjects)
-//! is in a namespace ([`Settings::namespace`]), so applications and
-//! versions share a server without sharing a queue.
+//! told, once back, that its tasks were purged, and runs them again.
+//! Every name (stream, consumers, buckets, subjects) is in a namespace
+//! ([`Settings::namespace`]), so applications and versions share a
+//! server without sharing a queue.
 //!
 //! All the core semantics hold remotely: shared nodes run once per compute;
 //! errors name the key; dropping the compute stops its remote tasks; a

@@ -354,20 +354,26 @@ async fn pools_take_the_tasks_that_ask_for_them_and_a_missing_pool_fails_clearly
 // ---------------------------------------------------------------------------
 // Dead and dropped clients.
 
+/// A server, a folder, and a worker process of concurrency 2 that takes
+/// a client silent for `CLIENT_TIMEOUT_MS` for dead.
+async fn liveness_setup() -> (Server, tempfile::TempDir, WorkerProcess) {
+    let server = Server::start().await;
+    let worker = WorkerProcess::start_with(
+        &server.url(),
+        "w1",
+        2,
+        &[(nats::CLIENT_TIMEOUT_VAR, CLIENT_TIMEOUT_MS)],
+    )
+    .await;
+    (server, tempfile::tempdir().unwrap(), worker)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_clients_queued_tasks_never_start_and_its_results_go() {
     within(Duration::from_secs(90), async {
-        let server = Server::start().await;
+        let (server, dir, _worker) = liveness_setup().await;
         let url = server.url();
-        let dir = tempfile::tempdir().unwrap();
         let log = temp_log(&dir, "naps.log");
-        let _worker = WorkerProcess::start_with(
-            &url,
-            "w1",
-            2,
-            &[(nats::CLIENT_TIMEOUT_VAR, CLIENT_TIMEOUT_MS)],
-        )
-        .await;
         let mut client = WorkerProcess::spawn_test(
             "client_process",
             "client",
@@ -417,17 +423,9 @@ async fn a_killed_clients_queued_tasks_never_start_and_its_results_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_too_busy_to_send_heartbeats_loses_no_work() {
     within(Duration::from_secs(90), async {
-        let server = Server::start().await;
+        let (server, dir, _worker) = liveness_setup().await;
         let url = server.url();
-        let dir = tempfile::tempdir().unwrap();
         let log = temp_log(&dir, "naps.log");
-        let _worker = WorkerProcess::start_with(
-            &url,
-            "w1",
-            2,
-            &[(nats::CLIENT_TIMEOUT_VAR, CLIENT_TIMEOUT_MS)],
-        )
-        .await;
         // The client runs on a thread of its own, which one of its tasks
         // blocks for three timeouts: no heartbeat goes out, no report or
         // question is read, but its connection stays up.
@@ -467,17 +465,9 @@ async fn a_client_too_busy_to_send_heartbeats_loses_no_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_cut_off_past_the_timeout_runs_its_purged_tasks_again_once_back() {
     within(Duration::from_secs(90), async {
-        let server = Server::start().await;
+        let (server, dir, _worker) = liveness_setup().await;
         let url = server.url();
-        let dir = tempfile::tempdir().unwrap();
         let log = temp_log(&dir, "naps.log");
-        let _worker = WorkerProcess::start_with(
-            &url,
-            "w1",
-            2,
-            &[(nats::CLIENT_TIMEOUT_VAR, CLIENT_TIMEOUT_MS)],
-        )
-        .await;
         // The client reaches the server through a link the test cuts for
         // three timeouts: the worker finds nobody listening for it, takes
         // it for dead and purges its queued tasks and results.
