@@ -70,6 +70,13 @@ pub trait Callback: Send + Sync + 'static {
         let _ = task;
     }
 
+    /// An attempt of a task with a [`Retry`](crate::Retry) failed, and the
+    /// task runs again after a delay. Its `task_started` and
+    /// `task_finished` come once for the whole run, around every attempt.
+    fn task_retried(&self, task: &TaskRetried) {
+        let _ = task;
+    }
+
     /// A task's body ended: with a value, an error, or cancelled. A task
     /// aborted because its compute was dropped reports `Cancelled` shortly
     /// after that compute's `finish`.
@@ -100,6 +107,10 @@ impl<C: Callback + ?Sized> Callback for Arc<C> {
 
     fn task_started(&self, task: &TaskStarted) {
         (**self).task_started(task);
+    }
+
+    fn task_retried(&self, task: &TaskRetried) {
+        (**self).task_retried(task);
     }
 
     fn task_finished(&self, task: &TaskFinished) {
@@ -133,7 +144,37 @@ impl<C: Callback + ?Sized> Callback for Arc<C> {
 pub struct TaskStarted {
     pub(crate) key: Key,
     pub(crate) at: Instant,
+    pub(crate) queued: Duration,
     pub(crate) thread: ThreadId,
+}
+
+/// An attempt of a task failed and the task runs again. See
+/// [`Callback::task_retried`].
+///
+/// # Examples
+///
+/// ```
+/// use delayed::{Callback, TaskRetried};
+///
+/// struct Log;
+/// impl Callback for Log {
+///     fn task_retried(&self, task: &TaskRetried) {
+///         eprintln!(
+///             "{} attempt {} failed ({}); again in {:?}",
+///             task.key(),
+///             task.attempt(),
+///             task.error(),
+///             task.delay()
+///         );
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TaskRetried {
+    pub(crate) key: Key,
+    pub(crate) attempt: u32,
+    pub(crate) error: Error,
+    pub(crate) delay: Duration,
 }
 
 /// A task's body ended. See [`Callback::task_finished`].
@@ -246,6 +287,49 @@ impl TaskStarted {
     /// ```
     pub fn at(&self) -> Instant {
         self.at
+    }
+
+    /// How long the task waited between being ready to run (its inputs
+    /// finished) and its body starting: for a permit of its
+    /// [`Limit`](crate::Limit), a slot of the blocking pool, or a turn on
+    /// tokio's queue. On tokio's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// use delayed::{delayed, Callback, Limit, Options, TaskStarted};
+    ///
+    /// static ONE: Limit = Limit::new("one", 1);
+    ///
+    /// #[delayed(limit = ONE)]
+    /// async fn nap(i: u64) -> u64 {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     i
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Waits(Mutex<Vec<Duration>>);
+    /// impl Callback for Waits {
+    ///     fn task_started(&self, task: &TaskStarted) {
+    ///         self.0.lock().unwrap().push(task.queued());
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let waits = Arc::new(Waits::default());
+    /// let both = vec![nap(1), nap(2)];
+    /// delayed::compute_with(both, Options::new().callback(waits.clone())).await.unwrap();
+    /// let mut waits = waits.0.lock().unwrap().clone();
+    /// waits.sort();
+    /// // One ran at once; the other waited a second for the permit.
+    /// assert_eq!(waits, [Duration::ZERO, Duration::from_secs(1)]);
+    /// # }
+    /// ```
+    pub fn queued(&self) -> Duration {
+        self.queued
     }
 
     /// The thread the body runs on.
@@ -380,5 +464,111 @@ impl TaskFinished {
     /// ```
     pub fn outcome(&self) -> &Outcome {
         &self.outcome
+    }
+}
+
+impl TaskRetried {
+    /// The task's key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskRetried};
+    ///
+    /// struct Log;
+    /// impl Callback for Log {
+    ///     fn task_retried(&self, task: &TaskRetried) {
+    ///         println!("{} runs again", task.key());
+    ///     }
+    /// }
+    /// ```
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The function that made the task, like `"fetch"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskRetried};
+    ///
+    /// struct Names;
+    /// impl Callback for Names {
+    ///     fn task_retried(&self, task: &TaskRetried) {
+    ///         assert_eq!(task.name(), task.key().name());
+    ///     }
+    /// }
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.key.name()
+    }
+
+    /// The attempt that failed, from 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// use delayed::{delayed, Callback, Options, Retry, TaskRetried};
+    ///
+    /// #[derive(Default)]
+    /// struct Last(AtomicU32);
+    /// impl Callback for Last {
+    ///     fn task_retried(&self, task: &TaskRetried) {
+    ///         self.0.store(task.attempt(), Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// #[delayed(retry = Retry::attempts(3))]
+    /// fn flaky() -> Result<u64, String> { Err("down".to_string()) }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let last = Arc::new(Last::default());
+    /// assert!(flaky().compute_with(Options::new().callback(last.clone())).await.is_err());
+    /// // Attempts 1 and 2 failed and ran again; the third was the last.
+    /// assert_eq!(last.0.load(Ordering::Relaxed), 2);
+    /// # }
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// What the attempt failed with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskRetried};
+    ///
+    /// struct Log;
+    /// impl Callback for Log {
+    ///     fn task_retried(&self, task: &TaskRetried) {
+    ///         eprintln!("{}", task.error().report());
+    ///     }
+    /// }
+    /// ```
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// How long the task waits before its next attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{Callback, TaskRetried};
+    ///
+    /// struct Log;
+    /// impl Callback for Log {
+    ///     fn task_retried(&self, task: &TaskRetried) {
+    ///         println!("again in {:?}", task.delay());
+    ///     }
+    /// }
+    /// ```
+    pub fn delay(&self) -> std::time::Duration {
+        self.delay
     }
 }

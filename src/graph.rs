@@ -9,6 +9,7 @@ use foldhash::fast::RandomState;
 
 use crate::callback::Outcome;
 use crate::key::Key;
+use crate::limit::Limit;
 use crate::Error;
 
 /// A snapshot of every node reachable from one [`Delayed`], in topological
@@ -91,6 +92,7 @@ pub struct GraphNode {
     state: TaskState,
     error: Option<Error>,
     duration: Option<Duration>,
+    limit: Option<&'static Limit>,
 }
 
 /// Where a node stood when the snapshot was taken.
@@ -283,7 +285,40 @@ impl GraphNode {
             state,
             error,
             duration: None,
+            limit: None,
         }
+    }
+
+    /// The same node, run under `limit`.
+    pub(crate) fn limited_by(mut self, limit: Option<&'static Limit>) -> GraphNode {
+        self.limit = limit;
+        self
+    }
+
+    /// The [`Limit`] the node runs under, if it has one: what a
+    /// [`Callback`](crate::Callback) reads to watch its permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use delayed::{delayed, Limit};
+    ///
+    /// static HTTP: Limit = Limit::new("http", 4);
+    ///
+    /// #[delayed(limit = HTTP)]
+    /// async fn get(id: u64) -> u64 { id }
+    ///
+    /// #[delayed]
+    /// fn total(xs: Vec<u64>) -> u64 { xs.iter().sum() }
+    ///
+    /// let sum = total(vec![get(1), get(2)]).named("sum");
+    /// let graph = sum.graph();
+    /// assert_eq!(graph.get("sum").unwrap().limit().map(|l| l.name()), None);
+    /// let one = graph.get(&graph.get("sum").unwrap().deps()[0].to_string()).unwrap();
+    /// assert_eq!(one.limit().map(|l| l.name()), Some("http"));
+    /// ```
+    pub fn limit(&self) -> Option<&'static Limit> {
+        self.limit
     }
 
     /// The node's key.

@@ -411,9 +411,12 @@ pub mod cluster;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod keyed;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod observe;
 
-pub use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
+pub use crate::callback::{Callback, Outcome, TaskFinished, TaskRetried, TaskStarted};
 pub use crate::compute::{compute, compute_each, compute_with, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use futures::future::{Either, MapOk};
 use futures::TryFutureExt;
+use tokio::time::Instant;
 
 use super::hooks::{AnyOutput, Made, Stop};
 use super::inputs::Inputs;
@@ -23,7 +24,7 @@ use super::state::Origin;
 use super::view::NodeView;
 use super::watch::{self, Watched};
 use super::work::{report, RunGuard};
-use super::{elsewhere, runner, schedule, spans, stored, wakes};
+use super::{elsewhere, runner, schedule, spans, spawn, stored, wakes};
 use crate::callback::Outcome;
 use crate::error::Error;
 use crate::key::Key;
@@ -64,9 +65,13 @@ where
     // Dropped unfinished (the runtime shut down), the task hands the node
     // back; after our own abort the guard does nothing.
     let guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
-    let join = handle.spawn(async move {
+    let line = Line {
+        place,
+        ready: watch::ready_now(),
+    };
+    let join = spawn::node_task(&handle, || node.core.key(), async move {
         let mut guard = guard;
-        let ran = run(&task_node, begun, place, false, &mut guard.watched).await;
+        let ran = run(&task_node, begun, line, false, &mut guard.watched).await;
         ended(task_node, guard, epoch, ran, true);
     });
     node.set_stop(epoch, Stop::Task(join.abort_handle()));
@@ -124,7 +129,7 @@ where
         epoch,
         watched: None,
     };
-    let (result, hand_off) = run(&node, begun, None, true, &mut guard.watched).await;
+    let (result, hand_off) = run(&node, begun, Line::default(), true, &mut guard.watched).await;
     if matches!(result, Ok(Made::Again)) {
         // The guard hands the node back; the sequential compute sees it
         // idle and sets it up again.
@@ -186,12 +191,22 @@ impl Drop for HandBack {
 /// it is about to make ready (see `loan::release`).
 pub(crate) type Ran<T> = (Result<Made<T>, Error>, HandOff);
 
-/// Every attempt of one run, in the node's span. `place` is the node's
-/// place in its limit's line for the first attempt, if it took one.
+/// Where a run stands as it starts.
+#[derive(Default)]
+struct Line {
+    /// Its place in its limit's line for the first attempt, if it took
+    /// one.
+    place: Option<Acquire>,
+    /// When it was ready to run, if anyone watches (see
+    /// `watch::task_started`).
+    ready: Option<Instant>,
+}
+
+/// Every attempt of one run, in the node's span.
 async fn run<T, W>(
     node: &Arc<TypedNode<T, W>>,
     begun: Begun,
-    place: Option<Acquire>,
+    line: Line,
     inline: bool,
     watched: &mut Option<Watched>,
 ) -> Ran<T>
@@ -204,7 +219,7 @@ where
         if node.core.origin == Origin::Join {
             // A join of inputs with stored outputs keeps its output in
             // them: it runs when something here reads it.
-            let started = start_watching(node, watched);
+            let started = start_watching(node, watched, line.ready);
             return (
                 finish(node, watched, started.map(|()| Made::Stored(None))),
                 HandOff::default(),
@@ -229,7 +244,7 @@ where
             Ok(Some(store)) => Some(
                 run.instrumented(async {
                     tracing::debug!(task.cached = true, "task found in the cache");
-                    let started = start_watching(node, watched);
+                    let started = start_watching(node, watched, line.ready);
                     finish(node, watched, started.map(|()| Made::Found(store)))
                 })
                 .await,
@@ -255,7 +270,7 @@ where
             &begun.deps,
             &policy,
             begun.priority,
-            place,
+            line,
             inline,
             watched,
         ))
@@ -266,17 +281,18 @@ where
     result
 }
 
-/// Tells the watchers that the run starts.
+/// Tells the watchers that the run starts; it was ready at `ready`.
 pub(crate) fn start_watching<T, W>(
     node: &TypedNode<T, W>,
     watched: &mut Option<Watched>,
+    ready: Option<Instant>,
 ) -> Result<(), Error>
 where
     T: Send + Sync + 'static,
     W: Work<T>,
 {
     tracing::debug!("task started");
-    let (started, result) = watch::task_started(&node.core);
+    let (started, result) = watch::task_started(&node.core, ready);
     *watched = started;
     result
 }
@@ -286,7 +302,7 @@ async fn attempts<T, W>(
     deps: &Inputs,
     policy: &NodePolicy,
     priority: i32,
-    mut place: Option<Acquire>,
+    line: Line,
     inline: bool,
     watched: &mut Option<Watched>,
 ) -> Ran<T>
@@ -294,6 +310,7 @@ where
     T: Send + Sync + 'static,
     W: Work<T>,
 {
+    let Line { mut place, ready } = line;
     let mut attempt = 1;
     loop {
         let holder = match policy.limit {
@@ -306,7 +323,7 @@ where
             None => None,
         };
         if attempt == 1 {
-            if let Err(panic) = start_watching(node, watched) {
+            if let Err(panic) = start_watching(node, watched, ready) {
                 let hand_off = loan::release(&node.core, holder, false);
                 return (finish(node, watched, Err(panic)), hand_off);
             }
@@ -354,6 +371,13 @@ where
         drop(holder);
         let delay = retry.delay(&node.core.key(), attempt);
         tracing::info!(error = %err.chain(), attempt, ?delay, "task failed; it will run again");
+        if let Some(Err(panic)) = watched
+            .as_ref()
+            .map(|watched| watched.retried(&node.core, attempt, &err, delay))
+        {
+            // A `task_retried` that panicked ends the run with its panic.
+            return (finish(node, watched, Err(panic)), HandOff::default());
+        }
         if !delay.is_zero() {
             match timer(node, || Box::pin(tokio::time::sleep(delay))) {
                 Ok(sleep) => sleep.await,

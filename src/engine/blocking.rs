@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use dashmap::DashMap;
 use tokio::runtime::{self, Handle};
 
-use super::guard;
+use super::{guard, spawn};
 
 /// A queued job: blocking work, with the guard that hands its node back if
 /// the job is dropped unrun.
@@ -119,7 +119,7 @@ pub(crate) fn submit(handle: &Handle, job: Job) {
 fn open_slot(pool: &Arc<Pool>) {
     let unstarted = Unstarted(Some(Arc::clone(pool)));
     let pool = Arc::clone(pool);
-    pool.handle.clone().spawn_blocking(move || {
+    spawn::blocking_slot(&pool.handle.clone(), move || {
         let mut unstarted = unstarted;
         unstarted.0 = None;
         drain(pool);

@@ -170,7 +170,7 @@ pub(crate) fn submit<T, W>(
     // The node keeps its inputs until it settles: the run needs no copy.
     drop(begun);
     let mut guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
-    if let Err(panic) = run.in_scope(|| start_watching(&node, &mut guard.watched)) {
+    if let Err(panic) = run.in_scope(|| start_watching(&node, &mut guard.watched, None)) {
         let result = run.in_scope(|| finish(&node, &mut guard.watched, Err(panic)));
         spans::ended(&node.core);
         guard.disarm();

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use tokio::runtime::{Handle, Runtime};
 
 use super::node::NodeRef;
-use super::schedule;
+use super::{schedule, spawn};
 
 /// Nodes a runner runs before it hands the rest of its queue to a fresh
 /// task, so that one graph never starves the other tasks of a worker.
@@ -30,7 +30,7 @@ pub(crate) fn dispatch(ready: Vec<NodeRef>, handle: Option<&Handle>) {
     let queue = Queue(ready);
     match handle.cloned().map_or_else(current, Ok) {
         Ok(handle) => {
-            handle.spawn(async move {
+            spawn::runner(&handle, async move {
                 let mut queue = queue;
                 drain(&mut queue.0);
             });

@@ -53,20 +53,22 @@ pub(crate) fn graph_and_tasks(root: &NodeRef) -> (Graph, Vec<Weak<dyn AnyNode>>)
                 }
             }
             Step::Emit(node, inputs) => {
-                let (key, state, error, internal) = {
+                let (key, state, error, internal, limit) = {
                     let st = node.core().lock();
                     let error = match &st.phase {
                         Phase::Failed(err) => Some(err.clone()),
                         _ => None,
                     };
                     let internal = node.core().is_internal(&st);
-                    (node.core().key_locked(&st), state_of(&st), error, internal)
+                    let limit = st.policy.as_ref().and_then(|policy| policy.limit);
+                    let key = node.core().key_locked(&st);
+                    (key, state_of(&st), error, internal, limit)
                 };
                 let deps = user_inputs(&inputs, &behind);
                 if internal {
                     behind.insert(address(&node), deps);
                 } else {
-                    nodes.push(GraphNode::new(key, deps, state, error));
+                    nodes.push(GraphNode::new(key, deps, state, error).limited_by(limit));
                     tasks.push(Arc::downgrade(&node));
                 }
             }

@@ -35,13 +35,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::thread::ThreadId;
+use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::node::{AnyNode, NodeRef};
 use super::state::Core;
-use crate::callback::{Callback, Outcome, TaskFinished, TaskStarted};
+use crate::callback::{Callback, Outcome, TaskFinished, TaskRetried, TaskStarted};
 use crate::{Error, Key};
 
 /// A callback attached to computes, with its detached flag: shared by every
@@ -288,14 +289,18 @@ fn this_thread() -> ThreadId {
         .unwrap_or_else(|_| std::thread::current().id())
 }
 
-/// Tells the watchers of `core`'s task that its body starts. Returns what
-/// is needed to report its end, when anyone watches.
+/// Tells the watchers of `core`'s task that its body starts; it was ready
+/// to start at `ready` (`None`: it starts as soon as it is ready). Returns
+/// what is needed to report its end, when anyone watches.
 ///
 /// # Errors
 ///
 /// A `task_started` that panicked: the run must not go on, and fails with
 /// this error (the other watchers still hear of its end).
-pub(crate) fn task_started(core: &Core) -> (Option<Watched>, Result<(), Error>) {
+pub(crate) fn task_started(
+    core: &Core,
+    ready: Option<Instant>,
+) -> (Option<Watched>, Result<(), Error>) {
     if !is_active() {
         return (None, Ok(()));
     }
@@ -330,9 +335,11 @@ pub(crate) fn task_started(core: &Core) -> (Option<Watched>, Result<(), Error>) 
     let Some(callbacks) = heard else {
         return (None, Ok(()));
     };
+    let at = Instant::now();
     let event = TaskStarted {
         key,
-        at: Instant::now(),
+        at,
+        queued: ready.map_or(Duration::ZERO, |ready| at.saturating_duration_since(ready)),
         thread: this_thread(),
     };
     let mut result = Ok(());
@@ -372,6 +379,44 @@ impl Watched {
         }
         result
     }
+}
+
+impl Watched {
+    /// Tells the watchers that attempt `attempt` failed with `error` and
+    /// the task runs again after `delay`.
+    ///
+    /// # Errors
+    ///
+    /// A `task_retried` that panicked, as an error about the task: the
+    /// run does not go on.
+    pub(crate) fn retried(
+        &self,
+        core: &Core,
+        attempt: u32,
+        error: &Error,
+        delay: Duration,
+    ) -> Result<(), Error> {
+        let event = TaskRetried {
+            key: core.key(),
+            attempt,
+            error: error.clone(),
+            delay,
+        };
+        let mut result = Ok(());
+        for callback in self.callbacks.all() {
+            let called = callback.call(|| event.key.clone(), |c| c.task_retried(&event));
+            if result.is_ok() {
+                result = called;
+            }
+        }
+        result
+    }
+}
+
+/// Whether anyone watches now: the moment a task becomes ready is read
+/// only then.
+pub(crate) fn ready_now() -> Option<Instant> {
+    is_active().then(Instant::now)
 }
 
 /// How a run's result is reported.

@@ -9,6 +9,7 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::deps::Deps;
 use super::hooks::Stop;
@@ -16,7 +17,7 @@ use super::inputs::Inputs;
 use super::node::{Attempt, NodeRef, TypedNode, Work};
 use super::state::Core;
 use super::watch::{self, Watched};
-use super::{attempts, blocking, guard, loan, runner, schedule, spans, wakes};
+use super::{attempts, blocking, guard, loan, runner, schedule, spans, spawn, wakes};
 use crate::callback::Outcome;
 use crate::error::{Cause, Error};
 
@@ -32,8 +33,14 @@ pub(crate) struct Blocking<F>(pub(crate) F);
 /// Async work: `F` makes the future, again if a cancelled run restarts.
 pub(crate) struct Async<F>(pub(crate) F);
 
-/// Runs sync work once, with its span, its watchers and its panics caught.
-fn call<T, F>(node: &TypedNode<T, impl Work<T>>, deps: Inputs, work: F) -> Result<T, Error>
+/// Runs sync work once, with its span, its watchers and its panics caught;
+/// it was ready to run at `ready` (see `watch::task_started`).
+fn call<T, F>(
+    node: &TypedNode<T, impl Work<T>>,
+    deps: Inputs,
+    work: F,
+    ready: Option<Instant>,
+) -> Result<T, Error>
 where
     T: Send + Sync + 'static,
     F: FnOnce(&mut Deps) -> WorkResult<T>,
@@ -48,7 +55,7 @@ where
     spans::link(&run, &deps);
     let result = run.in_scope(|| {
         tracing::debug!("task started");
-        let (watched, started) = watch::task_started(&node.core);
+        let (watched, started) = watch::task_started(&node.core, ready);
         let result = match started {
             Ok(()) => call_caught(&node.core, Deps::new(deps), work),
             Err(panic) => {
@@ -126,7 +133,7 @@ where
             return attempts::spawn(node, begun, queue);
         }
         let result = match node.take_work() {
-            Some(Inline(work)) => call(&node, begun.deps, work),
+            Some(Inline(work)) => call(&node, begun.deps, work, None),
             None => Err(missing_work(&node.core)),
         };
         // The call consumed the inputs and the work, and dropped them.
@@ -166,13 +173,14 @@ where
         // If the runtime drops the job without running it (shutdown), the
         // guard hands the still-ready node back instead of losing it.
         let guard = RunGuard::queued(Arc::clone(&node) as NodeRef);
+        let ready = watch::ready_now();
         let job = move || {
             guard.disarm();
             let Some(begun) = node.begin(false, true) else {
                 return;
             };
             let result = match node.take_work() {
-                Some(Blocking(work)) => call(&node, begun.deps, work),
+                Some(Blocking(work)) => call(&node, begun.deps, work, ready),
                 None => Err(missing_work(&node.core)),
             };
             let mut ready = Vec::new();
@@ -291,10 +299,11 @@ where
         // poll), the task hands the node back to idle; our own aborts have
         // already done so, and then the guard does nothing.
         let mut guard = RunGuard::running(Arc::clone(&node) as NodeRef, epoch);
-        let join = handle.spawn(async move {
+        let ready = watch::ready_now();
+        let join = spawn::node_task(&handle, || node.core.key(), async move {
             let body = async {
                 tracing::debug!("task started");
-                let (watched, started) = watch::task_started(&task_node.core);
+                let (watched, started) = watch::task_started(&task_node.core, ready);
                 guard.watched = watched;
                 let result = match started {
                     Ok(()) => flatten(

@@ -1,0 +1,95 @@
+//! Where the engine spawns its tasks. Built with `--cfg tokio_unstable`,
+//! every task carries a name for tokio-console: a node's task its key and
+//! function (`load-sensor-01.txt (load)`), a runner or a blocking slot
+//! what it is. Without that cfg these are plain `spawn` calls: no name is
+//! formatted, nothing is stored.
+//!
+//! Every spawn of the engine goes through here, so that none is left
+//! anonymous and the unstable API is named in one file.
+
+use std::future::Future;
+
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::key::Key;
+
+/// The name tokio-console shows for the task of the node with `key`.
+pub(crate) fn task_name(key: &Key) -> String {
+    format!("{key} ({})", key.name())
+}
+
+/// Spawns the task of the node with the key `key` makes (asked only when
+/// the name is used).
+pub(crate) fn node_task<F>(
+    handle: &Handle,
+    key: impl FnOnce() -> Key,
+    future: F,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    named(handle, || task_name(&key()), future)
+}
+
+/// Spawns a runner: a task that drains a queue of ready nodes.
+pub(crate) fn runner<F>(handle: &Handle, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    named(handle, || "delayed runner".to_string(), future)
+}
+
+/// Opens a slot of the blocking pool on `handle`.
+pub(crate) fn blocking_slot<F>(handle: &Handle, f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    #[cfg(tokio_unstable)]
+    {
+        // The builder only fails where tokio cannot spawn at all; then the
+        // closure is dropped unrun, as a shut-down runtime drops it.
+        let _ = tokio::task::Builder::new()
+            .name("delayed blocking slot")
+            .spawn_blocking_on(f, handle);
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        handle.spawn_blocking(f);
+    }
+}
+
+#[cfg(tokio_unstable)]
+fn named<F>(handle: &Handle, name: impl FnOnce() -> String, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let name = name();
+    match tokio::task::Builder::new()
+        .name(&name)
+        .spawn_on(future, handle)
+    {
+        Ok(join) => join,
+        // Only where tokio cannot spawn at all; the future was dropped
+        // unrun, as a shut-down runtime drops it. A task that never ends,
+        // aborted at once, stands for it.
+        Err(_) => {
+            let join = handle.spawn(std::future::pending());
+            join.abort();
+            join
+        }
+    }
+}
+
+#[cfg(not(tokio_unstable))]
+fn named<F>(handle: &Handle, name: impl FnOnce() -> String, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let _ = name;
+    handle.spawn(future)
+}
