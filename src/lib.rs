@@ -234,6 +234,31 @@
 //! # }
 //! ```
 //!
+//! # Results as they finish
+//!
+//! [`as_completed`] is a `Stream` of each node's own result, with its
+//! index, as soon as it is ready (dask's `as_completed`);
+//! [`first(n)`](AsCompleted::first) waits for the first few (Ray's
+//! `wait`), and [`race`] and [`race_ok`] for the first one. Dropping the
+//! stream, or a race returning, cancels the work only it still needed:
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//!
+//! #[delayed::delayed]
+//! async fn fetch(secs: u64) -> u64 {
+//!     tokio::time::sleep(Duration::from_secs(secs)).await;
+//!     secs
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let mut done = delayed::as_completed([3, 1, 2].map(fetch));
+//! assert_eq!(done.next().await.map(|(i, r)| (i, r.unwrap())), Some((1, 1)));
+//! assert_eq!(done.first(5).await.len(), 2); // fewer remain
+//! # }
+//! ```
+//!
 //! # Graphs as data
 //!
 //! With the `serde` feature, [`keyed`] reads and writes dask's keyed form:
@@ -369,6 +394,23 @@
 //! leaves its tasks' spans where they were: children of the span current
 //! where each one starts. As with any future, `tokio::spawn` does not carry
 //! a span into the task it spawns: spawn `compute.in_current_span()`.
+//!
+//! ## tokio-console
+//!
+//! Built with tokio's unstable cfg, every task the crate spawns carries a
+//! name that [tokio-console](https://github.com/tokio-rs/console) shows: a
+//! node's task its key and function (`load-sensor-01.txt (load)`), the
+//! runners that run cheap nodes inline `delayed runner`, the blocking
+//! pool's slots `delayed blocking slot`. Add `console-subscriber` to the
+//! application, call `console_subscriber::init()` first thing in `main`,
+//! and run it with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg tokio_unstable" cargo run --release
+//! tokio-console   # in another terminal
+//! ```
+//!
+//! Without the cfg no name is made: the spawns are plain `spawn` calls.
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -392,6 +434,7 @@ mod args;
 mod builder;
 mod collect;
 mod combinators;
+mod completed;
 mod compute;
 mod delayed;
 mod flatten;
@@ -417,6 +460,9 @@ pub mod metrics;
 mod observe;
 
 pub use crate::callback::{Callback, Outcome, TaskFinished, TaskRetried, TaskStarted};
+pub use crate::completed::{
+    as_completed, as_completed_with, race, race_ok, AsCompleted, Race, RaceOk,
+};
 pub use crate::compute::{compute, compute_each, compute_with, Compute};
 pub use crate::delayed::Delayed;
 pub use crate::error::Error;

@@ -6,24 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Counter, DropFlag};
+use common::{Counter, Probe};
 use delayed::{delayed, Delayed};
 use tokio::time::{sleep, timeout, Instant};
 
-/// An async task that counts its starts, finishes and drops.
-#[derive(Clone, Default)]
-struct Probe {
-    started: Counter,
-    finished: Counter,
-    dropped: Counter,
-}
-
 #[delayed]
 async fn slow(probe: Probe, ms: u64, x: u64) -> u64 {
-    probe.started.bump();
-    let _guard = DropFlag(probe.dropped.clone());
-    sleep(Duration::from_millis(ms)).await;
-    probe.finished.bump();
+    probe.sleep(Duration::from_millis(ms)).await;
     x
 }
 

@@ -87,24 +87,51 @@ fn tasks_are_counted_per_function_and_outcome() {
         let all: Vec<_> = (1..=4).map(fetch).collect();
         assert_eq!(delayed::compute(all).await.unwrap(), [1, 2, 3, 4]);
         assert!(boom(1).compute().await.is_err());
-        assert_eq!(flaky(Arc::new(AtomicU32::new(0))).compute().await.unwrap(), 1);
+        assert_eq!(
+            flaky(Arc::new(AtomicU32::new(0))).compute().await.unwrap(),
+            1
+        );
         let dropped = tokio::time::timeout(Duration::from_secs(1), forever(1).compute()).await;
         assert!(dropped.is_err());
         // The aborted task reports its end as it is dropped.
         tokio::task::yield_now().await;
 
-        assert_eq!(value(&handle, r#"delayed_tasks_started_total{function="fetch"}"#), 4.0);
-        assert_eq!(value(&handle, r#"delayed_tasks_finished_total{function="fetch"}"#), 4.0);
-        assert_eq!(value(&handle, r#"delayed_tasks_failed_total{function="boom"}"#), 1.0);
-        assert_eq!(value(&handle, r#"delayed_tasks_retried_total{function="flaky"}"#), 1.0);
-        assert_eq!(value(&handle, r#"delayed_tasks_finished_total{function="flaky"}"#), 1.0);
-        assert_eq!(value(&handle, r#"delayed_tasks_cancelled_total{function="forever"}"#), 1.0);
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_started_total{function="fetch"}"#),
+            4.0
+        );
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_finished_total{function="fetch"}"#),
+            4.0
+        );
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_failed_total{function="boom"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_retried_total{function="flaky"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_finished_total{function="flaky"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &handle,
+                r#"delayed_tasks_cancelled_total{function="forever"}"#
+            ),
+            1.0
+        );
         let rendered = handle.render();
         assert!(
             sample(&rendered, r#"delayed_tasks_failed_total{function="fetch"}"#).is_none(),
             "{rendered}"
         );
-        assert!(rendered.contains("# HELP delayed_tasks_started_total"), "{rendered}");
+        assert!(
+            rendered.contains("# HELP delayed_tasks_started_total"),
+            "{rendered}"
+        );
     });
 }
 
@@ -138,11 +165,17 @@ fn limit_gauges_show_permits_in_use_and_waiters() {
         metrics.record_limits();
         assert_eq!(metrics.limits(), ["two"]);
         assert_eq!(value(&handle, r#"delayed_limit_permits{limit="two"}"#), 2.0);
-        assert_eq!(value(&handle, r#"delayed_limit_permits_in_use{limit="two"}"#), 2.0);
+        assert_eq!(
+            value(&handle, r#"delayed_limit_permits_in_use{limit="two"}"#),
+            2.0
+        );
         assert_eq!(value(&handle, r#"delayed_limit_waiters{limit="two"}"#), 3.0);
         assert_eq!(running.await.unwrap().unwrap(), [1, 2, 3, 4, 5]);
         // Set as the last task ended, without asking.
-        assert_eq!(value(&handle, r#"delayed_limit_permits_in_use{limit="two"}"#), 0.0);
+        assert_eq!(
+            value(&handle, r#"delayed_limit_permits_in_use{limit="two"}"#),
+            0.0
+        );
         assert_eq!(value(&handle, r#"delayed_limit_waiters{limit="two"}"#), 0.0);
     });
 }
@@ -155,8 +188,17 @@ fn tasks_served_from_a_cache_are_counted_apart() {
         let options = || Options::new().cache(&cache).callback(metrics.clone());
         assert_eq!(square(3).compute_with(options()).await.unwrap(), 9);
         assert_eq!(square(3).compute_with(options()).await.unwrap(), 9);
-        assert_eq!(value(&handle, r#"delayed_tasks_finished_total{function="square"}"#), 1.0);
-        assert_eq!(value(&handle, r#"delayed_tasks_cached_total{function="square"}"#), 1.0);
+        assert_eq!(
+            value(
+                &handle,
+                r#"delayed_tasks_finished_total{function="square"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_cached_total{function="square"}"#),
+            1.0
+        );
     });
 }
 
@@ -166,7 +208,10 @@ fn computes_without_metrics_record_nothing() {
         let all: Vec<_> = (1..=2).map(fetch).collect();
         delayed::compute(all).await.unwrap();
         let rendered = handle.render();
-        assert!(!rendered.contains("delayed_tasks_started_total{"), "{rendered}");
+        assert!(
+            !rendered.contains("delayed_tasks_started_total{"),
+            "{rendered}"
+        );
     });
 }
 
@@ -179,6 +224,9 @@ fn a_callback_attached_twice_counts_each_task_once() {
             .compute_with(Options::new().callback(metrics.clone()))
             .await
             .unwrap();
-        assert_eq!(value(&handle, r#"delayed_tasks_started_total{function="fetch"}"#), 1.0);
+        assert_eq!(
+            value(&handle, r#"delayed_tasks_started_total{function="fetch"}"#),
+            1.0
+        );
     });
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use common::{Counter, DropFlag};
+use common::Probe;
 use delayed::{delayed, Callback, Delayed, Limit, Options, Outcome, Retry, TaskStarted, Timeline};
 use tokio::time::{sleep, Instant};
 
@@ -281,19 +281,9 @@ async fn retries_timeouts_and_limits_still_apply() {
 
 // ------------------------------------------------------ drops and sharing
 
-#[derive(Clone, Default)]
-struct Probe {
-    started: Counter,
-    finished: Counter,
-    dropped: Counter,
-}
-
 #[delayed]
 async fn slow(probe: Probe, x: u64) -> u64 {
-    probe.started.bump();
-    let _guard = DropFlag(probe.dropped.clone());
-    sleep(ms(10)).await;
-    probe.finished.bump();
+    probe.sleep(ms(10)).await;
     x + 1
 }
 

@@ -98,6 +98,17 @@ impl Root {
         }
     }
 
+    /// Starts the compute, with the nodes it makes ready left in `ready`
+    /// for the caller to dispatch together with those of other roots (see
+    /// `runner::dispatch`). A sequential compute starts on its first poll.
+    pub(crate) fn start_into(&mut self, ready: &mut Vec<NodeRef>) {
+        if self.phase != RootPhase::New || self.sequential_mode {
+            return;
+        }
+        self.phase = RootPhase::Waiting;
+        schedule::demand(&self.node, ready);
+    }
+
     fn demand(&self) {
         let mut ready = Vec::new();
         schedule::demand(&self.node, &mut ready);

@@ -29,7 +29,10 @@ pub fn describe() {
         (FINISHED, "Tasks that finished with a value they made."),
         (FAILED, "Tasks that failed: an error, a panic or a timeout."),
         (RETRIED, "Failed attempts that a retry policy ran again."),
-        (CANCELLED, "Tasks stopped because nothing wanted them any more."),
+        (
+            CANCELLED,
+            "Tasks stopped because nothing wanted them any more.",
+        ),
         (CACHED, "Tasks served from a cache without running."),
     ];
     for (name, help) in counters {
@@ -40,8 +43,16 @@ pub fn describe() {
         Unit::Seconds,
         "From ready to running: waiting for a limit's permit, a blocking slot or tokio."
     );
-    describe_histogram!(RUN, Unit::Seconds, "How long task bodies ran, retries included.");
+    describe_histogram!(
+        RUN,
+        Unit::Seconds,
+        "How long task bodies ran, retries included."
+    );
     describe_gauge!(PERMITS, Unit::Count, "A limit's permits.");
     describe_gauge!(IN_USE, Unit::Count, "A limit's permits held now.");
-    describe_gauge!(WAITERS, Unit::Count, "Tasks waiting for a limit's permit now.");
+    describe_gauge!(
+        WAITERS,
+        Unit::Count,
+        "Tasks waiting for a limit's permit now."
+    );
 }

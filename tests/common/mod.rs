@@ -137,3 +137,22 @@ impl tracing::field::Visit for Fields {
         self.0.insert(field.name().to_string(), value.to_string());
     }
 }
+
+/// An async task's starts, finishes and drops, counted.
+#[derive(Clone, Default, Debug)]
+pub struct Probe {
+    pub started: Counter,
+    pub finished: Counter,
+    pub dropped: Counter,
+}
+
+impl Probe {
+    /// Counts a start, sleeps `duration`, counts a finish; the drop is
+    /// counted whether the sleep ends or is aborted.
+    pub async fn sleep(&self, duration: std::time::Duration) {
+        self.started.bump();
+        let _guard = DropFlag(self.dropped.clone());
+        tokio::time::sleep(duration).await;
+        self.finished.bump();
+    }
+}
