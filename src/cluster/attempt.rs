@@ -202,6 +202,7 @@ impl Cluster {
                 .contains_key(&(run.to_string(), key_text.clone())),
             binary,
             blobs,
+            traceparent: super::trace::current(),
         };
         let payload = message.to_wire().map_err(|err| fail(err.to_string()))?;
         let (tx, rx) = oneshot::channel();
@@ -231,7 +232,12 @@ impl Cluster {
         );
         let subject = inner.queues.names.task(&pool, name, &run);
         let ack = inner
-            .publish_task(subject, Arc::clone(&run), message_id, payload)
+            .publish_task(
+                subject,
+                Arc::clone(&run),
+                message_id,
+                (payload, message.traceparent),
+            )
             .await
             .map_err(fail)?;
         inner.ring(&pool, name);

@@ -43,6 +43,18 @@
 //! ([`Settings::namespace`]), so applications and versions share a
 //! server without sharing a queue.
 //!
+//! One trace across machines: each task carries the W3C trace context
+//! (`traceparent`) of the span it was sent from (its `delayed.task` span,
+//! or the request's span where task spans are filtered out), in its
+//! message and, when a message's tasks share one, in the message's
+//! `traceparent` header. The worker runs it in a `delayed.remote` span
+//! (at `info`, with `task.key`, `task.name` and `worker`) that continues
+//! that trace, and the task's own spans there are children of it. With a
+//! `tracing-opentelemetry` layer on both sides (tracing-opentelemetry
+//! 0.34, opentelemetry 0.33), an OpenTelemetry backend shows one trace for
+//! a request whose tasks ran on several workers; without one, nothing
+//! travels.
+//!
 //! All the core semantics hold remotely: shared nodes run once per compute;
 //! errors name the key; dropping the compute stops its remote tasks; a
 //! result is deleted once the last remote task that reads it has finished,
@@ -59,6 +71,7 @@ mod settings;
 mod setup;
 mod status;
 mod store;
+mod trace;
 mod wire;
 mod worker;
 

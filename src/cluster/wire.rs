@@ -41,6 +41,10 @@ pub(crate) struct TaskMsg {
     /// The bytes of the `binary` arguments not uploaded, in order.
     #[serde(skip)]
     pub(crate) blobs: Vec<Vec<u8>>,
+    /// The W3C trace context of the span the task was sent from, if it is
+    /// part of an OpenTelemetry trace (see `trace.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) traceparent: Option<String>,
 }
 
 impl TaskMsg {

@@ -32,6 +32,8 @@ pub(in crate::cluster) struct Queued {
     /// Unique to this task's publish, the same across its retries.
     id: String,
     payload: Vec<u8>,
+    /// Its trace context, if any (see `trace.rs`).
+    traceparent: Option<String>,
     /// Told the stream sequence of the message that holds it.
     tx: oneshot::Sender<Result<u64, String>>,
 }
@@ -61,16 +63,18 @@ impl Inner {
         false
     }
 
-    /// Publishes a task with the others queued for `subject`, returning
-    /// the stream sequence of the message that holds it.
+    /// Publishes a task (its payload and trace context) with the others
+    /// queued for `subject`, returning the stream sequence of the message
+    /// that holds it.
     pub(in crate::cluster) async fn publish_task(
         self: &Arc<Self>,
         subject: String,
         run: Arc<str>,
         id: String,
-        payload: Vec<u8>,
+        (payload, traceparent): (Vec<u8>, Option<String>),
     ) -> Result<u64, String> {
         let mut payload = Some(payload);
+        let mut traceparent = Some(traceparent);
         let behind = {
             let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
             match outbox.get_mut(&subject) {
@@ -81,6 +85,7 @@ impl Inner {
                         run,
                         id: id.clone(),
                         payload: payload.take().unwrap_or_default(),
+                        traceparent: traceparent.take().flatten(),
                         tx,
                     });
                     Some(rx)
@@ -104,7 +109,9 @@ impl Inner {
             subject: subject.clone(),
         };
         let payload = payload.unwrap_or_default();
-        publish(self, &subject, &format!("{id}+1"), payload).await
+        let traceparent = traceparent.flatten();
+        let message = (payload, traceparent.as_deref());
+        publish(self, &subject, &format!("{id}+1"), message).await
     }
 }
 
@@ -175,7 +182,15 @@ async fn flush(inner: Arc<Inner>, subject: String) {
         // The first task's id names the message: unique to it, the same
         // across its retries.
         let id = format!("{}+{}", batch[0].id, batch.len());
-        let published = publish(&inner, &subject, &id, wire::batch(&payloads)).await;
+        // The header holds a trace context the whole batch shares.
+        let shared = batch[0].traceparent.as_deref();
+        let traceparent = shared.filter(|first| {
+            batch
+                .iter()
+                .all(|queued| queued.traceparent.as_deref() == Some(first))
+        });
+        let message = (wire::batch(&payloads), traceparent);
+        let published = publish(&inner, &subject, &id, message).await;
         for queued in batch {
             if queued.tx.send(published.clone()).is_err() && published.is_ok() {
                 // Queued, then dropped: its run cleans the queue up.
@@ -185,13 +200,22 @@ async fn flush(inner: Arc<Inner>, subject: String) {
     }
 }
 
-/// Publishes a message of tasks, retrying for a while if the server is
-/// away (it may be restarting); returns its stream sequence. `id` names
-/// this publish, so that JetStream drops a second copy sent because the
-/// first one's ack was lost.
-async fn publish(inner: &Inner, subject: &str, id: &str, payload: Vec<u8>) -> Result<u64, String> {
+/// Publishes a message of tasks, and the trace context they share if
+/// any, retrying for a while if the server is away (it may be
+/// restarting); returns its stream sequence. `id` names this publish, so
+/// that JetStream drops a second copy sent because the first one's ack
+/// was lost.
+async fn publish(
+    inner: &Inner,
+    subject: &str,
+    id: &str,
+    (payload, traceparent): (Vec<u8>, Option<&str>),
+) -> Result<u64, String> {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", id);
+    if let Some(traceparent) = traceparent {
+        headers.insert(crate::cluster::trace::HEADER, traceparent);
+    }
     crate::cluster::patiently(20, Duration::from_secs(2), || async {
         let ack = inner
             .queues

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
+use tracing::Instrument;
 
 use super::Shared;
-use crate::cluster::store;
 use crate::cluster::wire::{self, result_key, DoneMsg, TaskMsg, WorkerOutcome};
+use crate::cluster::{store, trace};
 use crate::engine::view::NodeView;
 use crate::keyed::{Arg, Entry};
 
@@ -125,7 +126,13 @@ async fn one(shared: &Arc<Shared>, wire: &[u8], sequence: u64, delivered: u64) -
         let keep = task.keep;
         let binary = task.binary.clone();
         let blobs = task.blobs.clone();
-        tokio::spawn(async move {
+        let span = trace::worker_span(
+            &task.key,
+            &task.function,
+            &shared.name,
+            task.traceparent.as_deref(),
+        );
+        let ran = async move {
             let (args, binary) =
                 match download_uploaded(&shared, &run, args, &uploaded, &binary, blobs).await {
                     Ok(args) => args,
@@ -135,7 +142,8 @@ async fn one(shared: &Arc<Shared>, wire: &[u8], sequence: u64, delivered: u64) -
                 Ok(value) => (WorkerOutcome::Done, value),
                 Err(failed) => (failed, None),
             }
-        })
+        };
+        tokio::spawn(ran.instrument(span))
     };
     shared
         .running
