@@ -53,6 +53,29 @@ async fn awaiting_moves_a_non_clone_output_out_of_every_kind_of_node() {
     assert_eq!(lazy.await.unwrap(), Body(vec![5]));
 }
 
+#[delayed(blocking)]
+fn joined(parts: Vec<usize>) -> Body {
+    Body(parts.iter().map(|n| *n as u8).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaiting_moves_the_output_out_while_callbacks_watch() {
+    // A scope watches every compute of the process: the watch must not
+    // count as a handle (it once did, and every `.await` in a service with
+    // a dashboard or metrics failed as shared after ten seconds).
+    let timeline = Arc::new(delayed::Timeline::new());
+    let _watching = delayed::observe(timeline.clone());
+    let sizes: Vec<_> = (1..=12).map(|n| size(fetch(n))).collect();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        joined(sizes).named("joined").await.unwrap(),
+        Body(vec![2; 12])
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(make_sync(7).await.unwrap(), Body(vec![7; 3]));
+    assert!(timeline.tasks().iter().any(|t| t.key() == "joined"));
+}
+
 /// The engine's own references to a node that just finished go away a
 /// moment after the compute hears of it, on other threads: the await must
 /// wait them out, never report them as another handle.

@@ -173,12 +173,17 @@ pub(crate) fn begin(
     if callbacks.is_empty() {
         return (None, Ok(()));
     }
-    let (graph, held) = super::snapshot::graph_and_tasks(root);
+    let (graph, mut held) = super::snapshot::graph_and_tasks(root);
     let tasks = held
         .iter()
         .filter_map(Weak::upgrade)
         .map(|node| task_id(node.core()))
         .collect();
+    // The compute holds its root for as long as it is watched, so its id
+    // cannot be reused; a weak reference to it would only stop `.await`
+    // from moving its output out (`Arc::get_mut` fails while one lives).
+    let root_address = Arc::as_ptr(root).cast::<()>();
+    held.retain(|task| Weak::as_ptr(task).cast::<()>() != root_address);
     let watch = Arc::new(Watch {
         tasks,
         _held: held,
