@@ -399,9 +399,11 @@
 //!
 //! Built with tokio's unstable cfg, every task the crate spawns carries a
 //! name that [tokio-console](https://github.com/tokio-rs/console) shows: a
-//! node's task its key and function (`load-sensor-01.txt (load)`), the
-//! runners that run cheap nodes inline `delayed runner`, the blocking
-//! pool's slots `delayed blocking slot`. Add `console-subscriber` to the
+//! node's task its key and function (`load-sensor-01.txt (load)`, and so
+//! on a worker), the runners that run cheap nodes inline `delayed runner`,
+//! the blocking pool's slots `delayed blocking slot`, the cluster's and
+//! the dashboard's own tasks `delayed cluster reports`, `delayed dashboard
+//! 127.0.0.1:8787` and the like. Add `console-subscriber` to the
 //! application, call `console_subscriber::init()` first thing in `main`,
 //! and run it with
 //!
@@ -422,6 +424,7 @@ mod graph;
 mod key;
 mod limit;
 mod retry;
+mod spawn;
 mod tokenize;
 
 // The engine: nodes, scheduling, runners, stored outputs. It names nothing

@@ -35,7 +35,7 @@ pub(super) async fn serve(addr: impl ToSocketAddrs, hub: Arc<Hub>) -> io::Result
         .route("/snapshot", get(snapshot))
         .route("/events", get(events))
         .with_state(hub);
-    tokio::spawn(async move {
+    crate::spawn::named_task(|| format!("delayed dashboard {bound}"), async move {
         // An accept error is retried inside; nothing else ends it early.
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(stopped)

@@ -24,11 +24,12 @@ use super::state::Origin;
 use super::view::NodeView;
 use super::watch::{self, Watched};
 use super::work::{report, RunGuard};
-use super::{elsewhere, runner, schedule, spans, spawn, stored, wakes};
+use super::{elsewhere, runner, schedule, spans, stored, wakes};
 use crate::callback::Outcome;
 use crate::error::Error;
 use crate::key::Key;
 use crate::limit::Acquire;
+use crate::spawn;
 
 /// Runs a started node through the attempt runner in a task of its own.
 pub(crate) fn spawn<T, W>(node: Arc<TypedNode<T, W>>, begun: Begun, queue: &mut Vec<NodeRef>)

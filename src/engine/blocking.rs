@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use dashmap::DashMap;
 use tokio::runtime::{self, Handle};
 
-use super::{guard, spawn};
+use super::guard;
+use crate::spawn;
 
 /// A queued job: blocking work, with the guard that hands its node back if
 /// the job is dropped unrun.

@@ -72,7 +72,7 @@ pub(crate) trait Executor: Send + Sync + 'static {
     /// By default a task on `handle` runs [`attempt`](Executor::attempt).
     fn submit(self: Arc<Self>, node: NodeView, settle: Settle, handle: &Handle) -> Stop {
         let named = node.clone();
-        let join = super::spawn::node_task(handle, move || named.key(), async move {
+        let join = crate::spawn::node_task(handle, move || named.key(), async move {
             let made = settle.instrumented(self.attempt(node, 1)).await;
             settle.settle(made);
         });

@@ -175,7 +175,6 @@ pub(crate) mod schedule;
 pub(crate) mod sequential;
 pub(crate) mod snapshot;
 pub(crate) mod spans;
-pub(crate) mod spawn;
 pub(crate) mod state;
 pub(crate) mod stored;
 #[cfg(test)]

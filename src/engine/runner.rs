@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use tokio::runtime::{Handle, Runtime};
 
 use super::node::NodeRef;
-use super::{schedule, spawn};
+use super::schedule;
+use crate::spawn;
 
 /// Nodes a runner runs before it hands the rest of its queue to a fresh
 /// task, so that one graph never starves the other tasks of a worker.

@@ -17,9 +17,10 @@ use super::inputs::Inputs;
 use super::node::{Attempt, NodeRef, TypedNode, Work};
 use super::state::Core;
 use super::watch::{self, Watched};
-use super::{attempts, blocking, guard, loan, runner, schedule, spans, spawn, wakes};
+use super::{attempts, blocking, guard, loan, runner, schedule, spans, wakes};
 use crate::callback::Outcome;
 use crate::error::{Cause, Error};
+use crate::spawn;
 
 /// What work returns: its value, or the error it reported.
 pub(crate) type WorkResult<T> = Result<T, Cause>;

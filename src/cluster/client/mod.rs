@@ -3,6 +3,7 @@
 //! for workers' reports and JetStream's advisories. One remote attempt is
 //! in `attempt.rs`.
 
+use crate::spawn;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -325,68 +326,73 @@ impl Cluster {
         let history = settings.history;
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let for_reports = weak.clone();
-            let reports_task = tokio::spawn(async move {
-                while let Some(message) = reports.next().await {
-                    let Some(inner) = for_reports.upgrade() else {
-                        return;
-                    };
-                    match wire::liveness(message.headers.as_ref()) {
-                        Some(wire::PROBE) => inner.answer_probe(message.reply).await,
-                        Some(wire::PURGED) => inner.purged(),
-                        Some(wire::MOVED) => inner.moved(&message.payload),
-                        Some(_) => {}
-                        None => {
-                            if let Ok(done) = DoneMsg::from_wire(&message.payload) {
-                                inner.deliver(done);
+            let reports_task =
+                spawn::named_task(|| "delayed cluster reports".to_string(), async move {
+                    while let Some(message) = reports.next().await {
+                        let Some(inner) = for_reports.upgrade() else {
+                            return;
+                        };
+                        match wire::liveness(message.headers.as_ref()) {
+                            Some(wire::PROBE) => inner.answer_probe(message.reply).await,
+                            Some(wire::PURGED) => inner.purged(),
+                            Some(wire::MOVED) => inner.moved(&message.payload),
+                            Some(_) => {}
+                            None => {
+                                if let Ok(done) = DoneMsg::from_wire(&message.payload) {
+                                    inner.deliver(done);
+                                }
                             }
                         }
                     }
-                }
-            });
+                });
             let for_advisories = weak.clone();
-            let advisories_task = tokio::spawn(async move {
-                while let Some(message) = advisories.next().await {
-                    let (Ok(advisory), Some(inner)) = (
-                        serde_json::from_slice::<serde_json::Value>(&message.payload),
-                        for_advisories.upgrade(),
-                    ) else {
-                        continue;
-                    };
-                    inner.killed(&advisory);
-                }
-            });
+            let advisories_task =
+                spawn::named_task(|| "delayed cluster advisories".to_string(), async move {
+                    while let Some(message) = advisories.next().await {
+                        let (Ok(advisory), Some(inner)) = (
+                            serde_json::from_slice::<serde_json::Value>(&message.payload),
+                            for_advisories.upgrade(),
+                        ) else {
+                            continue;
+                        };
+                        inner.killed(&advisory);
+                    }
+                });
             // Heartbeats: workers start no task of a client they have not
             // heard from within `client_timeout`.
             let heart = client.clone();
-            let heartbeat_task = tokio::spawn(async move {
-                let beat_msg = serde_json::to_vec(&AliveMsg::default()).unwrap_or_default();
-                loop {
-                    let _ = heart.publish(alive.clone(), beat_msg.clone().into()).await;
-                    tokio::time::sleep(beat).await;
-                }
-            });
+            let heartbeat_task =
+                spawn::named_task(|| "delayed cluster heartbeat".to_string(), async move {
+                    let beat_msg = serde_json::to_vec(&AliveMsg::default()).unwrap_or_default();
+                    loop {
+                        let _ = heart.publish(alive.clone(), beat_msg.clone().into()).await;
+                        tokio::time::sleep(beat).await;
+                    }
+                });
             let for_ringer = weak.clone();
             let ringer = Arc::new(tokio::sync::Notify::new());
             let woken = Arc::clone(&ringer);
-            let ringer_task = tokio::spawn(async move {
-                loop {
-                    woken.notified().await;
-                    let Some(inner) = for_ringer.upgrade() else {
-                        return;
-                    };
-                    inner.ring_now().await;
-                }
-            });
+            let ringer_task =
+                spawn::named_task(|| "delayed cluster doorbell".to_string(), async move {
+                    loop {
+                        woken.notified().await;
+                        let Some(inner) = for_ringer.upgrade() else {
+                            return;
+                        };
+                        inner.ring_now().await;
+                    }
+                });
             let for_watch = weak.clone();
-            let watch_task = tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(tick).await;
-                    let Some(inner) = for_watch.upgrade() else {
-                        return;
-                    };
-                    inner.watch(tick).await;
-                }
-            });
+            let watch_task =
+                spawn::named_task(|| "delayed cluster watch".to_string(), async move {
+                    loop {
+                        tokio::time::sleep(tick).await;
+                        let Some(inner) = for_watch.upgrade() else {
+                            return;
+                        };
+                        inner.watch(tick).await;
+                    }
+                });
             Inner {
                 client,
                 queues,

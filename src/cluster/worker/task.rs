@@ -143,7 +143,8 @@ async fn one(shared: &Arc<Shared>, wire: &[u8], sequence: u64, delivered: u64) -
                 Err(failed) => (failed, None),
             }
         };
-        tokio::spawn(ran.instrument(span))
+        let name = || crate::spawn::name_of(&task.key, &task.function);
+        crate::spawn::named_task(name, ran.instrument(span))
     };
     shared
         .running

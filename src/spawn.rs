@@ -1,11 +1,12 @@
-//! Where the engine spawns its tasks. Built with `--cfg tokio_unstable`,
+//! Where the crate spawns its tasks. Built with `--cfg tokio_unstable`,
 //! every task carries a name for tokio-console: a node's task its key and
-//! function (`load-sensor-01.txt (load)`), a runner or a blocking slot
-//! what it is. Without that cfg these are plain `spawn` calls: no name is
-//! formatted, nothing is stored.
+//! function (`load-sensor-01.txt (load)`, here or on a worker), a runner,
+//! a blocking slot or a service task what it is (`delayed runner`,
+//! `delayed cluster reports`). Without that cfg these are plain `spawn`
+//! calls: no name is formatted, nothing is stored.
 //!
-//! Every spawn of the engine goes through here, so that none is left
-//! anonymous and the unstable API is named in one file.
+//! The engine's spawns and the extensions' go through here, so that none
+//! is left anonymous and the unstable API is named in one file.
 
 use std::future::Future;
 
@@ -16,7 +17,12 @@ use crate::key::Key;
 
 /// The name tokio-console shows for the task of the node with `key`.
 pub(crate) fn task_name(key: &Key) -> String {
-    format!("{key} ({})", key.name())
+    name_of(key, key.name())
+}
+
+/// The name of the task of a node: its key, then its function.
+pub(crate) fn name_of(key: &dyn std::fmt::Display, function: &str) -> String {
+    format!("{key} ({function})")
 }
 
 /// Spawns the task of the node with the key `key` makes (asked only when
@@ -40,6 +46,21 @@ where
     F::Output: Send + 'static,
 {
     named(handle, || "delayed runner".to_string(), future)
+}
+
+/// Spawns a task of the crate's own (a listener, a server, a worker's
+/// run of a task) on the current runtime, named `name()`.
+///
+/// # Panics
+///
+/// Outside a tokio runtime, as `tokio::spawn` does.
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
+pub(crate) fn named_task<F>(name: impl FnOnce() -> String, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    named(&Handle::current(), name, future)
 }
 
 /// Opens a slot of the blocking pool on `handle`.
