@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The vocabulary: words every layer may use.
 const VOCABULARY: &[&str] = &[
-    "callback", "error", "graph", "key", "limit", "retry", "tokenize",
+    "callback", "error", "graph", "key", "limit", "retry", "spawn", "tokenize",
 ];
 /// The API layer, above the engine.
 const API: &[&str] = &[
@@ -21,6 +21,7 @@ const API: &[&str] = &[
     "builder",
     "collect",
     "combinators",
+    "completed",
     "compute",
     "delayed",
     "flatten",
@@ -31,7 +32,14 @@ const API: &[&str] = &[
     "unzip",
 ];
 /// Extensions, each in a folder of its own.
-const EXTENSIONS: &[&str] = &["cache", "cluster", "keyed", "observe"];
+const EXTENSIONS: &[&str] = &[
+    "cache",
+    "cluster",
+    "dashboard",
+    "keyed",
+    "metrics",
+    "observe",
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
