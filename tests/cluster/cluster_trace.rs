@@ -108,7 +108,20 @@ async fn a_request_that_ran_on_three_workers_is_one_trace() {
         .subscribe("delayed.tasks.>")
         .await
         .expect("subscribes");
-    watcher.flush().await.expect("flushes");
+    // The server handles one connection's messages in order: once a
+    // message of ours comes back, it has the subscription above.
+    let mut echo = watcher
+        .subscribe("delayed-test.echo")
+        .await
+        .expect("subscribes");
+    watcher
+        .publish("delayed-test.echo", "".into())
+        .await
+        .expect("publishes");
+    tokio::time::timeout(Duration::from_secs(10), echo.next())
+        .await
+        .expect("the server echoes")
+        .expect("an echo");
 
     // One request, three remote calls: three runs, three messages, one to
     // each idle worker.
@@ -129,7 +142,7 @@ async fn a_request_that_ran_on_three_workers_is_one_trace() {
 
     let mut headers = Vec::new();
     while headers.len() < 3 {
-        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
             .await
             .expect("the task messages were seen")
             .expect("a message");
