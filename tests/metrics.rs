@@ -96,33 +96,16 @@ fn tasks_are_counted_per_function_and_outcome() {
         // The aborted task reports its end as it is dropped.
         tokio::task::yield_now().await;
 
-        assert_eq!(
-            value(&handle, r#"delayed_tasks_started_total{function="fetch"}"#),
-            4.0
-        );
-        assert_eq!(
-            value(&handle, r#"delayed_tasks_finished_total{function="fetch"}"#),
-            4.0
-        );
-        assert_eq!(
-            value(&handle, r#"delayed_tasks_failed_total{function="boom"}"#),
-            1.0
-        );
-        assert_eq!(
-            value(&handle, r#"delayed_tasks_retried_total{function="flaky"}"#),
-            1.0
-        );
-        assert_eq!(
-            value(&handle, r#"delayed_tasks_finished_total{function="flaky"}"#),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &handle,
-                r#"delayed_tasks_cancelled_total{function="forever"}"#
-            ),
-            1.0
-        );
+        for (series, expected) in [
+            (r#"delayed_tasks_started_total{function="fetch"}"#, 4.0),
+            (r#"delayed_tasks_finished_total{function="fetch"}"#, 4.0),
+            (r#"delayed_tasks_failed_total{function="boom"}"#, 1.0),
+            (r#"delayed_tasks_retried_total{function="flaky"}"#, 1.0),
+            (r#"delayed_tasks_finished_total{function="flaky"}"#, 1.0),
+            (r#"delayed_tasks_cancelled_total{function="forever"}"#, 1.0),
+        ] {
+            assert_eq!(value(&handle, series), expected, "{series}");
+        }
         let rendered = handle.render();
         assert!(
             sample(&rendered, r#"delayed_tasks_failed_total{function="fetch"}"#).is_none(),
