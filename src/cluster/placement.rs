@@ -84,10 +84,12 @@ struct Placed {
 impl Drop for Placed {
     fn drop(&mut self) {
         let executor = self.on.executor();
+        // Before they leave: a finished node's attempt is over.
+        let settled = self.nodes.iter().all(NodeView::is_finished);
         for node in &self.nodes {
             node.leave(&executor);
         }
-        self.on.cluster.forget(&self.on.run);
+        self.on.cluster.forget(&self.on.run, settled);
     }
 }
 

@@ -1546,6 +1546,30 @@ async fn a_reader_that_finds_a_stored_result_deleted_runs_it_again() {
     .await;
 }
 
+/// A worker with no slot to spare for a held pull (concurrency 1, many
+/// functions) waits for its doorbell: each task queued then starts at
+/// once, not at the worker's next look at its queue, a second later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_with_no_slot_to_spare_hears_the_doorbell() {
+    within(Duration::from_secs(60), async {
+        let env = Env::start(1, 1).await;
+        assert_eq!(twice(0).compute_with(env.options()).await.unwrap(), 0);
+        let start = Instant::now();
+        for i in 1..=20 {
+            assert_eq!(twice(i).compute_with(env.options()).await.unwrap(), 2 * i);
+        }
+        let took = start.elapsed();
+        assert_eq!(
+            keys_of(&env.cluster.history()).len(),
+            21,
+            "each ran remotely"
+        );
+        // Unheard, each task would wait up to a second for that look.
+        assert!(took < Duration::from_secs(5), "20 tasks took {took:?}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_computes_share_remote_nodes() {
     within(Duration::from_secs(30), async {

@@ -77,8 +77,9 @@ impl Cluster {
         task.origin() == Origin::Registered && self.inner.registry.function(task.name()).is_some()
     }
 
-    /// Deletes the stored results of `run`.
-    pub(crate) fn forget(&self, run: &str) {
+    /// Deletes the stored results of `run`, whose tasks all finished if
+    /// `settled`.
+    pub(crate) fn forget(&self, run: &str, settled: bool) {
         self.inner.live.remove(run);
         // Before the deletes: a reader here then runs them again.
         self.inner.stored_nodes.retain(|(r, _), task| {
@@ -98,6 +99,11 @@ impl Cluster {
             .remove(run)
             .map(|(_, names)| names)
             .unwrap_or_default();
+        if settled && names.is_empty() && !self.inner.cut_short.contains(run) {
+            // Every task reported and stored nothing: nothing is left to
+            // stop or delete.
+            return;
+        }
         let inner = Arc::clone(&self.inner);
         let run = run.to_string();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {

@@ -16,6 +16,7 @@ use super::status::WorkerStatus;
 use super::wire::CancelMsg;
 use super::{keeper, ClusterError};
 
+mod doorbell;
 mod liveness;
 mod pull;
 mod task;
@@ -100,6 +101,8 @@ struct Shared {
     /// silences every client).
     connects: std::sync::atomic::AtomicU64,
     listening_since: std::sync::Mutex<Instant>,
+    /// Heard while some consumer waits for a ring.
+    doorbells: doorbell::Doorbells,
 }
 
 impl Worker {
@@ -280,6 +283,7 @@ impl Worker {
             holds: 0.into(),
             connects: client.statistics().connects.load(Ordering::Relaxed).into(),
             listening_since: std::sync::Mutex::new(Instant::now()),
+            doorbells: doorbell::Doorbells::new(),
         });
         let subscribe = |subject: String, what: &'static str| {
             let client = client.clone();
@@ -293,11 +297,6 @@ impl Worker {
         let mut cancels = subscribe(names.cancel(), "cancellations").await?;
         let mut pings = subscribe(names.workers(), "status requests").await?;
         let mut beats = subscribe(names.all_alive(), "clients' heartbeats").await?;
-        let mut rings = Vec::new();
-        for pool in &self.pools {
-            rings.push(subscribe(names.rings(pool), "doorbells").await?);
-        }
-        let mut rings = futures::stream::select_all(rings);
         let mut listeners = JoinSet::new();
         let mut resends = subscribe(names.all_resend(), "requests to send again").await?;
         let resending = Arc::clone(&shared);
@@ -347,12 +346,11 @@ impl Worker {
                 hearing.heard(client, &message.payload);
             }
         });
+        let ringing = Arc::clone(&shared);
+        let rings = self.pools.iter().map(|pool| names.rings(pool)).collect();
+        let ring_client = client.clone();
         listeners.spawn(async move {
-            while let Some(message) = rings.next().await {
-                if let Some(bell) = bells.get(message.subject.as_str()) {
-                    bell.notify_one();
-                }
-            }
+            ringing.doorbells.listen(ring_client, rings, bells).await;
         });
         let sweeping = Arc::clone(&shared);
         listeners.spawn(async move {

@@ -33,7 +33,9 @@ type Tasks = Arc<std::sync::Mutex<JoinSet<()>>>;
 /// slot, so that the next task reaches it at once; it does so only if
 /// another slot stays free for the worker's other consumers (or it has
 /// none), since the slot is held while nothing runs. Otherwise it waits
-/// for its doorbell, which the clients ring when they queue tasks.
+/// for its doorbell, which the clients ring when they queue tasks, and
+/// which the worker hears only while some consumer waits for it (see
+/// `doorbell.rs`).
 pub(super) async fn pull(
     shared: Arc<Shared>,
     consumer: PullConsumer,
@@ -45,6 +47,8 @@ pub(super) async fn pull(
     let mut drain = true;
     // Tasks per message at the last fetch.
     let mut per = 1;
+    // Held while this consumer waits for its doorbell rather than a pull.
+    let mut waiting = None;
     loop {
         if drain && !drain_queue(&shared, &consumer, &tasks, &mut per, &mut stop).await {
             return;
@@ -54,7 +58,24 @@ pub(super) async fn pull(
         }
         drain = match idle_slot(&shared, alone) {
             // Not cut short by a stop: a task the server sends it runs here.
-            Some(slot) => hold(&shared, &consumer, &tasks, slot).await,
+            Some(slot) => {
+                waiting = None;
+                hold(&shared, &consumer, &tasks, slot).await
+            }
+            None if waiting.is_none() => {
+                let (wait, fresh) = shared.doorbells.wait();
+                waiting = Some(wait);
+                if fresh {
+                    // What was queued before the worker heard the
+                    // doorbells rang nobody: look once more.
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = shared.doorbells.subscribed() => {}
+                        () = tokio::time::sleep(IDLE) => {}
+                    }
+                }
+                fresh
+            }
             None => {
                 tokio::select! {
                     _ = stop.changed() => return,
@@ -102,9 +123,13 @@ async fn drain_queue(
         // No wait: what is queued now, at once.
         match consumer.fetch().max_messages(asked).messages().await {
             Ok(batch) => {
-                let (messages, tasks) = run_all(shared, tasks, batch, &mut slots).await;
-                if messages > 0 {
-                    *per = tasks.div_ceil(messages).max(1);
+                let got = run_all(shared, tasks, batch, &mut slots).await;
+                if got.messages > 0 {
+                    *per = got.tasks.div_ceil(got.messages).max(1);
+                }
+                if got.pending == Some(0) {
+                    // The server says nothing more is queued.
+                    return true;
                 }
             }
             Err(err) => {
@@ -129,7 +154,9 @@ fn idle_slot(shared: &Arc<Shared>, alone: bool) -> Option<OwnedSemaphorePermit> 
 }
 
 /// Holds a pull open for the next task, up to [`IDLE`]; it returns as
-/// soon as one is queued. True if a task came (more may follow).
+/// soon as one is queued. True if a task came and more may follow: not
+/// when the server says none is queued behind it, so that a lone task
+/// costs one pull.
 async fn hold(
     shared: &Arc<Shared>,
     consumer: &PullConsumer,
@@ -145,33 +172,47 @@ async fn hold(
         .await
     {
         Ok(batch) => {
-            run_all(shared, tasks, batch, &mut slots).await;
+            let got = run_all(shared, tasks, batch, &mut slots).await;
+            got.messages > 0 && got.pending != Some(0)
         }
         Err(err) => {
             tracing::warn!(error = %err, "cannot fetch tasks; retrying");
             drop(slots);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            return false;
+            false
         }
     }
-    slots.is_empty()
+}
+
+/// What a fetched batch brought.
+struct Got {
+    messages: usize,
+    /// The tasks those messages held.
+    tasks: usize,
+    /// How many messages the server had queued behind the last one.
+    pending: Option<u64>,
 }
 
 /// Runs each message of a fetched batch in `tasks`, holding one of
-/// `slots`; returns how many messages came, and how many tasks they held.
+/// `slots`.
 async fn run_all(
     shared: &Arc<Shared>,
     tasks: &Tasks,
     mut batch: async_nats::jetstream::consumer::pull::Batch,
     slots: &mut Vec<OwnedSemaphorePermit>,
-) -> (usize, usize) {
-    let (mut messages, mut held) = (0, 0);
+) -> Got {
+    let mut got = Got {
+        messages: 0,
+        tasks: 0,
+        pending: None,
+    };
     while let Some(next) = batch.next().await {
         match next {
             Ok(message) => {
                 let Some(slot) = slots.pop() else { break };
-                messages += 1;
-                held += wire::tasks_of(&message.payload).map_or(1, |tasks| tasks.len());
+                got.messages += 1;
+                got.tasks += wire::tasks_of(&message.payload).map_or(1, |tasks| tasks.len());
+                got.pending = message.info().ok().map(|info| info.pending);
                 let shared = Arc::clone(shared);
                 let mut tasks = tasks.lock().unwrap_or_else(PoisonError::into_inner);
                 tasks.spawn(async move {
@@ -186,5 +227,5 @@ async fn run_all(
             break;
         }
     }
-    (messages, held)
+    got
 }
