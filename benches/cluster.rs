@@ -12,7 +12,14 @@
 //! cargo bench -p delayed-benches --features nats --bench cluster            # needs nats-server on PATH
 //! cargo bench -p delayed-benches --features nats --bench cluster -- --quick # smaller shapes
 //! cargo bench -p delayed-benches --features nats --bench cluster -- kill    # one shape
+//! cargo bench -p delayed-benches --features nats --bench cluster -- roundtrip
 //! ```
+//!
+//! The round trips (in `throughput`, and alone in `roundtrip`, which the
+//! default run leaves out) also report the CPU time and the context
+//! switches per round trip of the client, the worker and the server, read
+//! from `/proc`: a shared machine's other guests move wall times, not
+//! these.
 //!
 //! Starts its own `nats-server -js` on a free loopback port. Workers are
 //! in-process for the overhead and scaling shapes and child processes (this
