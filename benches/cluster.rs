@@ -217,21 +217,26 @@ async fn workers(url: &str, count: usize, each: usize) -> Vec<tokio::sync::onesh
 }
 
 /// The floor: the same JetStream round trip written by hand, publish, a
-/// pull, an ack and a reply, with no graph.
+/// pull, an ack and a reply, with no graph. The worker has its own
+/// connection, as a worker process would.
 async fn raw_round_trips(url: &str, tasks: u64) -> Duration {
     use async_nats::jetstream::{self, consumer, stream};
     let client = async_nats::connect(url).await.expect("connects");
     let js = jetstream::new(client.clone());
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: "RAW".into(),
-            subjects: vec!["raw.tasks".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
+    js.get_or_create_stream(stream::Config {
+        name: "RAW".into(),
+        subjects: vec!["raw.tasks".into()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("a stream");
+    let replier = async_nats::connect(url).await.expect("connects");
+    let stream = jetstream::new(replier.clone())
+        .get_stream("RAW")
         .await
-        .expect("a stream");
+        .expect("the stream");
     let consumer = stream
         .get_or_create_consumer(
             "raw",
@@ -243,7 +248,6 @@ async fn raw_round_trips(url: &str, tasks: u64) -> Duration {
         )
         .await
         .expect("a consumer");
-    let replier = client.clone();
     let worker = tokio::spawn(async move {
         let mut done = 0;
         while done < tasks {
@@ -564,6 +568,36 @@ async fn round_trip_only(url: &str, n: u64) {
     println!("| measure | value |");
     println!("|---|---|");
     round_trips(&cluster, n, worker.0[0].id()).await.print();
+    // The hand-written floor in the same run, with its costs: the client
+    // and its worker share this process, so their CPU is one number.
+    let pids = [std::process::id(), *SERVER_PID.get().expect("a server")];
+    let (cpu, switched) = (pids.map(cpu_of), pids.map(switches_of));
+    let took = raw_round_trips(url, n).await;
+    let per_trip = |b: Option<Duration>, a: Option<Duration>| {
+        b.zip(a).map_or("n/a".into(), |(b, a)| {
+            format!("{:.0}", a.saturating_sub(b).as_secs_f64() * 1e6 / n as f64)
+        })
+    };
+    let switches = |b: Option<u64>, a: Option<u64>| {
+        b.zip(a).map_or("n/a".into(), |(b, a)| {
+            format!("{:.1}", a.saturating_sub(b) as f64 / n as f64)
+        })
+    };
+    let (cpu_after, switched_after) = (pids.map(cpu_of), pids.map(switches_of));
+    println!(
+        "| the floor by hand: round trip, mean | {:.3} ms |",
+        took.as_secs_f64() * 1e3 / n as f64
+    );
+    println!(
+        "| the floor's CPU per round trip, client and worker / server | {} / {} us |",
+        per_trip(cpu[0], cpu_after[0]),
+        per_trip(cpu[1], cpu_after[1])
+    );
+    println!(
+        "| the floor's context switches per round trip, client and worker / server | {} / {} |",
+        switches(switched[0], switched_after[0]),
+        switches(switched[1], switched_after[1])
+    );
 }
 
 /// A 10 MB `Vec<f64>` made by one worker and summed by another (two
