@@ -11,7 +11,7 @@
 use std::future::Future;
 
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::key::Key;
 
@@ -61,6 +61,66 @@ where
     F::Output: Send + 'static,
 {
     named(&Handle::current(), name, future)
+}
+
+/// Spawns a task of the crate's own on `handle`, named `name`: a
+/// service task, or a short-lived one that publishes or deletes.
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
+pub(crate) fn named_on<F>(handle: &Handle, name: &'static str, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    named(handle, || name.to_string(), future)
+}
+
+/// Spawns a task of the crate's own into `set`, named `name`. Where
+/// tokio cannot spawn at all the future is dropped unrun, as a shut-down
+/// runtime drops it.
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
+pub(crate) fn in_set<T, F>(set: &mut JoinSet<T>, name: &'static str, future: F)
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    #[cfg(tokio_unstable)]
+    {
+        let _ = set.build_task().name(name).spawn(future);
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        let _ = name;
+        set.spawn(future);
+    }
+}
+
+/// Runs `f` on the blocking pool of `handle`, in a task named `name`.
+#[allow(dead_code, reason = "for extensions, which a build may leave out")]
+pub(crate) fn blocking_on<F, R>(handle: &Handle, name: &'static str, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    #[cfg(tokio_unstable)]
+    {
+        match tokio::task::Builder::new()
+            .name(name)
+            .spawn_blocking_on(f, handle)
+        {
+            Ok(join) => join,
+            // As in `named`: a task aborted at once stands for it.
+            Err(_) => {
+                let join = handle.spawn(std::future::pending::<R>());
+                join.abort();
+                join
+            }
+        }
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        let _ = name;
+        handle.spawn_blocking(f)
+    }
 }
 
 /// Opens a slot of the blocking pool on `handle`.

@@ -145,3 +145,29 @@ async fn no_task_of_the_crate_is_anonymous() {
         "{names:?}"
     );
 }
+
+#[delayed(cache)]
+fn cube(x: u64) -> u64 {
+    x * x * x
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_cache_files_work_is_named_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = delayed::cache::Cache::dir(dir.path()).unwrap();
+    let options = || delayed::Options::new().cache(&cache);
+    let (names, _default) = watching();
+    assert_eq!(cube(3).compute_with(options()).await.unwrap(), 27);
+    // Again: read back from the directory, on the blocking pool.
+    assert_eq!(cube(3).compute_with(options()).await.unwrap(), 27);
+    assert_eq!(cache.stats().hits, 1);
+    let names = names.all();
+    assert!(
+        names.iter().any(|n| n == "delayed cache file"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| n != "<anonymous>"),
+        "every task has a name: {names:?}"
+    );
+}

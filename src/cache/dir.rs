@@ -141,10 +141,13 @@ impl DirStore {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             match tokio::runtime::Handle::try_current() {
-                Ok(handle) => handle
-                    .spawn_blocking(move || f(&inner))
-                    .await
-                    .map_err(|err| StoreError::new(format!("a cache file task failed: {err}")))?,
+                Ok(handle) => {
+                    crate::spawn::blocking_on(&handle, "delayed cache file", move || f(&inner))
+                        .await
+                        .map_err(|err| {
+                            StoreError::new(format!("a cache file task failed: {err}"))
+                        })?
+                }
                 Err(_) => f(&inner),
             }
         })

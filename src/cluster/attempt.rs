@@ -335,7 +335,7 @@ impl Cluster {
             WorkerOutcome::NoWorker { message } => {
                 // No worker will take it: out of the queue.
                 let stream = inner.queues.stream.clone();
-                tokio::spawn(async move {
+                crate::spawn::named_task(|| "delayed cluster dequeue".to_string(), async move {
                     let _ = stream.delete_message(ack).await;
                 });
                 Err(Error::invalid(key, message))
@@ -461,7 +461,7 @@ impl Inner {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        handle.spawn(async move {
+        crate::spawn::named_on(&handle, "delayed cluster cancel", async move {
             drop(keep);
             // Dropped with its whole compute, the run's end stops it
             // with all the others at once: one purge, one broadcast.

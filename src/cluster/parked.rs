@@ -110,7 +110,11 @@ impl Cluster {
             start
         };
         if start {
-            handle.spawn(send_submitted(Arc::clone(inner)));
+            crate::spawn::named_on(
+                handle,
+                "delayed cluster sender",
+                send_submitted(Arc::clone(inner)),
+            );
         }
         // Weak: dropping the hook, under the node's lock, then costs
         // nothing.
@@ -231,7 +235,7 @@ impl Parked {
         match reported {
             Ok(Reported::Made(made)) => settle.settle(made),
             Ok(Reported::Download) => {
-                tokio::spawn(async move {
+                crate::spawn::named_task(|| "delayed cluster download".to_string(), async move {
                     let reading = AssertUnwindSafe(cluster.download(&task, &on.run)).catch_unwind();
                     let made = match settle.instrumented(reading).await {
                         Ok(read) => read.map(Made::Value),

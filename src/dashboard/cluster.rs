@@ -76,9 +76,11 @@ impl Dashboard {
     #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
     pub fn cluster(&self, cluster: &Cluster) {
         let watcher = &self.inner.watcher;
-        let task = watcher
-            .runtime
-            .spawn(watch(Arc::clone(&self.inner.hub), cluster.clone()));
+        let task = crate::spawn::named_on(
+            &watcher.runtime,
+            "delayed dashboard cluster watch",
+            watch(Arc::clone(&self.inner.hub), cluster.clone()),
+        );
         let mut slot = watcher.task.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(previous) = slot.replace(task.abort_handle()) {
             previous.abort();

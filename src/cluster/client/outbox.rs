@@ -138,7 +138,7 @@ impl Drop for Lead {
         let inner = Arc::clone(&self.inner);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(flush(inner, subject));
+                crate::spawn::named_on(&handle, "delayed cluster publish", flush(inner, subject));
             }
             Err(_) => {
                 // No runtime left to publish on: the queued tasks fail.

@@ -107,7 +107,7 @@ impl Cluster {
         let inner = Arc::clone(&self.inner);
         let run = run.to_string();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
+            crate::spawn::named_on(&handle, "delayed cluster run end", async move {
                 // Its dropped attempts (if any) have said so by now.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let cut_short = inner.cut_short.remove(&run).is_some();
@@ -191,10 +191,13 @@ impl Inner {
             }
         }
         let inner = Arc::clone(self);
-        tokio::spawn(async move {
-            for name in done {
-                store::delete(&inner.queues, &name).await;
-            }
-        });
+        crate::spawn::named_task(
+            || "delayed cluster result deletes".to_string(),
+            async move {
+                for name in done {
+                    store::delete(&inner.queues, &name).await;
+                }
+            },
+        );
     }
 }

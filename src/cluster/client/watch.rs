@@ -268,7 +268,7 @@ impl Inner {
             // that came back (see the worker's `split`): its message says
             // whose it is.
             let inner = Arc::clone(self);
-            tokio::spawn(async move {
+            crate::spawn::named_task(|| "delayed cluster redelivery".to_string(), async move {
                 let Ok(message) = stream.get_raw_message(sequence).await else {
                     return;
                 };
@@ -288,7 +288,7 @@ impl Inner {
             return;
         };
         let inner = Arc::clone(self);
-        tokio::spawn(async move {
+        crate::spawn::named_task(|| "delayed cluster redelivery".to_string(), async move {
             // A task of a batch that came back counts the batch's
             // deliveries too.
             let prior = match stream.get_raw_message(sequence).await {

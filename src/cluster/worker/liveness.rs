@@ -107,7 +107,7 @@ impl Shared {
                 continue;
             }
             let shared = Arc::clone(self);
-            tokio::spawn(async move {
+            crate::spawn::named_task(|| "delayed worker liveness probe".to_string(), async move {
                 let there = shared.probe(&client).await;
                 shared.probing.remove(&client);
                 if there {
@@ -156,7 +156,7 @@ impl Shared {
             !theirs
         });
         let shared = Arc::clone(self);
-        tokio::spawn(async move {
+        crate::spawn::named_task(|| "delayed worker purge".to_string(), async move {
             store::purge_client(&shared.queues, &client).await;
             match shared.dead.get_mut(&client) {
                 Some(mut purged) => *purged = true,
@@ -174,7 +174,7 @@ impl Shared {
             "a client taken for dead is back: told its tasks were purged"
         );
         let shared = Arc::clone(self);
-        tokio::spawn(async move {
+        crate::spawn::named_task(|| "delayed worker purge notice".to_string(), async move {
             let _ = shared
                 .client
                 .publish_with_headers(

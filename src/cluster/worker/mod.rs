@@ -300,16 +300,20 @@ impl Worker {
         let mut listeners = JoinSet::new();
         let mut resends = subscribe(names.all_resend(), "requests to send again").await?;
         let resending = Arc::clone(&shared);
-        listeners.spawn(async move {
+        crate::spawn::in_set(&mut listeners, "delayed worker resends", async move {
             while let Some(message) = resends.next().await {
                 if let Some(client) = message.subject.rsplit('.').next() {
                     resending.resend(client).await;
                 }
             }
         });
-        let keeping = shared.keeper.spawn(task::keep_alive(Arc::clone(&shared)));
+        let keeping = crate::spawn::named_on(
+            &shared.keeper,
+            "delayed worker keep-alive",
+            task::keep_alive(Arc::clone(&shared)),
+        );
         let cancelling = Arc::clone(&shared);
-        listeners.spawn(async move {
+        crate::spawn::in_set(&mut listeners, "delayed worker cancels", async move {
             while let Some(message) = cancels.next().await {
                 if let Ok(cancel) = serde_json::from_slice::<CancelMsg>(&message.payload) {
                     cancelling.cancel(cancel.run, cancel.key, cancel.sequence);
@@ -319,7 +323,7 @@ impl Worker {
         let answering = Arc::clone(&shared);
         let concurrency = self.concurrency;
         let pools = self.pools.clone();
-        listeners.spawn(async move {
+        crate::spawn::in_set(&mut listeners, "delayed worker status", async move {
             let mut functions: Vec<String> =
                 answering.registry.names().map(str::to_string).collect();
             functions.sort();
@@ -338,7 +342,7 @@ impl Worker {
             }
         });
         let hearing = Arc::clone(&shared);
-        listeners.spawn(async move {
+        crate::spawn::in_set(&mut listeners, "delayed worker heartbeats", async move {
             while let Some(message) = beats.next().await {
                 let Some(client) = message.subject.rsplit('.').next() else {
                     continue;
@@ -349,11 +353,11 @@ impl Worker {
         let ringing = Arc::clone(&shared);
         let rings = self.pools.iter().map(|pool| names.rings(pool)).collect();
         let ring_client = client.clone();
-        listeners.spawn(async move {
+        crate::spawn::in_set(&mut listeners, "delayed worker doorbells", async move {
             ringing.doorbells.listen(ring_client, rings, bells).await;
         });
         let sweeping = Arc::clone(&shared);
-        listeners.spawn(async move {
+        crate::spawn::in_set(&mut listeners, "delayed worker sweep", async move {
             let period = sweeping.queues.settings.client_timeout / 3;
             loop {
                 tokio::time::sleep(period).await;
@@ -364,14 +368,18 @@ impl Worker {
         let tasks = Arc::new(std::sync::Mutex::new(JoinSet::new()));
         let alone = consumers.len() == 1;
         for (consumer, bell) in consumers {
-            pullers.spawn(pull(
-                Arc::clone(&shared),
-                consumer,
-                bell,
-                Arc::clone(&tasks),
-                alone,
-                stopped.clone(),
-            ));
+            crate::spawn::in_set(
+                &mut pullers,
+                "delayed worker puller",
+                pull(
+                    Arc::clone(&shared),
+                    consumer,
+                    bell,
+                    Arc::clone(&tasks),
+                    alone,
+                    stopped.clone(),
+                ),
+            );
         }
         shutdown.await;
         // Stop pulling; finish what we hold.

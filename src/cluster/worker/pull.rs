@@ -215,7 +215,7 @@ async fn run_all(
                 got.pending = message.info().ok().map(|info| info.pending);
                 let shared = Arc::clone(shared);
                 let mut tasks = tasks.lock().unwrap_or_else(PoisonError::into_inner);
-                tasks.spawn(async move {
+                crate::spawn::in_set(&mut tasks, "delayed worker message", async move {
                     handle(&shared, message).await;
                     drop(slot);
                 });
