@@ -162,10 +162,7 @@ async fn the_cache_files_work_is_named_too() {
     assert_eq!(cube(3).compute_with(options()).await.unwrap(), 27);
     assert_eq!(cache.stats().hits, 1);
     let names = names.all();
-    assert!(
-        names.iter().any(|n| n == "delayed cache file"),
-        "{names:?}"
-    );
+    assert!(names.iter().any(|n| n == "delayed cache file"), "{names:?}");
     assert!(
         names.iter().all(|n| n != "<anonymous>"),
         "every task has a name: {names:?}"
