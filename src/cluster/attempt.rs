@@ -233,14 +233,13 @@ impl Cluster {
         let subject = inner.queues.names.task(&pool, name, &run);
         let ack = inner
             .publish_task(
-                subject,
+                (subject, (Arc::clone(&pool), name)),
                 Arc::clone(&run),
                 message_id,
                 (payload, message.traceparent),
             )
             .await
             .map_err(fail)?;
-        inner.ring(&pool, name);
         inner.sequenced(ack, id);
         guard.sequence = Some(ack);
         Ok(Sent::Waiting(Waiting {

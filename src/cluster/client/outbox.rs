@@ -25,6 +25,9 @@ const MOST_BYTES: usize = 64 * 1024;
 /// a flush for it runs.
 pub(in crate::cluster) type Outbox = std::sync::Mutex<HashMap<String, VecDeque<Queued>>>;
 
+/// The doorbell a subject's tasks ring: their pool and function.
+pub(in crate::cluster) type Bell = (Arc<str>, &'static str);
+
 /// A task waiting to be published.
 pub(in crate::cluster) struct Queued {
     /// Its run, cut short if nobody waits for it when it is published.
@@ -68,7 +71,7 @@ impl Inner {
     /// that holds it.
     pub(in crate::cluster) async fn publish_task(
         self: &Arc<Self>,
-        subject: String,
+        (subject, bell): (String, Bell),
         run: Arc<str>,
         id: String,
         (payload, traceparent): (Vec<u8>, Option<String>),
@@ -107,11 +110,12 @@ impl Inner {
         let _lead = Lead {
             inner: Arc::clone(self),
             subject: subject.clone(),
+            bell: bell.clone(),
         };
         let payload = payload.unwrap_or_default();
         let traceparent = traceparent.flatten();
         let message = (payload, traceparent.as_deref());
-        publish(self, &subject, &format!("{id}+1"), message).await
+        publish(self, (&subject, &bell), &format!("{id}+1"), message).await
     }
 }
 
@@ -120,6 +124,7 @@ impl Inner {
 struct Lead {
     inner: Arc<Inner>,
     subject: String,
+    bell: Bell,
 }
 
 impl Drop for Lead {
@@ -135,10 +140,15 @@ impl Drop for Lead {
         }
         drop(outbox);
         let subject = std::mem::take(&mut self.subject);
+        let bell = self.bell.clone();
         let inner = Arc::clone(&self.inner);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                crate::spawn::named_on(&handle, "delayed cluster publish", flush(inner, subject));
+                crate::spawn::named_on(
+                    &handle,
+                    "delayed cluster publish",
+                    flush(inner, subject, bell),
+                );
             }
             Err(_) => {
                 // No runtime left to publish on: the queued tasks fail.
@@ -154,7 +164,7 @@ impl Drop for Lead {
 
 /// Publishes what is queued for `subject`, a message at a time, until
 /// nothing is.
-async fn flush(inner: Arc<Inner>, subject: String) {
+async fn flush(inner: Arc<Inner>, subject: String, bell: Bell) {
     let most_bytes = MOST_BYTES.min(inner.queues.settings.max_message);
     loop {
         let batch: Vec<Queued> = {
@@ -190,7 +200,7 @@ async fn flush(inner: Arc<Inner>, subject: String) {
                 .all(|queued| queued.traceparent.as_deref() == Some(first))
         });
         let message = (wire::batch(&payloads), traceparent);
-        let published = publish(&inner, &subject, &id, message).await;
+        let published = publish(&inner, (&subject, &bell), &id, message).await;
         for queued in batch {
             if queued.tx.send(published.clone()).is_err() && published.is_ok() {
                 // Queued, then dropped: its run cleans the queue up.
@@ -205,9 +215,15 @@ async fn flush(inner: Arc<Inner>, subject: String) {
 /// restarting); returns its stream sequence. `id` names this publish, so
 /// that JetStream drops a second copy sent because the first one's ack
 /// was lost.
+///
+/// The doorbell rings once the message is written, not once the server
+/// acknowledged it: the ack's trip back and the ring's trip out overlap.
+/// The ring follows the message on the same connection, so the server
+/// has the task before any worker hears the ring (a worker waits a
+/// little for a task the stream has not stored yet; see `pull.rs`).
 async fn publish(
     inner: &Inner,
-    subject: &str,
+    (subject, bell): (&str, &Bell),
     id: &str,
     (payload, traceparent): (Vec<u8>, Option<&str>),
 ) -> Result<u64, String> {
@@ -223,6 +239,7 @@ async fn publish(
             .publish_with_headers(subject.to_string(), headers.clone(), payload.clone().into())
             .await
             .map_err(|err| format!("cannot publish the task: {err}"))?;
+        inner.ring(&bell.0, bell.1);
         ack.await
             .map(|ack| ack.sequence)
             .map_err(|err| format!("the task was not stored: {err}"))

@@ -21,6 +21,12 @@ const BATCH: usize = 64;
 /// looks at its queue anyway (for redeliveries, and rings that were lost).
 const IDLE: Duration = Duration::from_secs(1);
 
+/// How long a consumer woken by its doorbell waits for the task it rang
+/// for. Clients ring as soon as the task is written, so the stream may
+/// not have stored it yet when the worker asks; and another worker may
+/// have taken it, so the slot is not held for long.
+const RUNG: Duration = Duration::from_millis(50);
+
 /// Where a worker runs the tasks it pulled.
 type Tasks = Arc<std::sync::Mutex<JoinSet<()>>>;
 
@@ -35,7 +41,8 @@ type Tasks = Arc<std::sync::Mutex<JoinSet<()>>>;
 /// none), since the slot is held while nothing runs. Otherwise it waits
 /// for its doorbell, which the clients ring when they queue tasks, and
 /// which the worker hears only while some consumer waits for it (see
-/// `doorbell.rs`).
+/// `doorbell.rs`); a ring gets a pull held open for [`RUNG`], since the
+/// client rings before the stream acknowledged the task.
 pub(super) async fn pull(
     shared: Arc<Shared>,
     consumer: PullConsumer,
@@ -60,7 +67,7 @@ pub(super) async fn pull(
             // Not cut short by a stop: a task the server sends it runs here.
             Some(slot) => {
                 waiting = None;
-                hold(&shared, &consumer, &tasks, slot).await
+                hold(&shared, &consumer, &tasks, slot, IDLE).await
             }
             None if waiting.is_none() => {
                 let (wait, fresh) = shared.doorbells.wait();
@@ -77,12 +84,24 @@ pub(super) async fn pull(
                 fresh
             }
             None => {
-                tokio::select! {
+                let rung = tokio::select! {
                     _ = stop.changed() => return,
-                    () = bell.notified() => {}
-                    () = tokio::time::sleep(IDLE) => {}
+                    () = bell.notified() => true,
+                    () = tokio::time::sleep(IDLE) => false,
+                };
+                if !rung {
+                    // Redeliveries, and rings that were lost.
+                    true
+                } else {
+                    let slot = tokio::select! {
+                        _ = stop.changed() => return,
+                        permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+                            Ok(permit) => permit,
+                            Err(_) => return,
+                        },
+                    };
+                    hold(&shared, &consumer, &tasks, slot, RUNG).await
                 }
-                true
             }
         };
     }
@@ -153,7 +172,7 @@ fn idle_slot(shared: &Arc<Shared>, alone: bool) -> Option<OwnedSemaphorePermit> 
     (alone || shared.slots.available_permits() > 0).then_some(slot)
 }
 
-/// Holds a pull open for the next task, up to [`IDLE`]; it returns as
+/// Holds a pull open for the next task, up to `wait`; it returns as
 /// soon as one is queued. True if a task came and more may follow: not
 /// when the server says none is queued behind it, so that a lone task
 /// costs one pull.
@@ -162,12 +181,13 @@ async fn hold(
     consumer: &PullConsumer,
     tasks: &Tasks,
     slot: OwnedSemaphorePermit,
+    wait: Duration,
 ) -> bool {
     let mut slots = vec![slot];
     match consumer
         .fetch()
         .max_messages(1)
-        .expires(IDLE)
+        .expires(wait)
         .messages()
         .await
     {
